@@ -1,0 +1,23 @@
+# Resolves VLART_WITH_CUDA (AUTO/ON/OFF) into VLART_CUDA_ENABLED and enables the CUDA language.
+set(VLART_CUDA_ENABLED OFF)
+if(NOT VLART_WITH_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  find_package(CUDAToolkit QUIET)
+  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # `native` fails on machines without a GPU: give an explicit list.
+      set(CMAKE_CUDA_ARCHITECTURES 80;86;89;90)
+    endif()
+    # The default Static runtime would link both runtimes next to cuBLAS.
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    enable_language(CUDA)
+    set(VLART_CUDA_ENABLED ON)
+  elseif(VLART_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "VLART_WITH_CUDA=ON but nvcc or the CUDA toolkit was not found")
+  else()
+    message(STATUS "CUDA toolkit not found: building without the CUDA backend")
+  endif()
+endif()

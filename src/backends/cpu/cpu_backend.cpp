@@ -1,0 +1,77 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <omp.h>
+#include <xmmintrin.h>
+
+#include <cstring>
+#include <thread>
+
+#include "vlart/error.h"
+
+namespace vlart {
+
+void set_flush_denormals() {
+  // FTZ (bit 15) and DAZ (bit 6) of MXCSR.
+  _mm_setcsr(_mm_getcsr() | 0x8040u);
+}
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& opts) {
+    int n = opts.threads;
+    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+    ctx_.threads = n > 0 ? n : 1;
+    ctx_.engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
+    ctx_.stream = dnnl::stream(ctx_.engine);
+    register_cpu_gemm(table_);
+    register_cpu_norm(table_);
+    register_cpu_elementwise(table_);
+    register_cpu_layout(table_);
+    register_cpu_attention(table_);
+  }
+
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::cpu(); }
+  Allocator* allocator() override { return cpu_allocator(); }
+
+  bool supports(const Graph& g, const Node& n) const override {
+    if (n.op == OpKind::kReshape) return true;  // alias, executed by nobody
+    const auto& e = table_[static_cast<size_t>(n.op)];
+    return e.supports && e.create && e.supports(g, n);
+  }
+
+  std::unique_ptr<OpKernel> prepare(const Graph& g, const Node& n) override {
+    const auto& e = table_[static_cast<size_t>(n.op)];
+    if (!e.create)
+      throw UnsupportedError(detail::concat("cpu backend has no kernel for op ", op_name(n.op),
+                                            " (node '", n.name, "')"));
+    begin_run();  // primitives created here may run reorders: same thread setup as run
+    return e.create(g, n, ctx_);
+  }
+
+  void begin_run() override {
+    omp_set_num_threads(ctx_.threads);
+    thread_local int configured_threads = 0;
+    if (configured_threads != ctx_.threads) {
+      // Configure every thread of this caller's OpenMP pool once.
+#pragma omp parallel num_threads(ctx_.threads)
+      set_flush_denormals();
+      set_flush_denormals();
+      configured_threads = ctx_.threads;
+    }
+  }
+
+ private:
+  CpuContext ctx_;
+  CpuKernelTable table_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& opts) {
+  return std::make_unique<CpuBackend>(opts);
+}
+
+}  // namespace vlart
