@@ -28,6 +28,9 @@ class OpKernel {
   virtual size_t scratch_bytes() const { return 0; }
   // Executes the op. Must not allocate host heap memory (see alloc_guard.h).
   virtual void run(const KernelArgs& args) = 0;
+  // True when the kernel took its own (repacked/uploaded) copy of input `i` at prepare time, so the
+  // executor need not place that weight on the backend's device.
+  virtual bool owns_input(int /*i*/) const { return false; }
 };
 
 class Backend {

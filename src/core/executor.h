@@ -1,0 +1,68 @@
+// Executor: places a Graph on backends, plans its activation memory once, prepares every kernel
+// (weights repacked once), then runs it any number of times without allocating.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/graph.h"
+#include "core/memory_planner.h"
+
+namespace vlart {
+
+struct ExecutorOptions {
+  // Debug switch: any heap allocation made by vlart code on the calling thread inside run() becomes an
+  // Error(kAllocationInRun) naming the node. Needs the vlart_alloc_hook object linked.
+  bool forbid_allocations_in_run = false;
+  // Record the wall time of every step (read with step_times_us()).
+  bool profile = false;
+};
+
+struct StepInfo {
+  std::string name;  // node name, or "copy:<value>" for inserted copies
+  std::string op;
+  std::string backend;
+};
+
+class Executor {
+ public:
+  // `backends` in priority order; each node goes to the first one whose supports() accepts it.
+  // Nodes no backend supports raise UnsupportedError naming the node.
+  Executor(const Graph& graph, std::vector<Backend*> backends, const ExecutorOptions& opts = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  int num_inputs() const;
+  int num_outputs() const;
+  // Host tensors to fill before run(); they stay valid for the executor's lifetime.
+  Tensor& input(int i);
+  Tensor& input(const std::string& name);
+  // Host views of the outputs after run().
+  const Tensor& output(int i) const;
+
+  void run();
+
+  // Introspection.
+  const std::vector<StepInfo>& steps() const { return step_info_; }
+  const std::vector<double>& step_times_us() const { return step_times_us_; }
+  size_t arena_bytes(int device_slot = 0) const;
+  size_t naive_bytes(int device_slot = 0) const;
+  int num_device_slots() const;
+  // Allocations counted during the last run() (needs vlart_alloc_hook).
+  uint64_t last_run_allocations() const { return last_allocs_; }
+  uint64_t last_run_exempt_allocations() const { return last_exempt_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<StepInfo> step_info_;
+  std::vector<double> step_times_us_;
+  ExecutorOptions opts_;
+  uint64_t last_allocs_ = 0;
+  uint64_t last_exempt_ = 0;
+};
+
+}  // namespace vlart
