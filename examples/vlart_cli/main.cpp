@@ -1,6 +1,52 @@
+// vlart command-line tool. Subcommands:
+//   vlart version                 print the version
+//   vlart info                    CPU features, backends and library versions
+//   vlart bench-ops [options]     short benchmark of the core ops through the executor
 #include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
 
-int main() {
-  std::printf("vlart %s\n", VLART_VERSION_STRING);
-  return 0;
+#include "commands.h"
+#include "vlart/error.h"
+#include "vlart/system.h"
+
+namespace {
+void usage() {
+  std::fprintf(stderr,
+               "usage: vlart <command> [options]\n"
+               "  version                       print the vlart version\n"
+               "  info                          CPU features, backends, library versions\n"
+               "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
+               "                                short op benchmark through the graph executor\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "version" || cmd == "--version") {
+      std::printf("vlart %s\n", vlart::version().c_str());
+      return 0;
+    }
+    if (cmd == "info") return vlart::cli::cmd_info(argc - 2, argv + 2);
+    if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+      usage();
+      return 0;
+    }
+    std::fprintf(stderr, "vlart: unknown command '%s'\n", cmd.c_str());
+    usage();
+    return 2;
+  } catch (const vlart::Error& e) {
+    std::fprintf(stderr, "vlart: error (%s): %s\n", vlart::error_code_name(e.code()), e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vlart: error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -1,0 +1,20 @@
+#include <cstdio>
+
+#include "commands.h"
+#include "vlart/system.h"
+
+namespace vlart::cli {
+
+int cmd_info(int, char**) {
+  const SystemInfo s = system_info();
+  std::printf("vlart %s\n", s.vlart_version.c_str());
+  std::printf("cpu:       %s (%s), %d logical CPUs\n", s.cpu.model.c_str(), s.cpu.vendor.c_str(), s.cpu.logical_cpus);
+  std::printf("cpu flags: %s\n", s.cpu.flags_str().c_str());
+  std::printf("oneDNN:    %s, effective ISA %s\n", s.onednn_version.c_str(), s.onednn_isa.c_str());
+  std::printf("backends:\n");
+  for (const auto& b : s.backends)
+    std::printf("  %-5s %-13s %s\n", b.name.c_str(), b.available ? "available" : "unavailable", b.detail.c_str());
+  return 0;
+}
+
+}  // namespace vlart::cli

@@ -1,0 +1,39 @@
+// What this machine and this build of vlart can do: CPU features, backends, library versions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vlart {
+
+struct CpuFeatures {
+  std::string vendor;
+  std::string model;
+  int logical_cpus = 0;
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false, avx512_bf16 = false,
+       avx512_fp16 = false;
+  bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
+  std::string flags_str() const;  // "avx2 fma avx512f ..." (present ones)
+};
+
+CpuFeatures detect_cpu_features();
+
+struct BackendInfo {
+  std::string name;
+  bool available = false;
+  std::string detail;  // device / ISA, or why unavailable
+};
+
+struct SystemInfo {
+  std::string vlart_version;
+  CpuFeatures cpu;
+  std::string onednn_version;
+  std::string onednn_isa;  // effective ISA oneDNN dispatches to
+  std::vector<BackendInfo> backends;
+};
+
+SystemInfo system_info();
+std::string version();
+
+}  // namespace vlart

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing vlart needs on Debian 12. Idempotent: installs only what is missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git python3 python3-pip
+  libdnnl-dev ocl-icd-opencl-dev   # oneDNN 2.6 (its CMake config needs OpenCL)
+  libeigen3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev         # ASan/UBSan + libFuzzer build of the loaders
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "[setup] all Debian packages present"
+fi
+
+# CUDA: the toolkit is optional; the build enables the CUDA backend when nvcc is found.
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "[setup] note: nvcc found at /usr/local/cuda/bin (add it to PATH to build the CUDA backend)"
+fi

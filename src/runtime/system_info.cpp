@@ -1,0 +1,118 @@
+#include <cpuid.h>
+
+#include <cstring>
+
+#include <dnnl.hpp>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/backend.h"
+#include "vlart/system.h"
+
+namespace vlart {
+
+std::string version() { return VLART_VERSION_STRING; }
+
+std::string CpuFeatures::flags_str() const {
+  std::ostringstream os;
+  const std::pair<const char*, bool> f[] = {
+      {"avx2", avx2},         {"fma", fma},           {"f16c", f16c},
+      {"avx512f", avx512f},   {"avx512bw", avx512bw}, {"avx512vl", avx512vl},
+      {"avx512_vnni", avx512_vnni}, {"avx512_bf16", avx512_bf16}, {"avx512_fp16", avx512_fp16},
+      {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}, {"amx_int8", amx_int8}};
+  bool first = true;
+  for (const auto& [name, on] : f)
+    if (on) {
+      os << (first ? "" : " ") << name;
+      first = false;
+    }
+  return os.str();
+}
+
+CpuFeatures detect_cpu_features() {
+  CpuFeatures c;
+  c.logical_cpus = static_cast<int>(std::thread::hardware_concurrency());
+  unsigned a = 0, b = 0, cx = 0, d = 0;
+  if (__get_cpuid(0, &a, &b, &cx, &d)) {
+    char v[13] = {};
+    std::memcpy(v, &b, 4);
+    std::memcpy(v + 4, &d, 4);
+    std::memcpy(v + 8, &cx, 4);
+    c.vendor = v;
+  }
+  unsigned max_leaf = a;
+  bool os_avx = false, os_avx512 = false, os_amx = false;
+  if (__get_cpuid(1, &a, &b, &cx, &d)) {
+    c.fma = cx & (1u << 12);
+    c.f16c = cx & (1u << 29);
+    const bool osxsave = cx & (1u << 27);
+    if (osxsave) {
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      const unsigned long long xcr0 = (static_cast<unsigned long long>(hi) << 32) | lo;
+      os_avx = (xcr0 & 0x6) == 0x6;
+      os_avx512 = (xcr0 & 0xe6) == 0xe6;
+      os_amx = (xcr0 & 0x60000) == 0x60000;
+    }
+  }
+  if (max_leaf >= 7) {
+    __cpuid_count(7, 0, a, b, cx, d);
+    c.avx2 = os_avx && (b & (1u << 5));
+    c.avx512f = os_avx512 && (b & (1u << 16));
+    c.avx512bw = os_avx512 && (b & (1u << 30));
+    c.avx512vl = os_avx512 && (b & (1u << 31));
+    c.avx512_vnni = os_avx512 && (cx & (1u << 11));
+    c.avx512_fp16 = os_avx512 && (d & (1u << 23));
+    c.amx_bf16 = os_amx && (d & (1u << 22));
+    c.amx_tile = os_amx && (d & (1u << 24));
+    c.amx_int8 = os_amx && (d & (1u << 25));
+    __cpuid_count(7, 1, a, b, cx, d);
+    c.avx512_bf16 = os_avx512 && (a & (1u << 5));
+  }
+  c.fma = c.fma && os_avx;
+  c.f16c = c.f16c && os_avx;
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      c.model = line.substr(line.find(':') + 2);
+      break;
+    }
+  return c;
+}
+
+namespace {
+const char* isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+}  // namespace
+
+SystemInfo system_info() {
+  SystemInfo s;
+  s.vlart_version = version();
+  s.cpu = detect_cpu_features();
+  const dnnl_version_t* v = dnnl_version();
+  s.onednn_version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  s.onednn_isa = isa_name(dnnl::get_effective_cpu_isa());
+  s.backends.push_back({"cpu", true, std::to_string(s.cpu.logical_cpus) + " threads, oneDNN " + s.onednn_version +
+                                         " (" + s.onednn_isa + ")"});
+  std::string why;
+  std::unique_ptr<Backend> cuda = make_cuda_backend({}, &why);
+  if (cuda)
+    s.backends.push_back({"cuda", true, cuda->device().str()});
+  else
+    s.backends.push_back({"cuda", false, why});
+  return s;
+}
+
+}  // namespace vlart

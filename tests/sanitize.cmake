@@ -1,0 +1,18 @@
+# Suites that also run under ASan+UBSan (`ctest -L sanitize` in a VLART_SANITIZE build): the loaders,
+# the executor and the core types. `vlart_sanitize_targets` builds just these.
+set(VLART_SANITIZE_SUITES test_tensor test_executor test_safetensors)
+add_custom_target(vlart_sanitize_targets)
+foreach(t ${VLART_SANITIZE_SUITES})
+  if(TARGET ${t})
+    add_dependencies(vlart_sanitize_targets ${t})
+    if(VLART_SANITIZE)
+      add_test(NAME ${t}_sanitized COMMAND ${t})
+      set_tests_properties(${t}_sanitized PROPERTIES LABELS "sanitize")
+    endif()
+  endif()
+endforeach()
+foreach(t fuzz_safetensors_standalone fuzz_safetensors)
+  if(TARGET ${t})
+    add_dependencies(vlart_sanitize_targets ${t})
+  endif()
+endforeach()
