@@ -65,7 +65,9 @@ class FakeBackend : public Backend {
       float* y = args.output->data<float>();
       EXPECT_EQ(args.output->device(), owner->dev_);
       for (int i = 0; i < args.num_inputs; ++i)
-        if (args.inputs[i]) EXPECT_EQ(args.inputs[i]->device(), owner->dev_) << "input on the wrong device";
+        if (args.inputs[i]) {
+          EXPECT_EQ(args.inputs[i]->device(), owner->dev_) << "input on the wrong device";
+        }
       for (int64_t i = 0; i < n_out; ++i) {
         switch (op) {
           case OpKind::kAdd: {

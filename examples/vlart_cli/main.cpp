@@ -3,12 +3,14 @@
 //   vlart info                    CPU features, backends and library versions
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "commands.h"
 #include "vlart/error.h"
+#include "vlart/log.h"
 #include "vlart/system.h"
 
 namespace {
@@ -29,6 +31,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (const char* lv = std::getenv("VLART_LOG_LEVEL")) vlart::set_log_level(vlart::parse_log_level(lv));
     if (cmd == "version" || cmd == "--version") {
       std::printf("vlart %s\n", vlart::version().c_str());
       return 0;

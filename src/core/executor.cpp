@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/alloc_guard.h"
+#include "core/log.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -303,6 +304,9 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     st.args.scratch = m.scratches[static_cast<size_t>(m.values[static_cast<size_t>(st.out)].slot)]->data();
   }
   step_times_us_.assign(m.steps.size(), 0.0);
+  logger().info("executor: {} steps on {} device(s); arena {} KiB (without reuse {} KiB); forbid_allocations={}",
+                m.steps.size(), m.slot_devices.size(), m.plan.arena_bytes[0] / 1024, m.plan.naive_bytes[0] / 1024,
+                opts.forbid_allocations_in_run);
 }
 
 int Executor::num_inputs() const { return static_cast<int>(impl_->input_ids.size()); }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/log.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -30,6 +31,7 @@ class CpuBackend final : public Backend {
     register_cpu_elementwise(table_);
     register_cpu_layout(table_);
     register_cpu_attention(table_);
+    logger().info("cpu backend: {} threads", ctx_.threads);
   }
 
   std::string name() const override { return "cpu"; }
