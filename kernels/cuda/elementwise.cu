@@ -10,7 +10,8 @@ namespace {
 constexpr int kThreads = 256;
 
 __device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+// x * Phi(x) with normcdff: same as 0.5 x (1 + erf(x/sqrt 2)) without cancellation for x << 0.
+__device__ __forceinline__ float gelu_erf(float x) { return x * normcdff(x); }
 __device__ __forceinline__ float gelu_tanh(float x) {
   const float k = 0.79788456080286536f;  // sqrt(2/pi)
   return 0.5f * x * (1.f + tanhf(k * (x + 0.044715f * x * x * x)));

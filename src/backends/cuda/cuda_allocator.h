@@ -3,7 +3,9 @@
 // Freed blocks go to a per-bucket free list instead of cudaFree (which synchronises the whole
 // device); a later request of the same bucket reuses them. Reuse is safe for work ordered on one
 // stream: the backend enqueues all of its work on its single stream, so a block freed while a
-// kernel still reads it is only handed to kernels enqueued after that one.
+// kernel still reads it is only handed to kernels enqueued after that one. (Two backends on the
+// same device use two streams; the allocator does not track streams, so such a setup must
+// synchronise before memory freed by one is reused by the other.)
 // One allocator per device lives for the whole process (never destroyed), so tensors may outlive
 // the backend that allocated them and no cudaFree runs during CUDA's own teardown at exit.
 #pragma once
