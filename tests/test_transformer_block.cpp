@@ -24,15 +24,15 @@ BlockWeights make_weights(int64_t d, int64_t hq, int64_t hkv, int64_t hd, int64_
   BlockWeights w{d, hq, hkv, hd, ffn, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   uint32_t s = 100;
   const float sc = 1.f / std::sqrt(static_cast<float>(d));
-  w.ln1 = testing::random_tensor({d}, DType::kF32, s++, 0.5f, 1.5f);
-  w.ln2 = testing::random_tensor({d}, DType::kF32, s++, 0.5f, 1.5f);
-  w.wq = testing::random_tensor({hq * hd, d}, wdt, s++, -sc, sc);
-  w.wk = testing::random_tensor({hkv * hd, d}, wdt, s++, -sc, sc);
-  w.wv = testing::random_tensor({hkv * hd, d}, wdt, s++, -sc, sc);
-  w.wo = testing::random_tensor({d, hq * hd}, wdt, s++, -sc, sc);
-  w.wg = testing::random_tensor({ffn, d}, wdt, s++, -sc, sc);
-  w.wu = testing::random_tensor({ffn, d}, wdt, s++, -sc, sc);
-  w.wd = testing::random_tensor({d, ffn}, wdt, s++, -sc, sc);
+  w.ln1 = vlart::testing::random_tensor({d}, DType::kF32, s++, 0.5f, 1.5f);
+  w.ln2 = vlart::testing::random_tensor({d}, DType::kF32, s++, 0.5f, 1.5f);
+  w.wq = vlart::testing::random_tensor({hq * hd, d}, wdt, s++, -sc, sc);
+  w.wk = vlart::testing::random_tensor({hkv * hd, d}, wdt, s++, -sc, sc);
+  w.wv = vlart::testing::random_tensor({hkv * hd, d}, wdt, s++, -sc, sc);
+  w.wo = vlart::testing::random_tensor({d, hq * hd}, wdt, s++, -sc, sc);
+  w.wg = vlart::testing::random_tensor({ffn, d}, wdt, s++, -sc, sc);
+  w.wu = vlart::testing::random_tensor({ffn, d}, wdt, s++, -sc, sc);
+  w.wd = vlart::testing::random_tensor({d, ffn}, wdt, s++, -sc, sc);
   return w;
 }
 
@@ -193,7 +193,7 @@ TEST(TransformerBlock, F32MatchesNaiveReferenceWithoutAllocating) {
   RecordProperty("onednn_exempt_allocations", static_cast<int>(ex.last_run_exempt_allocations()));
   const auto ref = reference_block(w, L, in.x, in.pos, in.mask);
   const auto got = ex.output(0).to_float_vector();
-  EXPECT_LT(testing::nmse(got, ref), 1e-9);
+  EXPECT_LT(vlart::testing::nmse(got, ref), 1e-9);
   EXPECT_LT(ex.arena_bytes(0), ex.naive_bytes(0));
 }
 
@@ -211,5 +211,5 @@ TEST(TransformerBlock, Bf16WeightsAndActivationsStayClose) {
   const auto ref = reference_block(w, L, xr, in.pos, in.mask);
   const auto got = ex.output(0).to_float_vector();
   // bf16 activations between ops carry ~2^-9 relative rounding per op; ~10 ops in the chain.
-  EXPECT_LT(testing::nmse(got, ref), 1e-4);
+  EXPECT_LT(vlart::testing::nmse(got, ref), 1e-4);
 }
