@@ -97,6 +97,9 @@ class LinearKernel final : public OpKernel {
     // w_/bias_ return to the allocator: freed blocks are only reused by later work on the stream.
   }
 
+  // Weights (and bias) were converted and uploaded at prepare; the executor need not place them.
+  bool owns_input(int i) const override { return i == 1 || i == 2; }
+
   void run(const KernelArgs& args) override {
     VLART_CHECK(args.num_inputs >= 1 && args.inputs, InvalidArgument, where_, ": no inputs");
     const Tensor* x = args.inputs[0];

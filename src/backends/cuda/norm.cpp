@@ -21,6 +21,9 @@ class RmsNormKernel final : public OpKernel {
     w_ = upload_constant(*ctx, g.value(n.inputs[1]).constant, DType::kF32, where_ + " weight");
   }
 
+  // Weights (and bias) were converted and uploaded at prepare; the executor need not place them.
+  bool owns_input(int i) const override { return i == 1; }
+
   void run(const KernelArgs& args) override {
     VLART_CHECK(args.num_inputs >= 1 && args.inputs, InvalidArgument, where_, ": no inputs");
     const Tensor* x = args.inputs[0];
