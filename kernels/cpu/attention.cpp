@@ -1,0 +1,162 @@
+#include "cpu/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "vlart/dtype.h"
+
+namespace vlart::kernels {
+namespace {
+
+constexpr int QB = kRowBlock;
+constexpr int KT = kKeyTile;
+
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
+
+inline float load_elem(const void* p, bool bf16, int64_t i) {
+  return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+}  // namespace
+
+FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force_generic)
+    : p_(p), threads_(threads > 0 ? threads : 1) {
+  if (p_.scale == 0.f) p_.scale = 1.f / std::sqrt(static_cast<float>(p_.D));
+  group_ = p_.Hq / p_.Hkv;
+  rows_ = p_.Lq * group_;
+  blocks_ = (rows_ + QB - 1) / QB;
+  size_t o = 0;
+  auto take = [&o](size_t n) {
+    const size_t at = o;
+    o += round16(n);
+    return at;
+  };
+  off_qt_ = take(static_cast<size_t>(p_.D) * QB);
+  off_s_ = take(static_cast<size_t>(KT) * QB);
+  off_acc_ = take(static_cast<size_t>(QB) * p_.Dv);
+  off_m_ = take(QB);
+  off_l_ = take(QB);
+  off_alpha_ = take(QB);
+  off_kf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.D : 0);
+  off_vf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.Dv : 0);
+  per_thread_floats_ = o;
+  const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
+  tiles_ = fast ? fast : &attn_tile_kernels_generic();
+}
+
+void FlashAttention::run(const void* q, const void* k, const void* v, const void* mask, void* out,
+                         void* scratch) const {
+  const int64_t items = p_.B * p_.Hkv * blocks_;
+  float* base = static_cast<float*>(scratch);
+  // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+  for (int64_t it = 0; it < items; ++it)
+    run_item(it, q, k, v, mask, out, base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_);
+}
+
+void FlashAttention::run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask,
+                              void* out, float* ws) const {
+  const int64_t D = p_.D, Dv = p_.Dv, Lq = p_.Lq, Lk = p_.Lk, Hq = p_.Hq, Hkv = p_.Hkv, G = group_;
+  const int64_t blk = item % blocks_;
+  const int64_t g = (item / blocks_) % Hkv;
+  const int64_t b = item / (blocks_ * Hkv);
+  // Row r of the block is query position i = (r0 + r) / G of query head g*G + (r0 + r) % G: the G heads
+  // sharing kv head g are adjacent in q's memory and share one pass over K and V.
+  const int64_t r0 = blk * QB;
+  const int nr = static_cast<int>(std::min<int64_t>(QB, rows_ - r0));
+  const int nvec = (nr + 15) / 16;
+  const int64_t i_first = r0 / G, i_last = (r0 + nr - 1) / G;
+
+  float* Qt = ws + off_qt_;
+  float* S = ws + off_s_;
+  float* acc = ws + off_acc_;
+  float* m = ws + off_m_;
+  float* l = ws + off_l_;
+  float* alpha = ws + off_alpha_;
+  const float ninf = -std::numeric_limits<float>::infinity();
+
+  // Queries, pre-scaled and transposed; padding rows are zero.
+  for (int r = 0; r < 16 * nvec; ++r) {
+    if (r < nr) {
+      const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
+      const int64_t qo = ((b * Lq + i) * Hq + h) * D;
+      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = load_elem(q, p_.bf16, qo + d) * p_.scale;
+    } else {
+      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = 0.f;
+    }
+    m[r] = ninf;
+    l[r] = 0.f;
+  }
+  std::fill(acc, acc + static_cast<int64_t>(nr) * Dv, 0.f);
+
+  // Causal: query i sees keys j <= i + off, so keys past i_last + off are masked for the whole block.
+  const int64_t off = Lk - Lq;
+  const int64_t kend = p_.causal ? std::min(Lk, i_last + off + 1) : Lk;
+  const int64_t mb = p_.mask_broadcast ? 0 : b;
+  const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
+
+  for (int64_t j0 = 0; j0 < kend; j0 += KT) {
+    const int kt = static_cast<int>(std::min<int64_t>(KT, kend - j0));
+    const int64_t ko = ((b * Lk + j0) * Hkv + g) * D, vo = ((b * Lk + j0) * Hkv + g) * Dv;
+    const float *K, *V;
+    if (p_.bf16) {
+      float* kf = ws + off_kf_;
+      float* vf = ws + off_vf_;
+      tiles_->bf16_rows(static_cast<const uint16_t*>(k) + ko, Hkv * D, kt, static_cast<int>(D), kf);
+      tiles_->bf16_rows(static_cast<const uint16_t*>(v) + vo, Hkv * Dv, kt, static_cast<int>(Dv), vf);
+      K = kf;
+      V = vf;
+    } else {
+      K = static_cast<const float*>(k) + ko;
+      V = static_cast<const float*>(v) + vo;
+    }
+    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S);
+
+    if (p_.mask != AttnMask::kNone) {
+      for (int r = 0; r < nr; ++r) {
+        const int64_t i = (r0 + r) / G;
+        const int64_t mo = (mb * Lq + i) * Lk + j0;
+        if (p_.mask == AttnMask::kBool) {
+          const uint8_t* mr = static_cast<const uint8_t*>(mask) + mo;
+          for (int j = 0; j < kt; ++j)
+            if (!mr[j]) S[j * QB + r] = ninf;
+        } else if (p_.mask == AttnMask::kF32) {
+          const float* mr = static_cast<const float*>(mask) + mo;
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += mr[j];
+        } else {
+          const uint16_t* mr = static_cast<const uint16_t*>(mask) + mo;
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += bf16_to_f32(mr[j]);
+        }
+      }
+    }
+    // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
+    if (p_.causal && j0 + kt - 1 > i_first + off) {
+      for (int r = 0; r < nr; ++r) {
+        const int64_t first_masked = (r0 + r) / G + off + 1 - j0;
+        for (int64_t j = std::max<int64_t>(first_masked, 0); j < kt; ++j) S[j * QB + r] = ninf;
+      }
+    }
+    tiles_->softmax(S, kt, nvec, m, l, alpha);
+    tiles_->pv(S, kt, nr, V, ldv, static_cast<int>(Dv), alpha, acc);
+  }
+
+  // Normalise; rows that saw no allowed key (l == 0) output zeros.
+  for (int r = 0; r < nr; ++r) {
+    const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
+    const int64_t oo = ((b * Lq + i) * Hq + h) * Dv;
+    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    const float* a = acc + static_cast<int64_t>(r) * Dv;
+    if (p_.bf16) {
+      uint16_t* o = static_cast<uint16_t*>(out) + oo;
+      for (int64_t c = 0; c < Dv; ++c) o[c] = f32_to_bf16(a[c] * inv);
+    } else {
+      float* o = static_cast<float*>(out) + oo;
+      for (int64_t c = 0; c < Dv; ++c) o[c] = a[c] * inv;
+    }
+  }
+}
+
+}  // namespace vlart::kernels

@@ -1,0 +1,47 @@
+// Scaled-dot-product attention on the CPU, flash style: key tiles with an online softmax, never an
+// Lq x Lk score matrix. Semantics are those of OpKind::kAttention (src/core/op.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/attention_tile.h"
+
+namespace vlart::kernels {
+
+enum class AttnMask : uint8_t { kNone, kBool, kF32, kBF16 };  // kBool covers bool and u8 (1 byte, !=0 = attend)
+
+struct AttentionParams {
+  int64_t B = 1, Lq = 1, Lk = 1, Hq = 1, Hkv = 1, D = 1, Dv = 1;
+  float scale = 0.f;  // 0 = 1/sqrt(D)
+  bool causal = false;
+  bool bf16 = false;  // q, k, v and out are bf16 (else f32)
+  AttnMask mask = AttnMask::kNone;
+  bool mask_broadcast = false;  // mask batch dim is 1
+};
+
+class FlashAttention {
+ public:
+  // Picks the AVX-512 tile kernels when the CPU has them unless `force_generic`.
+  FlashAttention(const AttentionParams& p, int threads, bool force_generic = false);
+  // Per-thread scratch (transposed query block, one score tile, accumulator, row stats, bf16 K/V tile)
+  // times the thread count.
+  size_t scratch_bytes() const { return per_thread_floats_ * sizeof(float) * static_cast<size_t>(threads_); }
+  // Does not allocate. `scratch` must hold scratch_bytes() bytes, 64-byte aligned.
+  void run(const void* q, const void* k, const void* v, const void* mask, void* out, void* scratch) const;
+  const char* isa() const { return tiles_->name; }
+
+ private:
+  void run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask, void* out,
+                float* ws) const;
+
+  AttentionParams p_;
+  int threads_;
+  int64_t group_;      // query heads per kv head
+  int64_t rows_;       // query rows per (batch, kv head) = Lq * group_
+  int64_t blocks_;     // row blocks per (batch, kv head)
+  size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_kf_, off_vf_, per_thread_floats_;
+  const AttnTileKernels* tiles_;
+};
+
+}  // namespace vlart::kernels

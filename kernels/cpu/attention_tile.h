@@ -1,0 +1,36 @@
+// Inner kernels of the tiled (flash-style) attention, one set per instruction set.
+//
+// Layout of one work item (see attention.cpp): a block of up to kRowBlock query rows against key
+// tiles of up to kKeyTile keys. Queries are kept transposed, Qt[d * kRowBlock + r], so the score
+// tile comes out as S[j * kRowBlock + r] (key-major) and every inner loop runs over 16 query rows
+// per vector without transposing K. Row statistics (running max m, running sum l) are per row.
+#pragma once
+
+#include <cstdint>
+
+namespace vlart::kernels {
+
+constexpr int kRowBlock = 64;  // query rows per work item (multiple of 16)
+constexpr int kKeyTile = 64;   // keys per tile
+
+struct AttnTileKernels {
+  const char* name;
+  // S[j*kRowBlock + r] = sum_d K[j*ldk + d] * Qt[d*kRowBlock + r] for j < kt, r < 16*nvec.
+  void (*scores)(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S);
+  // Online softmax step over the kt keys of S for rows r < 16*nvec: updates m and l, writes the
+  // rescale factor alpha = exp(m_old - m_new) and replaces S by exp(S - m_new). A row whose keys are
+  // all -inf so far keeps m = -inf, l = 0 and gets probabilities 0.
+  void (*softmax)(float* S, int kt, int nvec, float* m, float* l, float* alpha);
+  // acc[r*Dv + c] = alpha[r] * acc[r*Dv + c] + sum_j S[j*kRowBlock + r] * V[j*ldv + c], r < nr.
+  void (*pv)(const float* S, int kt, int nr, const float* V, int64_t ldv, int Dv, const float* alpha,
+             float* acc);
+  // dst[i*cols + c] = bf16 src[i*lds + c] as f32.
+  void (*bf16_rows)(const uint16_t* src, int64_t lds, int rows, int cols, float* dst);
+};
+
+// Plain C++ loops, any CPU.
+const AttnTileKernels& attn_tile_kernels_generic();
+// AVX-512F intrinsics; nullptr when this build or this CPU has no AVX-512F.
+const AttnTileKernels* attn_tile_kernels_avx512();
+
+}  // namespace vlart::kernels

@@ -1,0 +1,520 @@
+// Rope and Attention on the CPU backend against naive references written plainly here
+// (materialised scores, double softmax).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/alloc_guard.h"
+#include "core/backend.h"
+#include "core/graph.h"
+#include "cpu/attention.h"
+#include "op_harness.h"
+#include "vlart/error.h"
+
+using namespace vlart;
+using vlart::testing::nmse;
+using vlart::testing::random_tensor;
+using vlart::testing::run_last_node;
+
+namespace {
+
+// f32: the kernel differs from the double reference only by f32 rounding (and exp polynomial error
+// well below it; measured 1e-14..6e-13). bf16: inputs are the same bf16 values on both sides and the
+// math is f32, so the error is the final rounding to bf16 (8 significant bits): relative error
+// uniform in +-2^-8/m for mantissa m in [1, 2), mean square about 2^-16/3 * E[1/m^2] = 2.5e-6
+// (measured 2.2e-6..2.9e-6). 1e-5 is four times that; a real bug (a wrong key, a lost tile) costs
+// far more.
+constexpr double kF32Bound = 1e-10;
+constexpr double kBF16Bound = 1e-5;
+
+double bound(DType dt) { return dt == DType::kF32 ? kF32Bound : kBF16Bound; }
+
+enum class MaskKind { kNone, kBool, kU8, kF32, kBF16 };
+
+struct AttnCase {
+  int64_t B = 1, Lq = 8, Lk = 8, Hq = 2, Hkv = 2, D = 16, Dv = -1;  // Dv -1 = D
+  bool causal = false;
+  float scale = 0.f;
+  MaskKind mask = MaskKind::kNone;
+  int64_t mask_batch = -1;  // -1 = B
+  DType dtype = DType::kF32;
+  int64_t dv() const { return Dv < 0 ? D : Dv; }
+  int64_t mb() const { return mask_batch < 0 ? B : mask_batch; }
+};
+
+// Mask values as the reference sees them: allowed[] for boolean masks, add[] for additive ones.
+struct MaskData {
+  std::vector<uint8_t> allowed;
+  std::vector<float> add;
+};
+
+// Naive attention: full Lq x Lk scores per (b, h) in double, softmax in double.
+std::vector<float> ref_attention(const AttnCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                 const std::vector<float>& v, const MaskData& m) {
+  const int64_t Dv = c.dv(), G = c.Hq / c.Hkv;
+  const double scale = c.scale != 0.f ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.D));
+  std::vector<float> out(static_cast<size_t>(c.B * c.Lq * c.Hq * Dv), 0.f);
+  std::vector<double> s(static_cast<size_t>(c.Lk));
+  std::vector<bool> ok(static_cast<size_t>(c.Lk));
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t h = 0; h < c.Hq; ++h)
+      for (int64_t i = 0; i < c.Lq; ++i) {
+        const int64_t g = h / G;
+        const int64_t mrow = ((c.mb() == 1 ? 0 : b) * c.Lq + i) * c.Lk;
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < c.Lk; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < c.D; ++d)
+            dot += static_cast<double>(q[((b * c.Lq + i) * c.Hq + h) * c.D + d]) *
+                   k[((b * c.Lk + j) * c.Hkv + g) * c.D + d];
+          dot *= scale;
+          bool allowed = true;
+          if (!m.allowed.empty()) allowed = m.allowed[mrow + j] != 0;
+          if (!m.add.empty()) dot += m.add[mrow + j];
+          if (c.causal && j > i + (c.Lk - c.Lq)) allowed = false;
+          if (std::isinf(dot) && dot < 0) allowed = false;
+          s[j] = dot;
+          ok[j] = allowed;
+          if (allowed) mx = std::max(mx, dot);
+        }
+        if (std::isinf(mx)) continue;  // no allowed key: zeros
+        double sum = 0;
+        for (int64_t j = 0; j < c.Lk; ++j) {
+          s[j] = ok[j] ? std::exp(s[j] - mx) : 0.0;
+          sum += s[j];
+        }
+        for (int64_t e = 0; e < Dv; ++e) {
+          double o = 0;
+          for (int64_t j = 0; j < c.Lk; ++j) o += s[j] * v[((b * c.Lk + j) * c.Hkv + g) * Dv + e];
+          out[((b * c.Lq + i) * c.Hq + h) * Dv + e] = static_cast<float>(o / sum);
+        }
+      }
+  return out;
+}
+
+struct AttnInputs {
+  Tensor q, k, v, mask;
+  MaskData md;
+};
+
+// `allowed(b, i, j)` builds boolean masks; additive masks are random in [-4, 0] with some -inf where
+// `allowed` says no.
+template <typename AllowedFn>
+AttnInputs make_inputs(const AttnCase& c, uint32_t seed, AllowedFn allowed) {
+  AttnInputs in;
+  in.q = random_tensor({c.B, c.Lq, c.Hq, c.D}, c.dtype, seed, -2.f, 2.f);
+  in.k = random_tensor({c.B, c.Lk, c.Hkv, c.D}, c.dtype, seed + 1, -2.f, 2.f);
+  in.v = random_tensor({c.B, c.Lk, c.Hkv, c.dv()}, c.dtype, seed + 2);
+  if (c.mask == MaskKind::kNone) return in;
+  const Shape ms{c.mb(), c.Lq, c.Lk};
+  const size_t n = static_cast<size_t>(ms.numel());
+  if (c.mask == MaskKind::kBool || c.mask == MaskKind::kU8) {
+    in.mask = Tensor::empty(ms, c.mask == MaskKind::kBool ? DType::kBool : DType::kU8);
+    in.md.allowed.resize(n);
+    for (int64_t b = 0; b < c.mb(); ++b)
+      for (int64_t i = 0; i < c.Lq; ++i)
+        for (int64_t j = 0; j < c.Lk; ++j) in.md.allowed[static_cast<size_t>((b * c.Lq + i) * c.Lk + j)] = allowed(b, i, j);
+    std::memcpy(in.mask.raw(), in.md.allowed.data(), n);
+  } else {
+    std::mt19937 rng(seed + 3);
+    std::uniform_real_distribution<float> ud(-4.f, 0.f);
+    std::vector<float> add(n);
+    for (int64_t b = 0; b < c.mb(); ++b)
+      for (int64_t i = 0; i < c.Lq; ++i)
+        for (int64_t j = 0; j < c.Lk; ++j)
+          add[static_cast<size_t>((b * c.Lq + i) * c.Lk + j)] =
+              allowed(b, i, j) ? ud(rng) : -std::numeric_limits<float>::infinity();
+    in.mask = Tensor::from_vector(add, ms);
+    if (c.mask == MaskKind::kBF16) in.mask = in.mask.to(DType::kBF16);
+    in.md.add = in.mask.to_float_vector();
+  }
+  return in;
+}
+
+AttnInputs make_inputs(const AttnCase& c, uint32_t seed) {
+  return make_inputs(c, seed, [](int64_t, int64_t, int64_t) { return true; });
+}
+
+Graph attention_graph(const AttnCase& c, const AttnInputs& in) {
+  Graph g;
+  const ValueId q = g.input("q", in.q.shape(), in.q.dtype());
+  const ValueId k = g.input("k", in.k.shape(), in.k.dtype());
+  const ValueId v = g.input("v", in.v.shape(), in.v.dtype());
+  const ValueId m = in.mask.defined() ? g.input("mask", in.mask.shape(), in.mask.dtype()) : kNoValue;
+  g.mark_output(g.attention(q, k, v, m, c.causal, c.scale));
+  return g;
+}
+
+Tensor run_attention(const AttnCase& c, const AttnInputs& in, int threads) {
+  Graph g = attention_graph(c, in);
+  std::vector<Tensor> inputs{in.q, in.k, in.v};
+  if (in.mask.defined()) inputs.push_back(in.mask);
+  return run_last_node(*make_cpu_backend({threads}), g, inputs);
+}
+
+// Runs the case with 2 threads, checks it against the reference and that 1 thread gives the same
+// bits. Returns the output (as floats).
+template <typename AllowedFn>
+std::vector<float> check_attention(const AttnCase& c, uint32_t seed, AllowedFn allowed) {
+  const AttnInputs in = make_inputs(c, seed, allowed);
+  const std::vector<float> ref =
+      ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+  const Tensor out2 = run_attention(c, in, 2);
+  EXPECT_EQ(out2.shape(), (Shape{c.B, c.Lq, c.Hq, c.dv()}));
+  EXPECT_EQ(out2.dtype(), c.dtype);
+  const std::vector<float> got = out2.to_float_vector();
+  for (float x : got) {
+    EXPECT_TRUE(std::isfinite(x));
+    if (!std::isfinite(x)) break;
+  }
+  EXPECT_LE(nmse(got, ref), bound(c.dtype)) << dtype_name(c.dtype);
+  const Tensor out1 = run_attention(c, in, 1);
+  EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
+  return got;
+}
+
+std::vector<float> check_attention(const AttnCase& c, uint32_t seed) {
+  return check_attention(c, seed, [](int64_t, int64_t, int64_t) { return true; });
+}
+
+class AttentionDT : public ::testing::TestWithParam<DType> {};
+
+TEST_P(AttentionDT, MultiHead) {
+  AttnCase c;
+  c.B = 2, c.Lq = 37, c.Lk = 37, c.Hq = 4, c.Hkv = 4, c.D = 64, c.dtype = GetParam();
+  check_attention(c, 1);
+}
+
+TEST_P(AttentionDT, GroupedQuerySmolVLA) {
+  AttnCase c;
+  c.Lq = 70, c.Lk = 70, c.Hq = 15, c.Hkv = 5, c.D = 64, c.dtype = GetParam();
+  check_attention(c, 2);
+}
+
+TEST_P(AttentionDT, MultiQueryPi0) {
+  AttnCase c;
+  c.Lq = 20, c.Lk = 23, c.Hq = 8, c.Hkv = 1, c.D = 256, c.dtype = GetParam();
+  check_attention(c, 3);
+}
+
+TEST_P(AttentionDT, FewerQueriesThanKeys) {
+  AttnCase c;
+  c.Lq = 50, c.Lk = 291, c.Hq = 15, c.Hkv = 5, c.D = 64, c.dtype = GetParam();
+  check_attention(c, 4);
+}
+
+TEST_P(AttentionDT, CausalFewerQueriesThanKeys) {
+  AttnCase c;
+  c.B = 2, c.Lq = 50, c.Lk = 291, c.Hq = 6, c.Hkv = 2, c.D = 32, c.causal = true, c.dtype = GetParam();
+  check_attention(c, 5);
+}
+
+TEST_P(AttentionDT, CausalSquareManyTiles) {
+  AttnCase c;
+  c.Lq = 200, c.Lk = 200, c.Hq = 2, c.Hkv = 1, c.D = 48, c.causal = true, c.dtype = GetParam();
+  check_attention(c, 6);
+}
+
+TEST_P(AttentionDT, BoolMaskPaddingColumns) {
+  // Batch b has 40 - 13 b valid keys; the rest are padding.
+  AttnCase c;
+  c.B = 3, c.Lq = 40, c.Lk = 40, c.Hq = 4, c.Hkv = 2, c.D = 64, c.mask = MaskKind::kBool, c.dtype = GetParam();
+  check_attention(c, 7, [](int64_t b, int64_t, int64_t j) { return j < 40 - 13 * b; });
+}
+
+TEST_P(AttentionDT, U8MaskBroadcastOverBatch) {
+  AttnCase c;
+  c.B = 2, c.Lq = 19, c.Lk = 77, c.Hq = 3, c.Hkv = 1, c.D = 16, c.mask = MaskKind::kU8, c.mask_batch = 1,
+  c.dtype = GetParam();
+  check_attention(c, 8, [](int64_t, int64_t i, int64_t j) { return (i * 7 + j * 3) % 5 != 0; });
+}
+
+TEST_P(AttentionDT, BigVisionPrefixMask) {
+  // make_att_2d_masks(pad, ar): token j is visible to token i iff cumsum(ar)[j] <= cumsum(ar)[i] and
+  // both are real tokens. Prefix: 30 image/text tokens (ar 0) of which the last 6 are padding; suffix:
+  // state token (ar 1), first action (ar 1), 9 more actions (ar 0). Padding query rows see nothing.
+  const int64_t L = 41;
+  std::vector<int> ar(L, 0), pad(L, 1), cum(L);
+  for (int64_t t = 24; t < 30; ++t) pad[t] = 0;
+  ar[30] = 1;
+  ar[31] = 1;
+  for (int64_t t = 0, s = 0; t < L; ++t) cum[t] = static_cast<int>(s += ar[t]);
+  AttnCase c;
+  c.Lq = L, c.Lk = L, c.Hq = 15, c.Hkv = 5, c.D = 64, c.mask = MaskKind::kBool, c.dtype = GetParam();
+  const std::vector<float> got = check_attention(c, 9, [&](int64_t, int64_t i, int64_t j) {
+    return cum[j] <= cum[i] && pad[i] && pad[j];
+  });
+  for (int64_t i = 24; i < 30; ++i)
+    for (int64_t e = 0; e < c.Hq * c.D; ++e) ASSERT_EQ(got[static_cast<size_t>(i * c.Hq * c.D + e)], 0.f);
+}
+
+TEST_P(AttentionDT, AdditiveF32Mask) {
+  AttnCase c;
+  c.B = 2, c.Lq = 33, c.Lk = 130, c.Hq = 4, c.Hkv = 2, c.D = 32, c.mask = MaskKind::kF32, c.dtype = GetParam();
+  check_attention(c, 10, [](int64_t b, int64_t i, int64_t j) { return j <= i + 97 - 20 * b; });
+}
+
+TEST_P(AttentionDT, AdditiveBF16MaskWithCausal) {
+  AttnCase c;
+  c.Lq = 70, c.Lk = 70, c.Hq = 2, c.Hkv = 2, c.D = 32, c.mask = MaskKind::kBF16, c.causal = true, c.dtype = GetParam();
+  check_attention(c, 11, [](int64_t, int64_t, int64_t j) { return j % 9 != 4; });
+}
+
+TEST_P(AttentionDT, FullyMaskedRowsAreZero) {
+  // Rows 3 and 17 allow no key at all (bool), row 5 gets -inf everywhere (additive); with causal and
+  // Lq > Lk the first Lq - Lk rows have no key either.
+  AttnCase c;
+  c.Lq = 20, c.Lk = 20, c.Hq = 2, c.Hkv = 1, c.D = 16, c.mask = MaskKind::kBool, c.dtype = GetParam();
+  auto no_rows = [](int64_t, int64_t i, int64_t) { return i != 3 && i != 17; };
+  std::vector<float> got = check_attention(c, 12, no_rows);
+  for (int64_t i : {3, 17})
+    for (int64_t e = 0; e < c.Hq * c.D; ++e) ASSERT_EQ(got[static_cast<size_t>(i * c.Hq * c.D + e)], 0.f);
+
+  c.mask = MaskKind::kF32;
+  got = check_attention(c, 13, [](int64_t, int64_t i, int64_t) { return i != 5; });
+  for (int64_t e = 0; e < c.Hq * c.D; ++e) ASSERT_EQ(got[static_cast<size_t>(5 * c.Hq * c.D + e)], 0.f);
+
+  AttnCase cc;
+  cc.Lq = 30, cc.Lk = 12, cc.Hq = 2, cc.Hkv = 1, cc.D = 16, cc.causal = true, cc.dtype = GetParam();
+  got = check_attention(cc, 14);
+  for (int64_t e = 0; e < 18 * cc.Hq * cc.D; ++e) ASSERT_EQ(got[static_cast<size_t>(e)], 0.f);
+  EXPECT_NE(got[static_cast<size_t>(18 * cc.Hq * cc.D)], 0.f);
+}
+
+TEST_P(AttentionDT, LongSequence) {
+  AttnCase c;
+  c.Lq = 45, c.Lk = 1200, c.Hq = 3, c.Hkv = 1, c.D = 64, c.dtype = GetParam();
+  check_attention(c, 15);
+  c.Lq = 1200, c.Hq = 1, c.causal = true;
+  check_attention(c, 16);
+}
+
+TEST_P(AttentionDT, OddSizes) {
+  AttnCase c;
+  c.Lq = 1, c.Lk = 65, c.Hq = 3, c.Hkv = 3, c.D = 72, c.dtype = GetParam();
+  check_attention(c, 17);
+  c.Lq = 13, c.Lk = 65, c.Hq = 6, c.Hkv = 2, c.D = 72, c.Dv = 40, c.causal = true;  // Dv != D
+  check_attention(c, 18);
+  c.Lq = 66, c.Lk = 1, c.Hq = 5, c.Hkv = 1, c.D = 2, c.Dv = 17, c.causal = false, c.scale = 0.37f;
+  check_attention(c, 19);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, AttentionDT, ::testing::Values(DType::kF32, DType::kBF16),
+                         [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
+
+// The portable tile kernels must agree with the reference too (the AVX-512 ones are picked at run
+// time on this machine, so call the kernel directly with force_generic).
+TEST(Attention, GenericTileKernelsMatchReference) {
+  for (bool bf16 : {false, true}) {
+    AttnCase c;
+    c.B = 2, c.Lq = 50, c.Lk = 150, c.Hq = 6, c.Hkv = 2, c.D = 72, c.Dv = 40, c.causal = true,
+    c.mask = MaskKind::kBool, c.dtype = bf16 ? DType::kBF16 : DType::kF32;
+    const AttnInputs in = make_inputs(c, 20, [](int64_t b, int64_t, int64_t j) { return j < 150 - 30 * b; });
+    kernels::AttentionParams p;
+    p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv();
+    p.causal = true, p.bf16 = bf16, p.mask = kernels::AttnMask::kBool;
+    kernels::FlashAttention fa(p, 2, /*force_generic=*/true);
+    EXPECT_STREQ(fa.isa(), "generic");
+    std::vector<float> scratch(fa.scratch_bytes() / sizeof(float) + 16);
+    float* ws = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+    Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.dv()}, c.dtype);
+    fa.run(in.q.raw(), in.k.raw(), in.v.raw(), in.mask.raw(), out.raw(), ws);
+    const std::vector<float> ref =
+        ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+    EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype));
+  }
+}
+
+TEST(Attention, RunDoesNotAllocate) {
+  AttnCase c;
+  c.Lq = 50, c.Lk = 291, c.Hq = 15, c.Hkv = 5, c.D = 64, c.mask = MaskKind::kBool, c.causal = true;
+  const AttnInputs in = make_inputs(c, 21, [](int64_t, int64_t, int64_t j) { return j != 7; });
+  Graph g = attention_graph(c, in);
+  auto be = make_cpu_backend({2});
+  std::unique_ptr<OpKernel> k = be->prepare(g, g.nodes().back());
+  std::vector<float> scratch(k->scratch_bytes() / sizeof(float) + 16);
+  float* ws = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+  Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.D}, c.dtype);
+  const Tensor* ins[4] = {&in.q, &in.k, &in.v, &in.mask};
+  KernelArgs args;
+  args.inputs = ins;
+  args.num_inputs = 4;
+  args.output = &out;
+  args.scratch = ws;
+  be->begin_run();
+  k->run(args);  // warm the OpenMP pool
+  {
+    alloc_guard::ArmScope guard(false);
+    k->run(args);
+    EXPECT_EQ(guard.counts().allocations, 0u);
+  }
+  ASSERT_TRUE(alloc_guard::hook_installed());
+}
+
+TEST(Attention, RejectsWrongRunShapeAndUnsupportedMask) {
+  AttnCase c;
+  const AttnInputs in = make_inputs(c, 22);
+  Graph g = attention_graph(c, in);
+  auto be = make_cpu_backend({1});
+  std::unique_ptr<OpKernel> k = be->prepare(g, g.nodes().back());
+  Tensor bad_k = random_tensor({c.B, c.Lk + 1, c.Hkv, c.D}, DType::kF32, 1);
+  Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.D}, DType::kF32);
+  std::vector<float> scratch(k->scratch_bytes() / sizeof(float) + 16);
+  const Tensor* ins[3] = {&in.q, &bad_k, &in.v};
+  KernelArgs args;
+  args.inputs = ins;
+  args.num_inputs = 3;
+  args.output = &out;
+  args.scratch = scratch.data();
+  EXPECT_THROW(k->run(args), InvalidArgument);
+
+  // An f16 attention is valid graph-wise but not supported by this CPU kernel.
+  Graph g16;
+  const ValueId q = g16.input("q", {1, 4, 2, 8}, DType::kF16);
+  const ValueId kk = g16.input("k", {1, 4, 2, 8}, DType::kF16);
+  const ValueId v = g16.input("v", {1, 4, 2, 8}, DType::kF16);
+  g16.attention(q, kk, v);
+  EXPECT_FALSE(be->supports(g16, g16.nodes().back()));
+  EXPECT_THROW(be->prepare(g16, g16.nodes().back()), InvalidArgument);
+}
+
+// ---------------- Rope ----------------
+
+// The PyTorch reference, step by step in f32: ts = theta ** (2i/D), r = pos / ts.
+std::vector<float> ref_rope(const std::vector<float>& x, const std::vector<int64_t>& pos, int64_t B, int64_t L,
+                            int64_t H, int64_t D, float theta) {
+  std::vector<float> out(x.size());
+  const int64_t half = D / 2;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          const float ts = std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+          const float r = static_cast<float>(pos[static_cast<size_t>(b * L + l)]) / ts;
+          const float cr = std::cos(r), sr = std::sin(r);
+          const size_t o = static_cast<size_t>(((b * L + l) * H + h) * D);
+          const float x1 = x[o + i], x2 = x[o + half + i];
+          out[o + i] = x1 * cr - x2 * sr;
+          out[o + half + i] = x2 * cr + x1 * sr;
+        }
+  return out;
+}
+
+// The same rotation in double with inv_freq = theta^(-2i/D): catches a wrong formula independently
+// of f32 details.
+std::vector<float> ref_rope_double(const std::vector<float>& x, const std::vector<int64_t>& pos, int64_t B,
+                                   int64_t L, int64_t H, int64_t D, double theta) {
+  std::vector<float> out(x.size());
+  const int64_t half = D / 2;
+  for (int64_t bl = 0; bl < B * L; ++bl)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        const double r = static_cast<double>(pos[static_cast<size_t>(bl)]) * std::pow(theta, -2.0 * i / D);
+        const size_t o = static_cast<size_t>((bl * H + h) * D);
+        const double x1 = x[o + i], x2 = x[o + half + i];
+        out[o + i] = static_cast<float>(x1 * std::cos(r) - x2 * std::sin(r));
+        out[o + half + i] = static_cast<float>(x2 * std::cos(r) + x1 * std::sin(r));
+      }
+  return out;
+}
+
+struct RopeCase {
+  int64_t B, L, H, D;
+  float theta;
+  DType pos_dtype;
+  DType dtype;
+};
+
+std::vector<float> check_rope(const RopeCase& c, const std::vector<int64_t>& pos, uint32_t seed) {
+  const Tensor x = random_tensor({c.B, c.L, c.H, c.D}, c.dtype, seed);
+  Tensor p = Tensor::empty({c.B, c.L}, c.pos_dtype);
+  for (size_t i = 0; i < pos.size(); ++i) {
+    if (c.pos_dtype == DType::kI64)
+      p.data<int64_t>()[i] = pos[i];
+    else
+      p.data<int32_t>()[i] = static_cast<int32_t>(pos[i]);
+  }
+  Graph g;
+  const ValueId xv = g.input("x", x.shape(), x.dtype());
+  const ValueId pv = g.input("pos", p.shape(), p.dtype());
+  g.mark_output(g.rope(xv, pv, c.theta));
+  const Tensor out2 = run_last_node(*make_cpu_backend({2}), g, {x, p});
+  const Tensor out1 = run_last_node(*make_cpu_backend({1}), g, {x, p});
+  EXPECT_EQ(out2.dtype(), c.dtype);
+  EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
+  const std::vector<float> xf = x.to_float_vector(), got = out2.to_float_vector();
+  const std::vector<float> ref = ref_rope(xf, pos, c.B, c.L, c.H, c.D, c.theta);
+  // f32: the kernel computes exactly the reference's f32 operations; bf16: output rounding only.
+  EXPECT_LE(nmse(got, ref), c.dtype == DType::kF32 ? 1e-14 : kBF16Bound);
+  // Positions here stay below 1000, where f32 angle rounding keeps the double formula within 1e-9.
+  EXPECT_LE(nmse(got, ref_rope_double(xf, pos, c.B, c.L, c.H, c.D, c.theta)),
+            c.dtype == DType::kF32 ? 1e-9 : kBF16Bound);
+  return got;
+}
+
+TEST(Rope, Theta10000I32) {
+  RopeCase c{2, 21, 3, 64, 10000.f, DType::kI32, DType::kF32};
+  std::vector<int64_t> pos;
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t l = 0; l < c.L; ++l) pos.push_back(l + 100 * b);
+  check_rope(c, pos, 1);
+}
+
+TEST(Rope, Theta100000I64HeadDim256) {
+  RopeCase c{1, 17, 2, 256, 100000.f, DType::kI64, DType::kF32};
+  std::vector<int64_t> pos;
+  for (int64_t l = 0; l < c.L; ++l) pos.push_back(3 * l + 900);
+  check_rope(c, pos, 2);
+}
+
+TEST(Rope, NonMonotonicPaddedPositions) {
+  // Left-padded batch rows repeat position 0 for padding (cumsum(mask) - 1 clipped), then count up;
+  // a second row jumps backwards. Odd half-dim (D = 18) too.
+  RopeCase c{2, 12, 5, 18, 10000.f, DType::kI64, DType::kF32};
+  const std::vector<int64_t> pos{0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,  //
+                                 7, 3, 3, 0, 11, 2, 500, 1, 0, 9, 9, 4};
+  const std::vector<float> got = check_rope(c, pos, 3);
+  // Position 0 is the identity.
+  const Tensor x = random_tensor({c.B, c.L, c.H, c.D}, DType::kF32, 3);
+  const std::vector<float> xf = x.to_float_vector();
+  for (int64_t e = 0; e < 4 * c.H * c.D; ++e) ASSERT_EQ(got[static_cast<size_t>(e)], xf[static_cast<size_t>(e)]);
+}
+
+TEST(Rope, BF16) {
+  RopeCase c{2, 9, 4, 64, 10000.f, DType::kI32, DType::kBF16};
+  std::vector<int64_t> pos;
+  for (int64_t i = 0; i < c.B * c.L; ++i) pos.push_back((i * 37) % 250);
+  check_rope(c, pos, 4);
+  c.theta = 100000.f;
+  c.pos_dtype = DType::kI64;
+  check_rope(c, pos, 5);
+}
+
+TEST(Rope, RunDoesNotAllocate) {
+  const Tensor x = random_tensor({1, 50, 15, 64}, DType::kF32, 6);
+  Tensor p = Tensor::empty({1, 50}, DType::kI32);
+  for (int i = 0; i < 50; ++i) p.data<int32_t>()[i] = i;
+  Tensor out = Tensor::empty(x.shape(), DType::kF32);
+  Graph g;
+  g.mark_output(g.rope(g.input("x", x.shape(), x.dtype()), g.input("pos", p.shape(), p.dtype()), 10000.f));
+  auto be = make_cpu_backend({2});
+  std::unique_ptr<OpKernel> k = be->prepare(g, g.nodes().back());
+  std::vector<float> scratch(k->scratch_bytes() / sizeof(float) + 16);
+  const Tensor* ins[2] = {&x, &p};
+  KernelArgs args;
+  args.inputs = ins;
+  args.num_inputs = 2;
+  args.output = &out;
+  args.scratch = scratch.data();
+  be->begin_run();
+  k->run(args);
+  alloc_guard::ArmScope guard(false);
+  k->run(args);
+  EXPECT_EQ(guard.counts().allocations, 0u);
+}
+
+}  // namespace
