@@ -438,9 +438,13 @@ TEST(SafetensorsBroken, OverflowingShapes) {
   expect_broken(make_file("{" + entry("h", "U8", "[9223372036854775808]", "[0,1]") + "}", 1), {"overflows"});
   expect_broken(make_file("{" + entry("h", "U8", "[18446744073709551616]", "[0,1]") + "}", 1),
                 {"non-negative integer"});
-  // A zero dim makes the rest harmless.
-  const Bytes ok = make_file("{" + entry("z", "F32", "[0,1099511627776,1099511627776]", "[0,0]") + "}", 0);
-  EXPECT_EQ(SafetensorsFile::from_memory(ok.data(), ok.size()).get("z").numel(), 0);
+  // A zero dim does not excuse the others: strides are products of the trailing dims.
+  expect_broken(make_file("{" + entry("z", "F32", "[0,1099511627776,1099511627776]", "[0,0]") + "}", 0),
+                {"'z'", "overflows"});
+  const Bytes ok = make_file("{" + entry("z", "F32", "[1099511627776,0,1000]", "[0,0]") + "}", 0);
+  const Tensor z = SafetensorsFile::from_memory(ok.data(), ok.size()).get("z");
+  EXPECT_EQ(z.numel(), 0);
+  EXPECT_EQ(z.shape(), Shape({1099511627776, 0, 1000}));
 }
 
 TEST(SafetensorsBroken, Offsets) {

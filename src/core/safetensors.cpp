@@ -123,12 +123,16 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const json& e, const 
   if (!js.is_array()) fail(label, "tensor '", name, "': shape must be a list of integers, got ", brief(js));
   if (js.size() > static_cast<size_t>(kMaxDims))
     fail(label, "tensor '", name, "': shape has rank ", js.size(), ", vlart supports at most ", kMaxDims);
+  // The product of the non-zero dims must fit int64 too: strides are suffix products, and a zero
+  // dim elsewhere does not stop them from overflowing.
   uint64_t numel = 1;
+  uint64_t nonzero = 1;
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   for (const json& d : js) {
     const uint64_t v = get_uint(d, label, name, "shape dimension");
-    if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) || __builtin_mul_overflow(numel, v, &numel) ||
-        numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    if (v > kMax || __builtin_mul_overflow(nonzero, v == 0 ? 1 : v, &nonzero) || nonzero > kMax)
       fail(label, "tensor '", name, "': element count of shape ", brief(js), " overflows 64 bits");
+    numel *= v;  // <= nonzero, cannot overflow
     info.shape.push_back(static_cast<int64_t>(v));
   }
 
@@ -260,8 +264,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (size < 8) {
     // Too small to map usefully (mmap of 0 bytes fails); the parser reports the exact problem.
     uint8_t buf[8] = {};
-    const ssize_t got = ::pread(fd.fd, buf, static_cast<size_t>(size), 0);
-    (void)got;
+    if (::pread(fd.fd, buf, static_cast<size_t>(size), 0) != static_cast<ssize_t>(size))
+      throw IoError(detail::concat("cannot read safetensors file '", path, "': ", std::strerror(errno)));
     return from_memory(buf, static_cast<size_t>(size), path);
   }
   void* addr = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd.fd, 0);
