@@ -20,6 +20,7 @@
 #include <random>
 #include <vector>
 
+#include "core/alloc_guard.h"
 #include "op_harness.h"
 #include "vlart/error.h"
 
@@ -657,5 +658,54 @@ TEST(Threads, OneAndTwoThreadsAgreeBitwise) {
   for (size_t i = 0; i < graphs.size(); ++i) {
     Tensor a = run_op(graphs[i], ins[i], 1), b = run_op(graphs[i], ins[i], 2);
     EXPECT_TRUE(bytes_equal(a, b)) << op_name(graphs[i].nodes().back().op);
+  }
+}
+
+// ---------------------------------------------------------------------------- no allocation
+
+TEST(NoAlloc, RunDoesNotTouchTheHeap) {
+  ASSERT_TRUE(alloc_guard::hook_installed());
+  auto be = make_cpu_backend({2});
+  const Shape s{64, 1000};  // large enough that the parallel paths run
+  std::vector<Graph> graphs(6);
+  graphs[0].softmax(graphs[0].input("x", s, DType::kBF16));
+  graphs[1].rms_norm(graphs[1].input("x", s, DType::kF32), graphs[1].weight("w", random_tensor({1000}, DType::kBF16, 1)), 1e-6f);
+  {
+    Graph& g = graphs[2];
+    const ValueId a = g.input("a", {64, 1, 1000}, DType::kF32);
+    const ValueId b = g.input("b", {1, 8, 1000}, DType::kF32);
+    g.add(a, b);
+  }
+  {
+    Graph& g = graphs[3];
+    const ValueId a = g.input("a", s, DType::kF32);
+    const ValueId b = g.input("b", s, DType::kF32);
+    g.concat({a, b}, 1);
+  }
+  graphs[4].permute(graphs[4].input("x", {4, 64, 8, 64}, DType::kF32), {0, 2, 1, 3});
+  graphs[5].resize_bilinear(graphs[5].input("x", {1, 3, 100, 120}, DType::kF32), 64, 64);
+  for (Graph& g : graphs) {
+    const Node& n = g.nodes().back();
+    std::vector<Tensor> bound;
+    std::vector<const Tensor*> in;
+    bound.reserve(n.inputs.size());
+    for (ValueId v : n.inputs) {
+      const Value& val = g.value(v);
+      bound.push_back(val.kind == ValueKind::kWeight ? val.constant : random_tensor(val.shape, val.dtype, 3));
+      in.push_back(&bound.back());
+    }
+    auto k = be->prepare(g, n);
+    Tensor out = Tensor::empty(g.value(n.output).shape, g.value(n.output).dtype);
+    std::vector<uint8_t> scratch(k->scratch_bytes() + 1);
+    KernelArgs args;
+    args.inputs = in.data();
+    args.num_inputs = static_cast<int>(in.size());
+    args.output = &out;
+    args.scratch = scratch.data();
+    be->begin_run();
+    k->run(args);  // warm-up: the OpenMP pool is created outside the guard
+    alloc_guard::ArmScope guard(/*forbid=*/true);
+    EXPECT_NO_THROW(k->run(args)) << op_name(n.op);
+    EXPECT_EQ(guard.counts().allocations, 0u) << op_name(n.op);
   }
 }

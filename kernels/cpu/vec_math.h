@@ -23,11 +23,28 @@ inline float from_f<float>(float v) { return v; }
 template <>
 inline uint16_t from_f<uint16_t>(float v) { return f32_to_bf16(v); }
 
-// exp(x) with ~2 ulp relative error over the normal range; 0 below -87 (instead of a denormal,
-// which FTZ would flush anyway) and +inf above 88. Range reduction x = n ln2 + r with a two-part
-// ln2, then the degree-7 Taylor polynomial of exp(r) on |r| <= ln2/2 (truncation < 6e-9).
+// Maps float bits to ints that order like the floats (and back: the map is its own inverse).
+inline int32_t float_order_bits(int32_t i) { return i ^ ((i >> 31) & 0x7fffffff); }
+
+// exp(x) with ~2 ulp relative error over the normal range; exactly 0 below about -87.7 (instead
+// of a denormal, which FTZ would flush anyway; -inf gives 0) and +inf above about 88.4. NaN is
+// not propagated (callers that multiply by x, like silu, still return NaN).
+// Range reduction x = n ln2 + r with a two-part ln2, then the degree-7 Taylor polynomial of
+// exp(r) on |r| <= ln2/2 (truncation < 6e-9), times 2^n built from exponent bits.
+// Written so GCC vectorises it without -ffast-math: under the default -ftrapping-math a float
+// compare-and-select followed by float math stays a branch, so the input clamp is done on
+// order-preserving integer bits and the underflow to zero is an integer clamp of the exponent.
 inline float exp_f(float x) {
-  const float xc = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  int32_t ix;
+  std::memcpy(&ix, &x, 4);
+  int32_t s = float_order_bits(ix);
+  const int32_t kLo = float_order_bits(static_cast<int32_t>(0xC2C80000u));  // -100.0f
+  const int32_t kHi = 0x42B16666;                                             // 88.7f: 2^128 = +inf
+  s = s < kLo ? kLo : s;
+  s = s > kHi ? kHi : s;
+  ix = float_order_bits(s);
+  float xc;
+  std::memcpy(&xc, &ix, 4);
   // Round-to-nearest via the 1.5*2^23 trick (no SSE4.1 round instruction needed).
   const float magic = 12582912.f;
   const float n = (xc * 1.44269504088896341f + magic) - magic;
@@ -40,13 +57,12 @@ inline float exp_f(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.f;
   p = p * r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  int32_t e = static_cast<int32_t>(n) + 127;
+  e = e < 0 ? 0 : e;  // biased exponent 0 with zero mantissa: 2^n becomes +0
+  const int32_t bits = e << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
-  float y = p * scale;
-  y = x < -87.f ? 0.f : y;
-  y = x > 88.f ? HUGE_VALF : y;
-  return y;
+  return p * scale;
 }
 
 inline float sigmoid_f(float x) { return 1.f / (1.f + exp_f(-x)); }
