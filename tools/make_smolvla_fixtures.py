@@ -442,9 +442,6 @@ class VisionPositionMode:
         return False
 
 
-_ORIG_EMB_FORWARD = None
-
-
 def stock_vision_position_ids(image_size: int, patch: int):
     """Position ids that stock transformers computes for a full f32 image (for the record)."""
     import torch
@@ -863,11 +860,8 @@ def main() -> int:
     if args.full_size:
         out_dir = args.full_size.resolve()
         spec = full_size_case()
-        res = make_case(spec, out_dir.parent, record=args.full_size_record, dtype=args.full_size_dtype) \
-            if out_dir.name == spec.name else None
-        if res is None:
-            spec.name = out_dir.name
-            res = make_case(spec, out_dir.parent, record=args.full_size_record, dtype=args.full_size_dtype)
+        spec.name = out_dir.name  # the case directory is OUT_DIR itself
+        res = make_case(spec, out_dir.parent, record=args.full_size_record, dtype=args.full_size_dtype)
         total = sum(res["files"].values())
         print(json.dumps({"name": res["name"], "dir": str(out_dir), "total_bytes": total,
                           "num_parameters": res["policy"]["num_parameters"],
