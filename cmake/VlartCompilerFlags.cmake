@@ -12,3 +12,15 @@ if(VLART_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# Baseline ISA for code the compiler vectorises (hand-written kernels pick AVX-512 paths at run time
+# regardless). x86-64-v3 = AVX2 + FMA + F16C, present on every x86 robot CPU since ~2013; set
+# VLART_CPU_BASELINE="" to use the compiler default, or "native" for the build machine.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  set(VLART_CPU_BASELINE "x86-64-v3" CACHE STRING "-march value for vlart's own code (empty: compiler default)")
+else()
+  set(VLART_CPU_BASELINE "" CACHE STRING "-march value for vlart's own code (empty: compiler default)")
+endif()
+if(VLART_CPU_BASELINE)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-march=${VLART_CPU_BASELINE}>)
+endif()
