@@ -204,7 +204,7 @@ TEST(LinearCpu, GemvForcedIsaPathsMatchReference) {
   auto be = make_cpu_backend({2});
   const GemvIsa best = gemv_active_isa();
   uint32_t seed = 1300;
-  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512}) {
+  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16}) {
     if (static_cast<int>(isa) > static_cast<int>(best)) {
       std::printf("[  SKIPPED ] gemv %s: this CPU's best path is %s\n", gemv_isa_name(isa), gemv_isa_name(best));
       continue;
@@ -212,8 +212,8 @@ TEST(LinearCpu, GemvForcedIsaPathsMatchReference) {
     gemv_force_isa(isa);
     EXPECT_EQ(gemv_active_isa(), isa);
     for (int64_t M : {1, 2, 5, 16})
-      for (int64_t K : {7, 33, 100})
-        for (DType wdt : {DType::kF32, DType::kBF16}) {
+      for (int64_t K : {7, 33, 100, 130})
+        for (DType wdt : {DType::kF32, DType::kBF16}) {  // bf16 x bf16 takes vdpbf16ps on kAvx512Bf16
           const LinearCase c{M, K, 17, DType::kF32, wdt, true, Activation::kRelu};
           EXPECT_LE(run_linear(*be, c, seed++), kF32Bound) << describe(c) << " isa=" << gemv_isa_name(isa);
           const LinearCase d{M, K, 18, DType::kBF16, wdt, false, Activation::kGeluErf};
@@ -222,6 +222,36 @@ TEST(LinearCpu, GemvForcedIsaPathsMatchReference) {
   }
   gemv_force_isa(GemvIsa::kAuto);
   EXPECT_EQ(gemv_active_isa(), best);
+}
+
+TEST(LinearCpu, GemvEveryRowCountAndRuntimeWeightPerIsa) {
+  // Packed-panel kernels exist per row count 1..16; a runtime (non-constant) weight takes the
+  // row-tile path of each ISA instead.
+  auto be = make_cpu_backend({2});
+  const GemvIsa best = gemv_active_isa();
+  uint32_t seed = 1700;
+  for (int64_t M = 1; M <= 16; ++M) {
+    const LinearCase a{M, 37, 33, DType::kF32, DType::kF32, true, Activation::kNone};
+    EXPECT_LE(run_linear(*be, a, seed++), kF32Bound) << describe(a);
+    const LinearCase b{M, 37, 33, DType::kBF16, DType::kBF16, true, Activation::kNone};
+    EXPECT_LE(run_linear(*be, b, seed++), kBf16Bound) << describe(b);
+  }
+  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16}) {
+    if (static_cast<int>(isa) > static_cast<int>(best)) continue;
+    gemv_force_isa(isa);
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      Graph g;
+      const ValueId x = g.input("x", Shape{6, 77}, dt);
+      const ValueId w = g.input("w", Shape{21, 77}, dt);
+      g.linear(x, w, kNoValue, Activation::kNone);
+      const Tensor xt = random_tensor(Shape{6, 77}, dt, seed++), wt = random_tensor(Shape{21, 77}, dt, seed++);
+      const Tensor y = run_checked(*be, g, {xt, wt});
+      EXPECT_LE(nmse(y.to_float_vector(), linear_ref(xt, wt, nullptr, Activation::kNone)),
+                dt == DType::kF32 ? kF32Bound : kBf16Bound)
+          << gemv_isa_name(isa) << " " << dtype_name(dt);
+    }
+  }
+  gemv_force_isa(GemvIsa::kAuto);
 }
 
 TEST(LinearCpu, GemvResultDoesNotDependOnThreadCount) {
@@ -244,10 +274,10 @@ TEST(LinearCpu, OneDnnPathUsesScratchAndDoesNotAllocate) {
   EXPECT_EQ(info.counts.allocations, 0u);
   std::printf("oneDNN linear %s: scratch_bytes=%zu, exempt allocations in execute=%llu\n", describe(c).c_str(),
               info.scratch_bytes, static_cast<unsigned long long>(info.counts.exempt_allocations));
-  // A bf16 GEMV keeps its f32 copy of the activation rows in scratch.
+  // The GEMV keeps its transposed / widened activation rows in scratch.
   const LinearCase d{7, 300, 40, DType::kBF16, DType::kBF16, false, Activation::kNone};
   EXPECT_LE(run_linear(*be, d, 4, &info), kBf16Bound);
-  EXPECT_EQ(info.scratch_bytes, 7u * 300u * 4u);
+  EXPECT_EQ(info.scratch_bytes, static_cast<size_t>(gemv_work_floats(7, 300)) * 4u);
   EXPECT_EQ(info.counts.exempt_allocations, 0u);  // the GEMV calls no library
 }
 

@@ -1,4 +1,5 @@
 #include "cpu/gemv.h"
+#include "cpu/gemv_internal.h"
 
 #include <immintrin.h>
 
@@ -8,57 +9,19 @@
 #include <cstring>
 
 namespace vlart {
+using namespace gemv_detail;
 namespace {
 
 std::atomic<int> g_forced{static_cast<int>(GemvIsa::kAuto)};
-
-GemvIsa detect_isa() {
-  static const GemvIsa best = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl"))
-      return GemvIsa::kAvx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemvIsa::kAvx2;
-    return GemvIsa::kScalar;
-  }();
-  return best;
-}
-
-inline float bf16_bits_to_f32(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline uint16_t f32_to_bf16_rne(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-inline float activate(float v, GemvAct a) {
-  switch (a) {
-    case GemvAct::kNone: return v;
-    case GemvAct::kRelu: return v > 0.f ? v : 0.f;
-    case GemvAct::kGeluErf: return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
-    case GemvAct::kGeluTanh: {
-      const float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-      return 0.5f * v * (1.f + std::tanh(u));
-    }
-    case GemvAct::kSilu: return v / (1.f + std::exp(-v));
-  }
-  return v;
-}
 
 // Tile: accumulates acc[i][j] = dot(x row i, w row j) for i < mr, j < nr. `w` points at the first
 // weight row of the tile (rows are k elements apart).
 constexpr int kMaxMr = 4;
 constexpr int kMaxNr = 4;
 using TileAcc = float[kMaxMr][kMaxNr];
-using TileFn = void (*)(const float* x, int64_t ldx, const void* w, int64_t k, TileAcc& acc);
+// `pf`, when not null, is the first weight row of the next tile: the tile prefetches it into L2
+// while it computes, one tile ahead of the hardware prefetcher's short per-row streams.
+using TileFn = void (*)(const float* x, int64_t ldx, const void* w, int64_t k, const void* pf, TileAcc& acc);
 
 // Epilogue of one tile: bias, activation, store.
 void store_tile(const GemvProblem& p, int m0, int mr, int64_t n0, int nr, const TileAcc& acc) {
@@ -86,7 +49,7 @@ inline float load_w_scalar(const void* w, int64_t i) {
 }
 
 template <int MR, int NR, bool BF16>
-void tile_scalar(const float* x, int64_t ldx, const void* w, int64_t k, TileAcc& acc) {
+void tile_scalar(const float* x, int64_t ldx, const void* w, int64_t k, const void* /*pf*/, TileAcc& acc) {
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) {
       float s = 0.f;
@@ -116,7 +79,7 @@ VLART_AVX2 inline float hsum8(__m256 v) {
 
 // 16 ymm registers: a 4x2 tile keeps 8 accumulators + 2 weight vectors + 1 activation live.
 template <int MR, int NR, bool BF16>
-VLART_AVX2 void tile_avx2(const float* x, int64_t ldx, const void* w, int64_t k, TileAcc& acc) {
+VLART_AVX2 void tile_avx2(const float* x, int64_t ldx, const void* w, int64_t k, const void* /*pf*/, TileAcc& acc) {
   __m256 a[MR][NR];
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
@@ -177,14 +140,21 @@ VLART_AVX512 inline float hsum16(__m512 v) {
 
 // 32 zmm registers: a 4x4 tile keeps 16 accumulators + 4 weight vectors + 1 activation live.
 template <int MR, int NR, bool BF16>
-VLART_AVX512 void tile_avx512(const float* x, int64_t ldx, const void* w, int64_t k, TileAcc& acc) {
+VLART_AVX512 void tile_avx512(const float* x, int64_t ldx, const void* w, int64_t k, const void* pf,
+                               TileAcc& acc) {
   __m512 a[MR][NR];
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) a[i][j] = _mm512_setzero_ps();
   const int64_t kv = k & ~int64_t{15};
+  constexpr int64_t kWs = BF16 ? 2 : 4;
   for (int64_t kk = 0; kk < kv; kk += 16) {
+    if (pf) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j)
+        _mm_prefetch(static_cast<const char*>(pf) + (j * k + kk) * kWs, _MM_HINT_T1);
+    }
     __m512 wv[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) wv[j] = load_w16<BF16>(w, j * k + kk);
@@ -205,6 +175,55 @@ VLART_AVX512 void tile_avx512(const float* x, int64_t ldx, const void* w, int64_
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * ldx + kv);
 #pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) a[i][j] = _mm512_fmadd_ps(xv, wv[j], a[i][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[i][j] = hsum16(a[i][j]);
+}
+
+// bf16 x bf16 with vdpbf16ps: each instruction adds 16 lanes of a[2i]*b[2i] + a[2i+1]*b[2i+1],
+// 32 k-elements per weight vector. The x rows are bf16 here (x points at uint16_t).
+#define VLART_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
+
+template <int MR, int NR, bool BF16_UNUSED>
+VLART_AVX512BF16 void tile_dpbf16(const float* xf, int64_t ldx, const void* w, int64_t k, const void* pf,
+                                   TileAcc& acc) {
+  const auto* x = reinterpret_cast<const uint16_t*>(xf);
+  const auto* wh = static_cast<const uint16_t*>(w);
+  __m512 a[MR][NR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) a[i][j] = _mm512_setzero_ps();
+  const int64_t kv = k & ~int64_t{31};
+  for (int64_t kk = 0; kk < kv; kk += 32) {
+    if (pf) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(static_cast<const uint16_t*>(pf) + j * k + kk), _MM_HINT_T1);
+    }
+    __m512bh wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(wh + j * k + kk);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i * ldx + kk);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], xv, wv[j]);
+    }
+  }
+  if (kv < k) {
+    // Masked-off elements load as +0.0, contributing nothing.
+    const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (k - kv)) - 1u);
+    __m512bh wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, wh + j * k + kv);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x + i * ldx + kv);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], xv, wv[j]);
     }
   }
 #pragma GCC unroll 4
@@ -235,6 +254,11 @@ struct Avx512Tile {
   static constexpr TileFn fn = &tile_avx512<MR, NR, B>;
 };
 
+template <int MR, int NR, bool B>
+struct DpBf16Tile {
+  static constexpr TileFn fn = &tile_dpbf16<MR, NR, B>;
+};
+
 template <template <int, int, bool> class F, int MR, int NR>
 void fill_one(TileTable& t) {
   t.fn[0][MR - 1][NR - 1] = F<MR, NR, false>::fn;
@@ -260,7 +284,9 @@ const TileTable& table_for(GemvIsa isa) {
   static const TileTable scalar = build_table<ScalarTile, 4>();
   static const TileTable avx2 = build_table<Avx2Tile, 2>();
   static const TileTable avx512 = build_table<Avx512Tile, 4>();
+  static const TileTable dpbf16 = build_table<DpBf16Tile, 4>();
   switch (isa) {
+    case GemvIsa::kAvx512Bf16: return dpbf16;
     case GemvIsa::kAvx512: return avx512;
     case GemvIsa::kAvx2: return avx2;
     default: return scalar;
@@ -284,13 +310,31 @@ const char* gemv_isa_name(GemvIsa isa) {
     case GemvIsa::kScalar: return "scalar";
     case GemvIsa::kAvx2: return "avx2";
     case GemvIsa::kAvx512: return "avx512";
+    case GemvIsa::kAvx512Bf16: return "avx512bf16";
   }
   return "?";
 }
 
 void gemv(const GemvProblem& p) {
   if (p.m <= 0 || p.n <= 0) return;
-  const TileTable& t = table_for(gemv_active_isa());
+  GemvIsa isa = gemv_active_isa();
+  if (p.w_packed && gemv_packed(p, isa)) return;
+  const bool dot_bf16 = isa == GemvIsa::kAvx512Bf16 && p.x_bf16 && p.w_bf16;
+  if (isa == GemvIsa::kAvx512Bf16 && !dot_bf16) isa = GemvIsa::kAvx512;
+  const float* xf = static_cast<const float*>(p.x);
+  int64_t ldx = p.ldx;
+  if (p.x_bf16 && !dot_bf16) {
+    // This path multiplies in f32: widen the few activation rows once.
+    for (int i = 0; i < p.m; ++i) {
+      const auto* src = static_cast<const uint16_t*>(p.x) + i * p.ldx;
+      float* dst = p.x_work + i * p.k;
+      for (int64_t kk = 0; kk < p.k; ++kk) dst[kk] = bf16_bits_to_f32(src[kk]);
+    }
+    xf = p.x_work;
+    ldx = p.k;
+  }
+  const TileTable& t = table_for(isa);
+  const size_t xsize = dot_bf16 ? 2 : 4;
   const int nrmax = t.nr;
   const int b16 = p.w_bf16 ? 1 : 0;
   const size_t wsize = p.w_bf16 ? 2 : 4;
@@ -305,7 +349,11 @@ void gemv(const GemvProblem& p) {
     for (int m0 = 0; m0 < p.m; m0 += kMaxMr) {
       const int mr = std::min(kMaxMr, p.m - m0);
       TileAcc acc;
-      t.fn[b16][mr - 1][nr - 1](p.x + m0 * p.ldx, p.ldx, w, p.k, acc);
+      // Tiles take the x row block as a float pointer; the bf16-dot tile reinterprets it.
+      const float* xb = reinterpret_cast<const float*>(reinterpret_cast<const char*>(xf) +
+                                                       static_cast<size_t>(m0 * ldx) * xsize);
+      const void* pf = m0 == 0 ? static_cast<const char*>(w) + static_cast<size_t>(nr * p.k) * wsize : nullptr;
+      t.fn[b16][mr - 1][nr - 1](xb, ldx, w, p.k, pf, acc);
       store_tile(p, m0, mr, n0, nr, acc);
     }
   }

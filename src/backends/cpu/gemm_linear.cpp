@@ -1,7 +1,8 @@
 // Linear on the CPU: y = act(x W^T + b).
 //
 // M <= 16 rows: the hand-written multi-row GEMV (kernels/cpu/gemv.h) streams W once for all rows,
-// reading the weight in place (no repacking). bf16 activations are widened to f32 rows in scratch.
+// from a panel-packed copy made at create time (AVX-512 CPUs; others read W in place). bf16 activations meet bf16 weights in vdpbf16ps where
+// the CPU has it; otherwise they are widened to f32 rows in scratch.
 // M > 16 rows: a oneDNN matmul with W reordered once into the layout the primitive prefers and
 // bias/activation fused. When the weight dtype differs from the activation dtype, the reorder
 // converts W to the activation dtype (f32 activations with bf16 weights therefore compute in f32
@@ -30,38 +31,41 @@ GemvAct to_gemv_act(Activation a) {
 
 class LinearGemvKernel final : public OpKernel {
  public:
-  LinearGemvKernel(int64_t m, int64_t k, int64_t n, DType x_dt, DType w_dt, bool has_bias, Activation act,
+  LinearGemvKernel(int64_t m, int64_t k, int64_t n, DType x_dt, const Value& w, bool has_bias, Activation act,
                    int threads)
       : x_bf16_(x_dt == DType::kBF16), has_bias_(has_bias) {
+    const DType w_dt = w.dtype;
     p_.m = static_cast<int>(m);
     p_.k = k;
     p_.n = n;
     p_.ldx = k;
     p_.ldy = n;
+    p_.x_bf16 = x_bf16_;
     p_.w_bf16 = w_dt == DType::kBF16;
     p_.y_bf16 = x_bf16_;
     p_.act = to_gemv_act(act);
     p_.threads = threads;
+    // A constant weight is also packed into 16-column panels for the AVX-512 paths (one
+    // sequential stream per panel, no horizontal sums); the original stays for the others.
+    const GemvPack f = gemv_pack_format(x_bf16_, p_.w_bf16);
+    if (f != GemvPack::kNone && w.kind == ValueKind::kWeight && w.constant.defined()) {
+      const size_t bytes = gemv_packed_bytes(f, k, n);
+      packed_ = Tensor::empty(Shape{static_cast<int64_t>(bytes)}, DType::kU8);
+      gemv_pack(f, w.constant.contiguous().raw(), p_.w_bf16, k, n, packed_.raw());
+      p_.w_packed = packed_.raw();
+      p_.pack = f;
+    }
   }
 
   size_t scratch_bytes() const override {
-    return x_bf16_ ? static_cast<size_t>(p_.m) * static_cast<size_t>(p_.k) * sizeof(float) : 0;
+    return x_bf16_ || p_.w_packed ? static_cast<size_t>(gemv_work_floats(p_.m, p_.k)) * sizeof(float) : 0;
   }
 
   void run(const KernelArgs& a) override {
     if (p_.m == 0) return;
     GemvProblem p = p_;
-    const Tensor& x = *a.inputs[0];
-    if (x_bf16_) {
-      // The GEMV multiplies in f32: widen the few activation rows once.
-      float* xf = static_cast<float*>(a.scratch);
-      const auto* xs = x.data<uint16_t>();
-      const int64_t total = static_cast<int64_t>(p.m) * p.k;
-      for (int64_t i = 0; i < total; ++i) xf[i] = bf16_to_f32(xs[i]);
-      p.x = xf;
-    } else {
-      p.x = x.data<float>();
-    }
+    p.x = a.inputs[0]->raw();
+    p.x_work = static_cast<float*>(a.scratch);  // transposed / widened activation rows
     p.w = a.inputs[1]->raw();
     if (has_bias_ && a.num_inputs > 2 && a.inputs[2]) {
       p.bias = a.inputs[2]->raw();
@@ -73,6 +77,7 @@ class LinearGemvKernel final : public OpKernel {
 
  private:
   GemvProblem p_;
+  Tensor packed_;  // owned panels (64-byte aligned), or undefined
   bool x_bf16_;
   bool has_bias_;
 };
@@ -159,7 +164,7 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
   if (m == 0 || nout == 0) return std::make_unique<NoopKernel>();
   const bool has_bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
   if (m <= kLinearGemvMaxRows)
-    return std::make_unique<LinearGemvKernel>(m, k, nout, xv.dtype, wv.dtype, has_bias, n.attrs.act, ctx.threads);
+    return std::make_unique<LinearGemvKernel>(m, k, nout, xv.dtype, wv, has_bias, n.attrs.act, ctx.threads);
   return std::make_unique<LinearOneDnnKernel>(g, n, m, k, nout, ctx);
 }
 
