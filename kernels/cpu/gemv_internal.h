@@ -1,0 +1,58 @@
+// Helpers shared by the GEMV translation units (not part of the public kernel API).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/gemv.h"
+
+namespace vlart::gemv_detail {
+
+inline GemvIsa detect_isa() {
+  static const GemvIsa best = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+      return __builtin_cpu_supports("avx512bf16") ? GemvIsa::kAvx512Bf16 : GemvIsa::kAvx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemvIsa::kAvx2;
+    return GemvIsa::kScalar;
+  }();
+  return best;
+}
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t f32_to_bf16_rne(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float activate(float v, GemvAct a) {
+  switch (a) {
+    case GemvAct::kNone: return v;
+    case GemvAct::kRelu: return v > 0.f ? v : 0.f;
+    case GemvAct::kGeluErf: return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
+    case GemvAct::kGeluTanh: {
+      const float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+      return 0.5f * v * (1.f + std::tanh(u));
+    }
+    case GemvAct::kSilu: return v / (1.f + std::exp(-v));
+  }
+  return v;
+}
+
+// Packed-panel path (gemv_packed.cpp). Returns false when the problem's packed format cannot run
+// on `isa` (the caller then uses the row path). `xf`/`ldx`: f32 activations (or the bf16 ones for
+// the pair format).
+bool gemv_packed(const GemvProblem& p, GemvIsa isa);
+
+}  // namespace vlart::gemv_detail

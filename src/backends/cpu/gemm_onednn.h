@@ -1,0 +1,75 @@
+// Helpers shared by the oneDNN-backed kernels of the GEMM family (Linear, MatMul, Conv2d).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include <dnnl.hpp>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/graph.h"
+
+namespace vlart {
+
+// Kernel factories (gemm_linear.cpp, gemm_matmul.cpp, gemm_conv.cpp).
+std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuContext& ctx);
+std::unique_ptr<OpKernel> create_cpu_matmul(const Graph& g, const Node& n, CpuContext& ctx);
+std::unique_ptr<OpKernel> create_cpu_conv2d(const Graph& g, const Node& n, CpuContext& ctx);
+
+// Linear rows up to this count run on the hand-written GEMV (kernels/cpu/gemv.h); more go to oneDNN.
+constexpr int64_t kLinearGemvMaxRows = 16;
+
+dnnl::memory::data_type to_dnnl(DType d);
+
+// Attributes used by every primitive here: user-managed scratchpad (the executor's arena), plus an
+// optional fused activation.
+dnnl::primitive_attr make_dnnl_attr(Activation act);
+
+// "node 'name' (Op)" for error messages.
+std::string node_label(const Node& n);
+
+inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// Copies `w` (a weight constant in its user layout `user_md`) into a new kernel-owned buffer in
+// the layout `packed_md` the primitive chose (dtype conversion included). Runs once at create.
+dnnl::memory reorder_weights(const Tensor& w, const dnnl::memory::desc& user_md,
+                             const dnnl::memory::desc& packed_md, CpuContext& ctx);
+
+// One prepared primitive: its argument map is built at create time; run() only rebinds the
+// handles of the memories that change (see the kernels) and executes.
+struct DnnlCall {
+  dnnl::primitive prim;
+  std::unordered_map<int, dnnl::memory> args;
+  dnnl::memory scratchpad;  // bound to KernelArgs::scratch in execute()
+  size_t scratchpad_bytes = 0;
+  dnnl::stream stream;
+
+  // Queries the scratchpad size from `pd` and creates the scratchpad memory (no buffer yet).
+  void init_scratchpad(const dnnl::primitive_desc& pd, const dnnl::engine& eng);
+  // Binds the scratchpad to `scratch` (scratchpad_bytes there) and executes. No allocation of
+  // ours; oneDNN's per-call argument map is counted as exempt.
+  void execute(void* scratch);
+};
+
+// The bias of Linear/Conv2d as oneDNN wants it (f32 [N]): a weight constant is converted once
+// into an owned buffer; a runtime f32 bias is bound directly; a runtime bf16 bias is widened into
+// the kernel's scratch at each run.
+struct BiasBinding {
+  bool present = false;
+  bool runtime = false;
+  bool runtime_bf16 = false;
+  int64_t n = 0;
+  dnnl::memory mem;  // f32 [n] (or [1, n]); owned when constant
+
+  // `dims` is how the primitive describes the bias ({N} for conv, {1, N} for matmul).
+  void init(const Graph& g, const Node& n, int input_index, const dnnl::memory::dims& dims,
+            CpuContext& ctx);
+  dnnl::memory::desc desc() const { return mem.get_desc(); }
+  size_t scratch_bytes() const { return runtime_bf16 ? static_cast<size_t>(n) * 4 : 0; }
+  // Rebinds for one run: `in` is the node's bias input, `scratch` scratch_bytes() bytes.
+  void bind(const Tensor* in, void* scratch);
+};
+
+}  // namespace vlart
