@@ -21,7 +21,15 @@ using vlart::Tokenizer;
 using Json = nlohmann::json;
 
 const std::string kDir = std::string(VLART_TEST_DATA_DIR) + "/tokenizer/";
-const char* kFixtures[] = {"smollm2_style", "bos_template", "split_variants"};
+const char* kFixtures[] = {"smollm2_style", "bos_template", "split_variants", "bpe_unk_fallback", "bpe_affixes"};
+
+// The corpus strings a fixture was evaluated on: all, or the listed subset.
+std::vector<size_t> corpus_indices(const Json& fx, size_t corpus_size) {
+  if (!fx["indices"].is_null()) return fx["indices"].get<std::vector<size_t>>();
+  std::vector<size_t> all(corpus_size);
+  for (size_t i = 0; i < corpus_size; ++i) all[i] = i;
+  return all;
+}
 
 const Json& expected() {
   static const Json j = [] {
@@ -55,9 +63,10 @@ TEST_P(Parity, EncodeMatchesPythonForEveryCorpusString) {
   const Tokenizer tok = Tokenizer::from_file(kDir + GetParam() + ".json");
   const Json& texts = e["texts"];
   ASSERT_GE(texts.size(), 2000u);
+  const std::vector<size_t> idx = corpus_indices(fx, texts.size());
   size_t equal = 0, equal_special = 0, tokens = 0;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const std::string text = texts[idx[i]].get<std::string>();
     const auto want = fx["ids"][i].get<std::vector<int32_t>>();
     const auto want_sp = fx["ids_special"][i].is_null() ? want : fx["ids_special"][i].get<std::vector<int32_t>>();
     const auto got = tok.encode(text, false);
@@ -78,10 +87,10 @@ TEST_P(Parity, EncodeMatchesPythonForEveryCorpusString) {
   }
   std::printf("[ parity ] %s: %zu/%zu strings equal without special tokens, %zu/%zu with (%zu tokens); "
               "tokenizers %s\n",
-              GetParam(), equal, texts.size(), equal_special, texts.size(), tokens,
+              GetParam(), equal, idx.size(), equal_special, idx.size(), tokens,
               e["tokenizers_version"].get<std::string>().c_str());
-  EXPECT_EQ(equal, texts.size());
-  EXPECT_EQ(equal_special, texts.size());
+  EXPECT_EQ(equal, idx.size());
+  EXPECT_EQ(equal_special, idx.size());
 }
 
 TEST_P(Parity, DecodeMatchesPython) {
@@ -89,24 +98,28 @@ TEST_P(Parity, DecodeMatchesPython) {
   const Json& fx = e["fixtures"][GetParam()];
   const Tokenizer tok = Tokenizer::from_file(kDir + GetParam() + ".json");
   const Json& texts = e["texts"];
+  const std::vector<size_t> idx = corpus_indices(fx, texts.size());
+  const bool lossless = std::string(GetParam()) == "smollm2_style" || std::string(GetParam()) == "bos_template";
   size_t exact_round_trips = 0;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const std::string text = texts[idx[i]].get<std::string>();
     const auto plain_ids = fx["ids"][i].get<std::vector<int32_t>>();
     const auto ids = fx["ids_special"][i].is_null() ? plain_ids : fx["ids_special"][i].get<std::vector<int32_t>>();
     const std::string want = fx["decoded"][i].is_null() ? text : fx["decoded"][i].get<std::string>();
     EXPECT_EQ(tok.decode(ids, false), want) << GetParam() << " case " << i;
-    EXPECT_EQ(tok.decode(ids, true), fx["decoded_skip_special"][i].get<std::string>()) << GetParam() << " case " << i;
+    const Json& skip = fx["decoded_skip_special"][i];
+    EXPECT_EQ(tok.decode(ids, true), skip.is_null() ? text : skip.get<std::string>()) << GetParam() << " case " << i;
     // Byte-level BPE is lossless except where the tokenizer drops text on purpose: the lstrip/rstrip
-    // token [MASK] swallows the spaces around it, and split_variants removes '|' and adds prefix spaces.
+    // token [MASK] swallows the spaces around it (split_variants removes '|' and adds prefix spaces;
+    // the small models have unk and no decoder).
     if (tok.decode(plain_ids, false) == text) {
       ++exact_round_trips;
-    } else if (std::string(GetParam()) != "split_variants") {
+    } else if (lossless) {
       EXPECT_NE(text.find("[MASK]"), std::string::npos) << "round trip failed for case " << i;
     }
   }
   std::printf("[ parity ] %s: decode equal for %zu strings; decode(encode(s)) == s for %zu\n", GetParam(),
-              texts.size(), exact_round_trips);
+              idx.size(), exact_round_trips);
 }
 
 TEST_P(Parity, PaddedTruncatedMatchesPython) {
@@ -116,7 +129,7 @@ TEST_P(Parity, PaddedTruncatedMatchesPython) {
   const size_t max_len = fx["max_length"].get<size_t>();
   const int32_t pad = fx["pad_id"].get<int32_t>();
   size_t truncated = 0;
-  ASSERT_GT(fx["padded"].size(), 200u);
+  ASSERT_GT(fx["padded"].size(), 50u);
   for (const Json& c : fx["padded"]) {
     const std::string text = e["texts"][c["index"].get<size_t>()].get<std::string>();
     const vlart::PaddedEncoding enc = tok.encode_padded(text, max_len, pad);

@@ -10,6 +10,11 @@ Outputs (paths relative to the repository root):
   tests/data/tokenizer/split_variants.json  same model; Split(String, Removed) + Split(GPT-2 Regex, Isolated) +
                                             Digits(runs) + ByteLevel(use_regex=False, add_prefix_space=True),
                                             ignore_merges, no post-processor
+  tests/data/tokenizer/bpe_unk_fallback.json  small BPE with unk_token + fuse_unk + byte_fallback (bytes < 0xE0
+                                            only, so 3-/4-byte chars hit unk), Split(" ", Isolated) + Digits,
+                                            no decoder (tokens joined with spaces)
+  tests/data/tokenizer/bpe_affixes.json     small BPE with continuing_subword_prefix "##", end_of_word_suffix
+                                            "</w>", unk without fusing, Split(" ", Removed)
   tests/data/tokenizer/expected.json        >= 2000 test strings and, per fixture, the ids from the Python
                                             `tokenizers` package with and without special tokens, decodes,
                                             and padded/truncated encodings for a subset
@@ -321,6 +326,36 @@ def variants(base):
     return out
 
 
+def small_models(rng):
+    """Two small BPE models for the model options the byte-level fixtures do not reach (the
+    SentencePiece-style path needs them): unk/fuse_unk/byte_fallback and subword affixes."""
+    text = training_text(rng)[:3000]
+    out = {}
+    d = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    d.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(" ", "isolated"),
+                                               pre_tokenizers.Digits(individual_digits=True)])
+    d.train_from_iterator(text, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>"], limit_alphabet=60,
+                                                    show_progress=False))
+    d.add_special_tokens(["<|endoftext|>"])
+    j = json.loads(d.to_str())
+    vocab = j["model"]["vocab"]
+    nid = max(max(vocab.values()), max(t["id"] for t in j["added_tokens"])) + 1
+    # Appending the byte tokens after the added token leaves its stored id (400) stale on purpose:
+    # tokenizers reassigns it on load (to the model size, 624), and the C++ loader must do the same.
+    for b in range(0xE0):
+        vocab[f"<0x{b:02X}>"] = nid
+        nid += 1
+    out["bpe_unk_fallback"] = j
+
+    e = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    e.pre_tokenizer = pre_tokenizers.Split(" ", "removed")
+    e.train_from_iterator(text, trainers.BpeTrainer(vocab_size=500, special_tokens=["<unk>"], limit_alphabet=80,
+                                                    continuing_subword_prefix="##", end_of_word_suffix="</w>",
+                                                    show_progress=False))
+    out["bpe_affixes"] = json.loads(e.to_str())
+    return out
+
+
 def main():
     rng = random.Random(20240611)
     os.makedirs(DATA, exist_ok=True)
@@ -330,35 +365,43 @@ def main():
     base = build_base(rng)
     corpus = test_corpus(random.Random(7))
     expected = {"tokenizers_version": tokenizers.__version__, "texts": corpus, "fixtures": {}}
-    for name, j in variants(base).items():
+    fixtures = variants(base)
+    fixtures.update(small_models(rng))
+    for name, j in fixtures.items():
+        # The small models see every third string only, to keep the committed data small.
+        indices = list(range(len(corpus))) if name in ("smollm2_style", "bos_template", "split_variants") \
+            else list(range(0, len(corpus), 3))
         text = json.dumps(j, ensure_ascii=False, separators=(",", ":"))
         path = os.path.join(DATA, name + ".json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         tok = Tokenizer.from_file(path)  # expectations come from the file exactly as committed
         ids, ids_sp, dec, dec_skip = [], [], [], []
-        for s in corpus:
+        for s in (corpus[i] for i in indices):
             a = tok.encode(s, add_special_tokens=False).ids
             b = tok.encode(s, add_special_tokens=True).ids
             ids.append(a)
             ids_sp.append(b if b != a else None)  # null: same as without special tokens
             d = tok.decode(b, skip_special_tokens=False)
             dec.append(d if d != s else None)  # null: round trip is exact
-            dec_skip.append(tok.decode(b, skip_special_tokens=True))
+            ds = tok.decode(b, skip_special_tokens=True)
+            dec_skip.append(ds if ds != s else None)
         padded = []
         ptok = Tokenizer.from_file(path)
-        pad_id = ptok.token_to_id("<|im_end|>")
+        pad_id = ptok.token_to_id("<|im_end|>") or 0
         ptok.enable_truncation(48)
-        ptok.enable_padding(length=48, pad_id=pad_id, pad_token="<|im_end|>", direction="right")
-        for i, s in enumerate(corpus):
+        ptok.enable_padding(length=48, pad_id=pad_id, pad_token=ptok.id_to_token(pad_id), direction="right")
+        for i in indices:
+            s = corpus[i]
             if i % 10 == 0 or len(s) > 200:
                 e = ptok.encode(s, add_special_tokens=True)
                 padded.append({"index": i, "ids": e.ids, "mask": e.attention_mask})
         expected["fixtures"][name] = {
             "vocab_size": tok.get_vocab_size(with_added_tokens=True), "pad_id": pad_id, "max_length": 48,
+            "indices": indices if len(indices) != len(corpus) else None,
             "ids": ids, "ids_special": ids_sp, "decoded": dec, "decoded_skip_special": dec_skip,
             "padded": padded}
-        print(f"{name}: {len(corpus)} strings, {sum(map(len, ids))} tokens, {os.path.getsize(path)} bytes")
+        print(f"{name}: {len(indices)} strings, {sum(map(len, ids))} tokens, {os.path.getsize(path)} bytes")
     with open(os.path.join(DATA, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, separators=(",", ":"))
     print("expected.json:", os.path.getsize(os.path.join(DATA, "expected.json")), "bytes; tokenizers",

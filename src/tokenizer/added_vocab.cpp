@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tokenizer/bpe_model.h"
 #include "tokenizer/unicode_classes.h"
 #include "tokenizer/utf8.h"
 
@@ -17,14 +18,15 @@ char32_t last_char(std::string_view s) {
 
 }  // namespace
 
-void AddedVocab::parse(const Json* list, const JsonCtx& ctx) {
+void AddedVocab::parse(const Json* list, const JsonCtx& ctx, const BpeModel& model) {
   if (!list) return;
+  int64_t next_id = static_cast<int64_t>(model.size());
   if (!list->is_array()) ctx.fail("added_tokens", "must be an array");
   for (size_t i = 0; i < list->size(); ++i) {
     const std::string path = "added_tokens[" + std::to_string(i) + "]";
     const Json& j = (*list)[i];
     AddedToken t;
-    t.id = static_cast<int32_t>(ctx.id_of(ctx.member(j, path, "id"), path + ".id"));
+    ctx.id_of(ctx.member(j, path, "id"), path + ".id");  // validated, then reassigned below
     t.content = ctx.string_member(j, path, "content");
     t.special = ctx.bool_member(j, path, "special", false);
     t.single_word = ctx.bool_member(j, path, "single_word", false);
@@ -33,6 +35,14 @@ void AddedVocab::parse(const Json* list, const JsonCtx& ctx) {
     t.normalized = ctx.bool_member(j, path, "normalized", !t.special);
     if (t.content.empty()) continue;  // tokenizers ignores empty added tokens
     if (find_invalid_utf8(t.content) != std::string::npos) ctx.fail(path + ".content", "is not valid UTF-8");
+    if (auto known = by_content_.find(t.content); known != by_content_.end()) {
+      t.id = tokens_[known->second].id;
+    } else if (auto mid = model.token_to_id(t.content)) {
+      t.id = *mid;
+    } else {
+      if (next_id > INT32_MAX) ctx.fail(path, "overflows the id range");
+      t.id = static_cast<int32_t>(next_id++);
+    }
     auto it = by_id_.find(t.id);
     if (it != by_id_.end()) {
       by_content_.erase(tokens_[it->second].content);

@@ -27,9 +27,14 @@ struct Segment {
   int32_t id;
 };
 
+class BpeModel;
+
 class AddedVocab {
  public:
-  void parse(const Json* list, const JsonCtx& ctx);
+  // Ids are assigned the way tokenizers does on load, not read from the file: a token already in
+  // the model vocabulary keeps its model id, the others get model-size, model-size + 1, ... in file
+  // order. (tokenizers only warns when the stored "id" disagrees; files it wrote always agree.)
+  void parse(const Json* list, const JsonCtx& ctx, const BpeModel& model);
 
   // Splits `s` with the normalized (true) or non-normalized (false) token set.
   void split(std::string_view s, bool normalized_set, std::vector<Segment>& out) const;

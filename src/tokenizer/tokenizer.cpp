@@ -86,7 +86,7 @@ Tokenizer Tokenizer::from_json_string(const std::string& json_text, const std::s
 
   auto impl = std::make_unique<Impl>();
   impl->model = parse_model(root, ctx);
-  impl->added.parse(ctx.optional(root, "added_tokens"), ctx);
+  impl->added.parse(ctx.optional(root, "added_tokens"), ctx, *impl->model);
   impl->pre = tok::parse_pre_tokenizer(ctx.optional(root, "pre_tokenizer"), ctx, "pre_tokenizer");
   impl->post = tok::parse_post_processor(ctx.optional(root, "post_processor"), ctx, "post_processor");
   impl->decoder = tok::parse_decoder(ctx.optional(root, "decoder"), ctx, "decoder");
