@@ -22,6 +22,9 @@ Outputs (paths relative to the repository root):
                                             Rust is_numeric, word) probed from the same `tokenizers` build
 
 Everything is generated from text this script writes itself (no downloads). Needs `pip install tokenizers`.
+The BPE trainer breaks ties between equally frequent pairs in hash order, so a re-run can yield a
+different (but self-consistent: the expectations are always computed from the files as written)
+vocabulary, mostly for the small models; commit the outputs of one run together.
 Run from anywhere: python3 tools/make_tokenizer_fixtures.py
 """
 
