@@ -1,16 +1,21 @@
 // Multi-row GEMV for small M: y[m, n] = act(sum_k x[m, k] * w[n, k] + bias[n]), m < M <= 16.
 //
 // Small-M Linear layers (the action expert runs at M = 1..16) are bound by streaming the weight
-// matrix from memory. This kernel reads every weight row once and multiplies it with all M
-// activation rows while it is in registers / L1, so the weight traffic is N*K*sizeof(w) whatever M
-// is. Accumulation is f32. Weights are f32 or bf16; bf16 weights are widened to f32 in registers
-// and multiplied with f32 activations, except when activations are bf16 too and the CPU has
-// AVX512_BF16: then vdpbf16ps multiplies bf16 pairs directly (products of bf16 values are exact in
-// f32, so this loses nothing and halves the instruction count, which matters at M = 8..16).
-// Work is split over N (blocks of output rows) with OpenMP.
+// matrix from memory. Every weight element is read once per call and multiplied with all M
+// activation rows while it is in registers, so the weight traffic is N*K*sizeof(w) whatever M is.
+// Accumulation is f32. Work is split over N with OpenMP (static: one contiguous slab per thread).
 //
-// Code paths, picked at run time from the CPU: AVX-512 with BF16 dot products, AVX-512 (F/BW/VL),
-// AVX2+FMA and scalar. gemv_force_isa() pins a lower path so tests cover all of them.
+// Two layouts:
+//  * packed (AVX-512, weights packed once by gemv_pack into 16-column panels contiguous over K):
+//    one sequential stream per panel, activations transposed into x_work and broadcast, 16
+//    outputs per register, no horizontal sums. f32 weights, bf16 weights widened to f32 in
+//    registers (f32 activations), or bf16 x bf16 with vdpbf16ps when the CPU has AVX512_BF16
+//    (products of bf16 values are exact in f32, so nothing is lost against widening).
+//  * row (w read in place, [n, k] PyTorch layout): 4x4 (AVX-512) / 4x2 (AVX2) / scalar tiles of
+//    dot products; used for runtime weights and when a lower path is forced. bf16 x is widened to
+//    f32 rows in x_work first (or meets bf16 w in vdpbf16ps on AVX512_BF16).
+//
+// gemv_force_isa() pins a lower path so tests cover every one on an AVX-512 machine.
 #pragma once
 
 #include <cstddef>
