@@ -11,7 +11,7 @@ foreach(t ${VLART_SANITIZE_SUITES})
     endif()
   endif()
 endforeach()
-foreach(t fuzz_safetensors_standalone fuzz_safetensors)
+foreach(t test_safetensors fuzz_safetensors_standalone fuzz_safetensors)  # run by fuzz.cmake tests
   if(TARGET ${t})
     add_dependencies(vlart_sanitize_targets ${t})
   endif()

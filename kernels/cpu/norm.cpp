@@ -65,8 +65,9 @@ void softmax_t(const X* x, X* y, int64_t rows, int64_t N, float* scratch, int th
   parallel_for(rows, N, threads, [&](int64_t r) {
     const X* xr = x + r * N;
     X* yr = y + r * N;
+    // No `omp simd reduction(max)` here: OpenMP initialises a max reduction with the lowest finite
+    // value, not -inf, which would hide an all -inf (fully masked) row from the check below.
     float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
     for (int64_t i = 0; i < N; ++i) m = std::max(m, to_f(xr[i]));
     if (m == -std::numeric_limits<float>::infinity()) {
       // Nothing can be attended to: zeros rather than 0/0.
