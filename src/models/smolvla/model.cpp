@@ -209,11 +209,18 @@ Tensor SmolVLAModel::vision(const std::vector<float>& images, int64_t n, Tensor*
 }
 
 PrefixState SmolVLAModel::prefix(const PrefixInputs& in, Tensor* embs) {
+  return prefix_from_vision(in, vision(in.images, in.n_cams), embs);
+}
+
+PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs) {
   const int64_t n = in.n_cams, lt = static_cast<int64_t>(in.lang_ids.size());
   const int64_t T = cfg_.tokens_per_image(), P = n * T + lt + 1;
   VLART_CHECK(cfg_.prefix_length <= P, UnsupportedError, "smolvla: prefix_length ", cfg_.prefix_length,
               " > prefix tokens ", P, " (zero-padding the prefix is not supported)");
-  Tensor img = vision(in.images, n);
+  VLART_CHECK(img.numel() == n * T * cfg_.text.hidden, InvalidArgument, "smolvla: image embeddings ",
+              img.shape().str(), " do not match ", n, " cameras x ", T, " tokens x ", cfg_.text.hidden);
+  VLART_CHECK(in.lang_mask.size() == in.lang_ids.size(), InvalidArgument, "smolvla: ", in.lang_ids.size(),
+              " token ids but ", in.lang_mask.size(), " mask entries");
   PrefixState ps;
   ps.len = P;
   ps.pad.assign(static_cast<size_t>(P), 1);

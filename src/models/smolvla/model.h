@@ -45,6 +45,8 @@ class SmolVLAModel {
   Tensor vision(const std::vector<float>& images, int64_t n_cams, Tensor* last_hidden = nullptr);
   // Full prefix pass; `embs` optionally receives the prefix embeddings [1, P, D].
   PrefixState prefix(const PrefixInputs& in, Tensor* embs = nullptr);
+  // Same, with the connector output of vision() already computed (`in.images` is not read).
+  PrefixState prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs = nullptr);
   // One velocity evaluation v_t(x_t, t) for the given prefix, [chunk, max_action_dim].
   std::vector<float> velocity(const PrefixState& p, const std::vector<float>& x_t, float t);
   // Euler integration from `noise` ([chunk, max_action_dim]) with `steps` steps; returns x_0.
