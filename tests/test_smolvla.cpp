@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -270,6 +271,9 @@ TEST(SmolVLAPolicy, InferMatchesLeRobotActions) {
       // Repeated call (cached executors) is bit-identical; pre-tokenised prompt gives the same result.
       ActionChunk b = policy->infer(o, noise.data());
       EXPECT_EQ(a.data, b.data);
+      std::printf("[%s/%s] warm infer ms: preprocess %.2f vision %.2f prefix %.2f denoise %.2f total %.2f\n",
+                  c.c_str(), s.c_str(), b.timings.preprocess_ms, b.timings.vision_ms, b.timings.prefix_ms,
+                  b.timings.denoise_ms, b.timings.total_ms);
       Tensor ids = k.ref.get(s + ".pre.lang_tokens");
       Tensor msk = k.ref.get(s + ".pre.lang_mask");
       std::vector<int64_t> valid;
@@ -346,4 +350,20 @@ TEST(SmolVLAPolicy, ValidationErrors) {
   bad.compute_dtype = DType::kBF16;
   EXPECT_THROW(Policy::load(kRoot + c + "/checkpoint", bad), UnsupportedError);
   EXPECT_THROW(Policy::load(kRoot + "missing_dir"), IoError);
+}
+
+TEST(SmolVLAWeights, LegacyNormaliserNamesInModelSafetensors) {
+  const std::string dir = ::testing::TempDir() + "smolvla_legacy_stats";
+  std::filesystem::create_directories(dir);
+  write_safetensors(dir + "/model.safetensors",
+                    {{"normalize_inputs.buffer_observation_state.mean", Tensor::from_vector({1, 2}, {2})},
+                     {"normalize_inputs.buffer_observation_state.std", Tensor::from_vector({3, 4}, {2})},
+                     {"unnormalize_outputs.buffer_action.mean", Tensor::from_vector({5, 6, 7}, {3})},
+                     {"unnormalize_outputs.buffer_action.std", Tensor::from_vector({8, 9, 10}, {3})}});
+  NormStats s = load_norm_stats(dir, 2, 3);
+  EXPECT_EQ(s.state_mean, (std::vector<float>{1, 2}));
+  EXPECT_EQ(s.state_std, (std::vector<float>{3, 4}));
+  EXPECT_EQ(s.action_mean, (std::vector<float>{5, 6, 7}));
+  EXPECT_EQ(s.action_std, (std::vector<float>{8, 9, 10}));
+  EXPECT_THROW(load_norm_stats(dir, 3, 3), FormatError);  // wrong state length names the tensor
 }

@@ -268,14 +268,9 @@ PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tenso
   return ps;
 }
 
-std::vector<float> SmolVLAModel::velocity(const PrefixState& p, const std::vector<float>& x_t, float t) {
-  const int64_t C = cfg_.chunk_size, P = p.len, We = cfg_.expert_hidden();
-  Stage& s = denoise_stage(P);
-  Executor& ex = *s.exec;
-  fill(ex, "x_t", x_t.data(), x_t.size() * sizeof(float));
-  const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
-  float* tp = ex.input("temb").data<float>();
-  for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
+void SmolVLAModel::bind_prefix(const PrefixState& p) {
+  const int64_t C = cfg_.chunk_size, P = p.len;
+  Executor& ex = *denoise_stage(P).exec;
   int64_t nvalid = 0;
   for (uint8_t b : p.pad) nvalid += b;
   int64_t* pos = ex.input("pos").data<int64_t>();
@@ -283,8 +278,8 @@ std::vector<float> SmolVLAModel::velocity(const PrefixState& p, const std::vecto
   uint8_t* ms = static_cast<uint8_t*>(ex.input("mask_self").raw());
   uint8_t* mc = static_cast<uint8_t*>(ex.input("mask_cross").raw());
   for (int64_t i = 0; i < C; ++i) {
-    pos[i] = nvalid + i;
-    cpos[i] = i;
+    pos[i] = nvalid + i;  // suffix positions continue after the valid prefix tokens
+    cpos[i] = i;          // cross-attention re-bases the query positions to 0
     for (int64_t j = 0; j < P; ++j) ms[i * (P + C) + j] = mc[i * P + j] = p.pad[static_cast<size_t>(j)];
     for (int64_t j = 0; j < C; ++j) ms[i * (P + C) + P + j] = j <= i;
   }
@@ -300,8 +295,22 @@ std::vector<float> SmolVLAModel::velocity(const PrefixState& p, const std::vecto
       fill(ex, "cv" + si, p.cv[u].raw(), p.cv[u].nbytes());
     }
   }
+}
+
+std::vector<float> SmolVLAModel::step(int64_t prefix_len, const std::vector<float>& x_t, float t) {
+  const int64_t C = cfg_.chunk_size, We = cfg_.expert_hidden();
+  Executor& ex = *denoise_stage(prefix_len).exec;
+  fill(ex, "x_t", x_t.data(), x_t.size() * sizeof(float));
+  const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
+  float* tp = ex.input("temb").data<float>();
+  for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
   ex.run();
   return ex.output(0).to_float_vector();
+}
+
+std::vector<float> SmolVLAModel::velocity(const PrefixState& p, const std::vector<float>& x_t, float t) {
+  bind_prefix(p);
+  return step(p.len, x_t, t);
 }
 
 std::vector<float> SmolVLAModel::denoise(const PrefixState& p, const std::vector<float>& noise, int64_t steps,
@@ -311,9 +320,10 @@ std::vector<float> SmolVLAModel::denoise(const PrefixState& p, const std::vector
   const double dt = -1.0 / static_cast<double>(steps);
   const float dtf = static_cast<float>(dt);  // PyTorch rounds the Python scalar to f32 for an f32 tensor
   std::vector<float> x = noise;
+  bind_prefix(p);  // the prefix K/V, masks and positions are the same for every step
   for (int64_t k = 0; k < steps; ++k) {
     const float t = static_cast<float>(1.0 + static_cast<double>(k) * dt);
-    std::vector<float> v = velocity(p, x, t);
+    std::vector<float> v = step(p.len, x, t);
     for (size_t i = 0; i < x.size(); ++i) {
       volatile float d = dtf * v[i];  // keep PyTorch's two roundings (no fused multiply-add)
       x[i] = x[i] + d;

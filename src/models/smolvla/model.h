@@ -61,6 +61,8 @@ class SmolVLAModel {
   Stage& vision_stage(int64_t n_cams);
   Stage& prefix_stage(int64_t n_cams, int64_t lang_len);
   Stage& denoise_stage(int64_t prefix_len);
+  void bind_prefix(const PrefixState& p);
+  std::vector<float> step(int64_t prefix_len, const std::vector<float>& x_t, float t);
   void build_vision(Graph& g, int64_t n_cams) const;
   void build_prefix(Graph& g, int64_t n_cams, int64_t lang_len) const;
   void build_denoise(Graph& g, int64_t prefix_len) const;
