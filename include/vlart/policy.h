@@ -1,0 +1,85 @@
+// Public inference API for vision-language-action policies (SmolVLA from a LeRobot checkpoint).
+//
+//   vlart::PolicyOptions o;  o.threads = 4;
+//   auto policy = vlart::Policy::load("path/to/checkpoint", o);
+//   vlart::Observation obs;  obs.images["camera1"] = {rgb_bytes, 480, 640};
+//   obs.state = {...};  obs.task = "pick up the cube";
+//   vlart::ActionChunk a = policy->infer(obs);   // a.data: horizon x action_dim, unnormalised
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vlart/dtype.h"
+
+namespace vlart {
+
+struct PolicyOptions {
+  int threads = 0;                    // 0 = all hardware threads
+  DType compute_dtype = DType::kF32;  // only f32 for now
+  int flow_steps = 0;                 // 0 = num_steps from the checkpoint config
+  // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
+  // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
+  // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
+  std::string tokenizer_path;
+  std::string vlm_config_dir;  // directory with the SmolVLM config.json (default: same search)
+  uint64_t noise_seed = 0;     // seed of the Gaussian noise drawn when infer() gets none
+};
+
+struct Image {
+  std::vector<uint8_t> data;  // HWC RGB, uint8, height*width*3 bytes
+  int64_t height = 0;
+  int64_t width = 0;
+};
+
+struct Observation {
+  // Camera name -> frame; names as in the checkpoint ("observation.images.top") or without the
+  // "observation.images." prefix.
+  std::map<std::string, Image> images;
+  std::vector<float> state;  // raw (unnormalised) robot state, state_dim values
+  std::string task;
+  // Pre-tokenised prompt; when set, `task` is ignored (padding/truncation still follow the config).
+  std::optional<std::vector<int64_t>> token_ids;
+};
+
+struct StageTimings {
+  double preprocess_ms = 0, vision_ms = 0, prefix_ms = 0, denoise_ms = 0, total_ms = 0;
+};
+
+struct ActionChunk {
+  int64_t horizon = 0;
+  int64_t action_dim = 0;
+  std::vector<float> data;  // [horizon, action_dim], unnormalised
+  StageTimings timings;
+};
+
+class Policy {
+ public:
+  static std::unique_ptr<Policy> load(const std::string& checkpoint_dir, const PolicyOptions& opts = {});
+  ~Policy();
+  Policy(const Policy&) = delete;
+  Policy& operator=(const Policy&) = delete;
+
+  // `noise`: optional [horizon, max_action_dim] initial sample (as LeRobot's `noise=` argument).
+  // Throws InvalidArgument for unknown/missing cameras, a wrong state length, non-finite state,
+  // empty or mis-sized frames.
+  ActionChunk infer(const Observation& obs, const float* noise = nullptr);
+
+  std::vector<std::string> camera_names() const;
+  int64_t state_dim() const;
+  int64_t action_dim() const;
+  int64_t horizon() const;
+  int64_t max_action_dim() const;
+
+  struct Impl;
+
+ private:
+  explicit Policy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vlart

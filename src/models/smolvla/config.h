@@ -1,0 +1,61 @@
+// SmolVLA configuration: the LeRobot policy config.json plus the SmolVLM config.json it names, with
+// every size the runtime needs (read from the configs, cross-checked against tensor shapes later).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vlart::smolvla {
+
+struct VisionConfig {
+  int64_t hidden = 0, layers = 0, heads = 0, mlp = 0, patch = 0, image_size = 0, channels = 3;
+  float ln_eps = 1e-6f;
+  bool gelu_tanh = true;
+};
+
+struct TextConfig {
+  int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, mlp = 0, vocab = 0;
+  float rms_eps = 1e-5f;
+};
+
+struct SmolVLAConfig {
+  // Policy (checkpoint config.json).
+  std::vector<std::string> cameras;  // input feature names of VISUAL type, in config order
+  int64_t state_dim = 0, action_dim = 0, max_state_dim = 32, max_action_dim = 32;
+  int64_t chunk_size = 50, num_steps = 10, tokenizer_max_length = 48;
+  int64_t resize_h = 512, resize_w = 512;
+  int64_t empty_cameras = 0, prefix_length = 0;
+  int64_t num_vlm_layers = 0, num_expert_layers = 0, self_attn_every_n_layers = 2;
+  double expert_width_multiplier = 0.75, min_period = 4e-3, max_period = 4.0;
+  bool pad_to_max_length = true;  // pad_language_to == "max_length" (else "longest")
+  bool add_image_special_tokens = false;
+  std::string vlm_model_name;
+  // VLM (vlm config.json).
+  int scale_factor = 4;
+  VisionConfig vision;
+  TextConfig text;
+
+  int64_t expert_hidden() const { return static_cast<int64_t>(text.hidden * expert_width_multiplier); }
+  int64_t tokens_per_image() const {
+    const int64_t g = vision.image_size / vision.patch;
+    return g * g / (scale_factor * scale_factor);
+  }
+  // Expert layer paired with VLM layer i, or -1 when the action tokens skip that layer.
+  int64_t expert_layer_of(int64_t vlm_layer) const;
+  int64_t num_expert() const { return num_expert_layers > 0 ? num_expert_layers : num_vlm_layers; }
+  bool is_self_attn(int64_t vlm_layer) const {
+    return self_attn_every_n_layers > 0 && vlm_layer % self_attn_every_n_layers == 0;
+  }
+};
+
+// Parses `<checkpoint_dir>/config.json` and the VLM config at `vlm_config_path` (a config.json
+// file). Throws FormatError / IoError naming the file and field.
+SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& vlm_config_path);
+
+// Finds the VLM directory: the override when non-empty, else `vlm_model_name` as a local path (as
+// given, then relative to the parent directories of the checkpoint). Empty string if none exists.
+std::string find_vlm_dir(const std::string& checkpoint_dir, const std::string& vlm_model_name,
+                         const std::string& override_dir = "");
+
+}  // namespace vlart::smolvla

@@ -1,0 +1,336 @@
+#include "models/smolvla/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "models/smolvla/preprocess.h"
+#include "vlart/error.h"
+
+namespace vlart::smolvla {
+
+namespace {
+const std::string kVis = "vlm_with_expert.vlm.model.vision_model.";
+const std::string kConn = "vlm_with_expert.vlm.model.connector.modality_projection.proj.weight";
+const std::string kText = "vlm_with_expert.vlm.model.text_model.";
+const std::string kExp = "vlm_with_expert.lm_expert.";
+constexpr float kRopeTheta = 10000.f;  // LeRobot's apply_rope hard-codes it (not rope_theta)
+
+void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) {
+  Tensor& t = ex.input(name);
+  VLART_CHECK(t.nbytes() == bytes, InternalError, "smolvla: input '", name, "' expects ", t.nbytes(),
+              " bytes, got ", bytes);
+  std::memcpy(t.raw(), src, bytes);
+}
+}  // namespace
+
+SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads)
+    : cfg_(std::move(cfg)), weights_(std::move(w)) {
+  CpuBackendOptions o;
+  o.threads = threads;
+  backend_ = make_cpu_backend(o);
+}
+SmolVLAModel::~SmolVLAModel() = default;
+
+ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape) const {
+  ValueId id = g.find(name);
+  if (id != kNoValue) return id;
+  return g.weight(name, weights_.get(name, shape));
+}
+ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
+  return weights_.has(name) ? w(g, name) : kNoValue;
+}
+
+void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
+  const VisionConfig& v = cfg_.vision;
+  const int64_t S = v.image_size, gp = S / v.patch, L = gp * gp, C = v.hidden, hd = C / v.heads;
+  ValueId x = g.input("pixels", {n, v.channels, S, S}, DType::kF32);
+  x = g.conv2d(x, w(g, kVis + "embeddings.patch_embedding.weight", {C, v.channels, v.patch, v.patch}),
+               w(g, kVis + "embeddings.patch_embedding.bias", {C}), static_cast<int>(v.patch), 0);
+  x = g.permute(g.reshape(x, {n, C, L}), {0, 2, 1});
+  // Identity position ids (row-major), as bf16 SmolVLA and the fixtures use.
+  x = g.add(x, w(g, kVis + "embeddings.position_embedding.weight", {L, C}));
+  for (int64_t i = 0; i < v.layers; ++i) {
+    const std::string p = kVis + "encoder.layers." + std::to_string(i) + ".";
+    ValueId h = g.layer_norm(x, w(g, p + "layer_norm1.weight", {C}), w(g, p + "layer_norm1.bias", {C}), v.ln_eps);
+    auto proj = [&](const char* nm) {
+      return g.reshape(g.linear(h, w(g, p + "self_attn." + nm + ".weight", {C, C}),
+                                w(g, p + "self_attn." + nm + ".bias", {C})),
+                       {n, L, v.heads, hd});
+    };
+    ValueId a = g.attention(proj("q_proj"), proj("k_proj"), proj("v_proj"));
+    a = g.linear(g.reshape(a, {n, L, C}), w(g, p + "self_attn.out_proj.weight", {C, C}),
+                 w(g, p + "self_attn.out_proj.bias", {C}));
+    x = g.add(x, a);
+    h = g.layer_norm(x, w(g, p + "layer_norm2.weight", {C}), w(g, p + "layer_norm2.bias", {C}), v.ln_eps);
+    h = g.linear(h, w(g, p + "mlp.fc1.weight", {v.mlp, C}), w(g, p + "mlp.fc1.bias", {v.mlp}),
+                 v.gelu_tanh ? Activation::kGeluTanh : Activation::kGeluErf);
+    h = g.linear(h, w(g, p + "mlp.fc2.weight", {C, v.mlp}), w(g, p + "mlp.fc2.bias", {C}));
+    x = g.add(x, h);
+  }
+  x = g.layer_norm(x, w(g, kVis + "post_layernorm.weight", {C}), w(g, kVis + "post_layernorm.bias", {C}), v.ln_eps);
+  g.mark_output(x);
+  const int r = cfg_.scale_factor;
+  ValueId c = g.linear(g.pixel_shuffle(x, r), w(g, kConn, {cfg_.text.hidden, C * r * r}));
+  g.mark_output(c);
+}
+
+void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
+  const TextConfig& t = cfg_.text;
+  const int64_t D = t.hidden, T = cfg_.tokens_per_image(), P = n * T + lt + 1, hd = t.head_dim;
+  ValueId img = g.input("img", {1, n * T, D}, DType::kF32);
+  ValueId ids = g.input("lang", {1, lt}, DType::kI64);
+  ValueId st = g.input("state", {1, 1, cfg_.max_state_dim}, DType::kF32);
+  ValueId pos = g.input("pos", {1, P}, DType::kI64);
+  ValueId mask = g.input("mask", {1, P, P}, DType::kBool);
+  const float sq = static_cast<float>(std::sqrt(static_cast<double>(D)));
+  ValueId e_img = g.scale(img, sq);
+  ValueId e_lang = g.scale(g.embedding(w(g, kText + "embed_tokens.weight"), ids), sq);
+  ValueId e_st = g.linear(st, w(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
+  ValueId x = g.concat({e_img, e_lang, e_st}, 1);
+  g.mark_output(x);
+  for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
+    const std::string p = kText + "layers." + std::to_string(i) + ".";
+    ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {D}), t.rms_eps);
+    ValueId q = g.reshape(g.linear(h, w(g, p + "self_attn.q_proj.weight", {t.heads * hd, D})), {1, P, t.heads, hd});
+    ValueId kf = g.linear(h, w(g, p + "self_attn.k_proj.weight", {t.kv_heads * hd, D}));
+    ValueId vf = g.linear(h, w(g, p + "self_attn.v_proj.weight", {t.kv_heads * hd, D}));
+    q = g.rope(q, pos, kRopeTheta);
+    ValueId k = g.rope(g.reshape(kf, {1, P, t.kv_heads, hd}), pos, kRopeTheta);
+    g.mark_output(k);
+    g.mark_output(vf);
+    const int64_t e = cfg_.expert_layer_of(i);
+    if (e >= 0 && !cfg_.is_self_attn(i)) {
+      // Cross-attention layers project the cached VLM K/V with the expert's k/v once per inference.
+      const std::string ep = kExp + "layers." + std::to_string(e) + ".self_attn.";
+      const int64_t kvw = t.kv_heads * hd;
+      const SafetensorsTensorInfo& ki = weights_.info(ep + "k_proj.weight");
+      VLART_CHECK(ki.shape.rank() == 2 && ki.shape[1] == kvw, FormatError, "smolvla: tensor 'model.", ep,
+                  "k_proj.weight' has shape ", ki.shape.str(), "; cross-attention layer ", i,
+                  " needs input width ", kvw);
+      ValueId kin = g.reshape(k, {1, P, kvw});
+      g.mark_output(g.linear(kin, w(g, ep + "k_proj.weight"), w_opt(g, ep + "k_proj.bias")));
+      g.mark_output(g.linear(vf, w(g, ep + "v_proj.weight"), w_opt(g, ep + "v_proj.bias")));
+    }
+    if (i + 1 == cfg_.num_vlm_layers) break;  // the last layer's output is never used
+    ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask);
+    x = g.add(x, g.linear(g.reshape(a, {1, P, t.heads * hd}), w(g, p + "self_attn.o_proj.weight", {D, t.heads * hd})));
+    h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {D}), t.rms_eps);
+    ValueId m = g.swiglu(g.linear(h, w(g, p + "mlp.gate_proj.weight", {t.mlp, D})),
+                         g.linear(h, w(g, p + "mlp.up_proj.weight", {t.mlp, D})));
+    x = g.add(x, g.linear(m, w(g, p + "mlp.down_proj.weight", {D, t.mlp})));
+  }
+}
+
+void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
+  const TextConfig& t = cfg_.text;
+  const int64_t C = cfg_.chunk_size, A = cfg_.max_action_dim, We = cfg_.expert_hidden(), hd = t.head_dim;
+  ValueId xt = g.input("x_t", {1, C, A}, DType::kF32);
+  ValueId temb = g.input("temb", {1, C, We}, DType::kF32);
+  ValueId spos = g.input("pos", {1, C}, DType::kI64);
+  ValueId cpos = g.input("cpos", {1, C}, DType::kI64);
+  ValueId mself = g.input("mask_self", {1, C, P + C}, DType::kBool);
+  ValueId mcross = g.input("mask_cross", {1, C, P}, DType::kBool);
+  ValueId a = g.linear(xt, w(g, "action_in_proj.weight", {We, A}), w(g, "action_in_proj.bias", {We}));
+  ValueId x = g.linear(g.concat({a, temb}, 2), w(g, "action_time_mlp_in.weight", {We, 2 * We}),
+                       w(g, "action_time_mlp_in.bias", {We}), Activation::kSilu);
+  x = g.linear(x, w(g, "action_time_mlp_out.weight", {We, We}), w(g, "action_time_mlp_out.bias", {We}));
+  for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
+    const int64_t e = cfg_.expert_layer_of(i);
+    if (e < 0) continue;  // action tokens skip VLM layers without an expert layer
+    const std::string p = kExp + "layers." + std::to_string(e) + ".";
+    const std::string si = std::to_string(i);
+    ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {We}), t.rms_eps);
+    const int64_t qw = weights_.info(p + "self_attn.q_proj.weight").shape[0];
+    const int64_t H = qw / hd;
+    ValueId q = g.reshape(g.linear(h, w(g, p + "self_attn.q_proj.weight", {qw, We})), {1, C, H, hd});
+    ValueId att;
+    if (cfg_.is_self_attn(i)) {
+      const int64_t kvw = t.kv_heads * hd;
+      ValueId k = g.reshape(g.linear(h, w(g, p + "self_attn.k_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
+      ValueId v = g.reshape(g.linear(h, w(g, p + "self_attn.v_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
+      q = g.rope(q, spos, kRopeTheta);
+      k = g.rope(k, spos, kRopeTheta);
+      ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, DType::kF32);
+      ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, DType::kF32), {1, P, t.kv_heads, hd});
+      att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself);
+    } else {
+      const int64_t kw = weights_.info(p + "self_attn.k_proj.weight").shape[0];
+      const int64_t vw = weights_.info(p + "self_attn.v_proj.weight").shape[0];
+      q = g.rope(q, cpos, kRopeTheta);
+      ValueId kc = g.reshape(g.input("ck" + si, {1, P, kw}, DType::kF32), {1, P, kw / hd, hd});
+      ValueId vc = g.reshape(g.input("cv" + si, {1, P, vw}, DType::kF32), {1, P, vw / hd, hd});
+      att = g.attention(q, kc, vc, mcross);
+    }
+    x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), w(g, p + "self_attn.o_proj.weight", {We, qw})));
+    h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {We}), t.rms_eps);
+    const int64_t mw = weights_.info(p + "mlp.gate_proj.weight").shape[0];
+    ValueId m = g.swiglu(g.linear(h, w(g, p + "mlp.gate_proj.weight", {mw, We})),
+                         g.linear(h, w(g, p + "mlp.up_proj.weight", {mw, We})));
+    x = g.add(x, g.linear(m, w(g, p + "mlp.down_proj.weight", {We, mw})));
+  }
+  x = g.rms_norm(x, w(g, kExp + "norm.weight", {We}), t.rms_eps);
+  g.mark_output(g.linear(x, w(g, "action_out_proj.weight", {A, We}), w(g, "action_out_proj.bias", {A})));
+}
+
+SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
+  auto& s = vision_[n];
+  if (!s) {
+    s = std::make_unique<Stage>();
+    build_vision(s->graph, n);
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+  }
+  return *s;
+}
+SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
+  auto& s = prefix_[{n, lt}];
+  if (!s) {
+    s = std::make_unique<Stage>();
+    build_prefix(s->graph, n, lt);
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+  }
+  return *s;
+}
+SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
+  auto& s = denoise_[P];
+  if (!s) {
+    s = std::make_unique<Stage>();
+    build_denoise(s->graph, P);
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+  }
+  return *s;
+}
+
+Tensor SmolVLAModel::vision(const std::vector<float>& images, int64_t n, Tensor* last_hidden) {
+  Stage& s = vision_stage(n);
+  fill(*s.exec, "pixels", images.data(), images.size() * sizeof(float));
+  s.exec->run();
+  if (last_hidden) *last_hidden = s.exec->output(0).clone();
+  return s.exec->output(1).clone();
+}
+
+PrefixState SmolVLAModel::prefix(const PrefixInputs& in, Tensor* embs) {
+  return prefix_from_vision(in, vision(in.images, in.n_cams), embs);
+}
+
+PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs) {
+  const int64_t n = in.n_cams, lt = static_cast<int64_t>(in.lang_ids.size());
+  const int64_t T = cfg_.tokens_per_image(), P = n * T + lt + 1;
+  VLART_CHECK(cfg_.prefix_length <= P, UnsupportedError, "smolvla: prefix_length ", cfg_.prefix_length,
+              " > prefix tokens ", P, " (zero-padding the prefix is not supported)");
+  VLART_CHECK(img.numel() == n * T * cfg_.text.hidden, InvalidArgument, "smolvla: image embeddings ",
+              img.shape().str(), " do not match ", n, " cameras x ", T, " tokens x ", cfg_.text.hidden);
+  VLART_CHECK(in.lang_mask.size() == in.lang_ids.size(), InvalidArgument, "smolvla: ", in.lang_ids.size(),
+              " token ids but ", in.lang_mask.size(), " mask entries");
+  PrefixState ps;
+  ps.len = P;
+  ps.pad.assign(static_cast<size_t>(P), 1);
+  std::vector<int64_t> ar(static_cast<size_t>(P), 0);
+  for (int64_t j = 0; j < lt; ++j) ps.pad[static_cast<size_t>(n * T + j)] = in.lang_mask[static_cast<size_t>(j)];
+  ar[static_cast<size_t>(P - 1)] = 1;  // the state token starts its own attention block
+  std::vector<int64_t> cum(static_cast<size_t>(P));
+  int64_t c = 0, cp = 0;
+  ps.positions.resize(static_cast<size_t>(P));
+  for (int64_t i = 0; i < P; ++i) {
+    c += ar[static_cast<size_t>(i)];
+    cum[static_cast<size_t>(i)] = c;
+    cp += ps.pad[static_cast<size_t>(i)];
+    ps.positions[static_cast<size_t>(i)] = cp - 1;
+  }
+  ps.att2d.resize(static_cast<size_t>(P * P));
+  for (int64_t i = 0; i < P; ++i)
+    for (int64_t j = 0; j < P; ++j)
+      ps.att2d[static_cast<size_t>(i * P + j)] =
+          cum[static_cast<size_t>(j)] <= cum[static_cast<size_t>(i)] && ps.pad[static_cast<size_t>(i)] &&
+          ps.pad[static_cast<size_t>(j)];
+  Stage& s = prefix_stage(n, lt);
+  Executor& ex = *s.exec;
+  fill(ex, "img", img.raw(), img.nbytes());
+  fill(ex, "lang", in.lang_ids.data(), in.lang_ids.size() * sizeof(int64_t));
+  fill(ex, "state", in.state.data(), in.state.size() * sizeof(float));
+  fill(ex, "pos", ps.positions.data(), ps.positions.size() * sizeof(int64_t));
+  fill(ex, "mask", ps.att2d.data(), ps.att2d.size());
+  ex.run();
+  int o = 0;
+  if (embs) *embs = ex.output(o).clone();
+  ++o;
+  const TextConfig& t = cfg_.text;
+  for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
+    ps.k.push_back(ex.output(o++).clone());
+    ps.v.push_back(ex.output(o++).clone().reshape({1, P, t.kv_heads, t.head_dim}));
+    if (cfg_.expert_layer_of(i) >= 0 && !cfg_.is_self_attn(i)) {
+      ps.ck.push_back(ex.output(o++).clone());
+      ps.cv.push_back(ex.output(o++).clone());
+    } else {
+      ps.ck.emplace_back();
+      ps.cv.emplace_back();
+    }
+  }
+  return ps;
+}
+
+void SmolVLAModel::bind_prefix(const PrefixState& p) {
+  const int64_t C = cfg_.chunk_size, P = p.len;
+  Executor& ex = *denoise_stage(P).exec;
+  int64_t nvalid = 0;
+  for (uint8_t b : p.pad) nvalid += b;
+  int64_t* pos = ex.input("pos").data<int64_t>();
+  int64_t* cpos = ex.input("cpos").data<int64_t>();
+  uint8_t* ms = static_cast<uint8_t*>(ex.input("mask_self").raw());
+  uint8_t* mc = static_cast<uint8_t*>(ex.input("mask_cross").raw());
+  for (int64_t i = 0; i < C; ++i) {
+    pos[i] = nvalid + i;  // suffix positions continue after the valid prefix tokens
+    cpos[i] = i;          // cross-attention re-bases the query positions to 0
+    for (int64_t j = 0; j < P; ++j) ms[i * (P + C) + j] = mc[i * P + j] = p.pad[static_cast<size_t>(j)];
+    for (int64_t j = 0; j < C; ++j) ms[i * (P + C) + P + j] = j <= i;
+  }
+  for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
+    if (cfg_.expert_layer_of(i) < 0) continue;
+    const std::string si = std::to_string(i);
+    const size_t u = static_cast<size_t>(i);
+    if (cfg_.is_self_attn(i)) {
+      fill(ex, "k" + si, p.k[u].raw(), p.k[u].nbytes());
+      fill(ex, "v" + si, p.v[u].raw(), p.v[u].nbytes());
+    } else {
+      fill(ex, "ck" + si, p.ck[u].raw(), p.ck[u].nbytes());
+      fill(ex, "cv" + si, p.cv[u].raw(), p.cv[u].nbytes());
+    }
+  }
+}
+
+std::vector<float> SmolVLAModel::step(int64_t prefix_len, const std::vector<float>& x_t, float t) {
+  const int64_t C = cfg_.chunk_size, We = cfg_.expert_hidden();
+  Executor& ex = *denoise_stage(prefix_len).exec;
+  fill(ex, "x_t", x_t.data(), x_t.size() * sizeof(float));
+  const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
+  float* tp = ex.input("temb").data<float>();
+  for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
+  ex.run();
+  return ex.output(0).to_float_vector();
+}
+
+std::vector<float> SmolVLAModel::velocity(const PrefixState& p, const std::vector<float>& x_t, float t) {
+  bind_prefix(p);
+  return step(p.len, x_t, t);
+}
+
+std::vector<float> SmolVLAModel::denoise(const PrefixState& p, const std::vector<float>& noise, int64_t steps,
+                                         std::vector<std::vector<float>>* velocities) {
+  VLART_CHECK(static_cast<int64_t>(noise.size()) == cfg_.chunk_size * cfg_.max_action_dim, InvalidArgument,
+              "smolvla: noise has ", noise.size(), " values, expected ", cfg_.chunk_size, "x", cfg_.max_action_dim);
+  const double dt = -1.0 / static_cast<double>(steps);
+  const float dtf = static_cast<float>(dt);  // PyTorch rounds the Python scalar to f32 for an f32 tensor
+  std::vector<float> x = noise;
+  bind_prefix(p);  // the prefix K/V, masks and positions are the same for every step
+  for (int64_t k = 0; k < steps; ++k) {
+    const float t = static_cast<float>(1.0 + static_cast<double>(k) * dt);
+    std::vector<float> v = step(p.len, x, t);
+    for (size_t i = 0; i < x.size(); ++i) {
+      volatile float d = dtf * v[i];  // keep PyTorch's two roundings (no fused multiply-add)
+      x[i] = x[i] + d;
+    }
+    if (velocities) velocities->push_back(std::move(v));
+  }
+  return x;
+}
+
+}  // namespace vlart::smolvla

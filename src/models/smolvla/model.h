@@ -1,0 +1,80 @@
+// SmolVLA inference engine: vision tower + connector, prefix (VLM layers -> per-layer K/V), and the
+// action-expert denoising step, each a graph run by an Executor. Executors are cached per shape
+// bucket (camera count, prompt length), so repeated inference does not rebuild graphs.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/executor.h"
+#include "core/graph.h"
+#include "models/smolvla/config.h"
+#include "models/smolvla/weights.h"
+
+namespace vlart::smolvla {
+
+struct PrefixInputs {
+  std::vector<float> images;  // [n_cams, 3, S, S] preprocessed
+  int64_t n_cams = 0;
+  std::vector<int64_t> lang_ids;
+  std::vector<uint8_t> lang_mask;
+  std::vector<float> state;  // normalised, padded to max_state_dim
+};
+
+struct PrefixState {
+  int64_t len = 0;                 // prefix tokens P
+  std::vector<uint8_t> pad;        // [P]
+  std::vector<int64_t> positions;  // [P]
+  std::vector<uint8_t> att2d;      // [P, P]
+  std::vector<Tensor> k, v;        // raw post-RoPE K / V per VLM layer, [1, P, KV, hd]
+  std::vector<Tensor> ck, cv;      // expert cross-attention K / V per VLM layer (undefined if unused)
+};
+
+class SmolVLAModel {
+ public:
+  SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads);
+  ~SmolVLAModel();
+
+  const SmolVLAConfig& config() const { return cfg_; }
+
+  // Connector output (before the sqrt(D) scale), [n_cams, T, D]; `last_hidden` optionally gets the
+  // SigLIP output [n_cams, patches, Cv].
+  Tensor vision(const std::vector<float>& images, int64_t n_cams, Tensor* last_hidden = nullptr);
+  // Full prefix pass; `embs` optionally receives the prefix embeddings [1, P, D].
+  PrefixState prefix(const PrefixInputs& in, Tensor* embs = nullptr);
+  // Same, with the connector output of vision() already computed (`in.images` is not read).
+  PrefixState prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs = nullptr);
+  // One velocity evaluation v_t(x_t, t) for the given prefix, [chunk, max_action_dim].
+  std::vector<float> velocity(const PrefixState& p, const std::vector<float>& x_t, float t);
+  // Euler integration from `noise` ([chunk, max_action_dim]) with `steps` steps; returns x_0.
+  std::vector<float> denoise(const PrefixState& p, const std::vector<float>& noise, int64_t steps,
+                             std::vector<std::vector<float>>* velocities = nullptr);
+
+ private:
+  struct Stage {
+    Graph graph;
+    std::unique_ptr<Executor> exec;
+  };
+  Stage& vision_stage(int64_t n_cams);
+  Stage& prefix_stage(int64_t n_cams, int64_t lang_len);
+  Stage& denoise_stage(int64_t prefix_len);
+  void bind_prefix(const PrefixState& p);
+  std::vector<float> step(int64_t prefix_len, const std::vector<float>& x_t, float t);
+  void build_vision(Graph& g, int64_t n_cams) const;
+  void build_prefix(Graph& g, int64_t n_cams, int64_t lang_len) const;
+  void build_denoise(Graph& g, int64_t prefix_len) const;
+  ValueId w(Graph& g, const std::string& name, const Shape& shape = {}) const;
+  ValueId w_opt(Graph& g, const std::string& name) const;
+
+  SmolVLAConfig cfg_;
+  SmolVLAWeights weights_;
+  std::unique_ptr<Backend> backend_;
+  std::map<int64_t, std::unique_ptr<Stage>> vision_;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;
+  std::map<int64_t, std::unique_ptr<Stage>> denoise_;
+};
+
+}  // namespace vlart::smolvla
