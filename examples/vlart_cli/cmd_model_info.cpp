@@ -138,14 +138,14 @@ int cmd_model_info(const char* model_dir) {
 
   std::printf("files:\n");
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(e.path());
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir));
   std::sort(files.begin(), files.end());
   double on_disk = 0;
   for (const fs::path& f : files) {
-    const double sz = static_cast<double>(fs::file_size(f));
+    const double sz = static_cast<double>(fs::file_size(fs::path(dir) / f));
     on_disk += sz;
-    std::printf("  %-64s %11s\n", f.filename().string().c_str(), human_bytes(sz).c_str());
+    std::printf("  %-64s %11s\n", f.string().c_str(), human_bytes(sz).c_str());
   }
   std::printf("  %-64s %11s\n", "(total)", human_bytes(on_disk).c_str());
 
