@@ -5,7 +5,8 @@
 
 namespace vlart::cli {
 
-int cmd_info(int, char**) {
+int cmd_info(int argc, char** argv) {
+  if (argc >= 1) return cmd_model_info(argv[0]);
   const SystemInfo s = system_info();
   std::printf("vlart %s\n", s.vlart_version.c_str());
   std::printf("cpu:       %s (%s), %d logical CPUs\n", s.cpu.model.c_str(), s.cpu.vendor.c_str(), s.cpu.logical_cpus);

@@ -1,6 +1,8 @@
 #pragma once
 
 namespace vlart::cli {
-int cmd_info(int argc, char** argv);
+int cmd_info(int argc, char** argv);  // no argument: system info; <model_dir>: model summary
+int cmd_model_info(const char* model_dir);
 int cmd_bench_ops(int argc, char** argv);
+int cmd_run(int argc, char** argv);
 }  // namespace vlart::cli

@@ -1,6 +1,7 @@
 // vlart command-line tool. Subcommands:
 //   vlart version                 print the version
-//   vlart info                    CPU features, backends and library versions
+//   vlart info [model_dir]        CPU features, backends and library versions; or a model summary
+//   vlart run <model_dir> ...     one policy inference from image files, state and task
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,11 @@ void usage() {
                "usage: vlart <command> [options]\n"
                "  version                       print the vlart version\n"
                "  info                          CPU features, backends, library versions\n"
+               "  info <model_dir>              architecture, parameters per part, files of a checkpoint\n"
+               "  run <model_dir> --image NAME=FILE ... --state V1,V2,... --task TEXT\n"
+               "      [--json] [--seed N] [--noise FILE.npy|FILE.safetensors [--noise-key K]]\n"
+               "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N]\n"
+               "                                one inference; prints the action chunk and stage timings\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
                "                                short op benchmark through the graph executor\n");
 }
@@ -37,6 +43,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "info") return vlart::cli::cmd_info(argc - 2, argv + 2);
+    if (cmd == "run") return vlart::cli::cmd_run(argc - 2, argv + 2);
     if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       usage();

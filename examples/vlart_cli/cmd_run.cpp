@@ -1,0 +1,238 @@
+// `vlart run <model_dir> ...`: one inference of a policy from image files, a state vector and a
+// task string; prints the action chunk as a table or JSON.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/safetensors.h"
+#include "io/image_file.h"
+#include "io/npy.h"
+#include "vlart/error.h"
+#include "vlart/policy.h"
+
+namespace vlart::cli {
+namespace {
+
+constexpr const char* kImagePrefix = "observation.images.";
+
+struct RunArgs {
+  std::string model_dir;
+  std::vector<std::pair<std::string, std::string>> images;  // camera name, file
+  std::string state;
+  bool has_state = false;
+  std::string task;
+  bool json = false;
+  uint64_t seed = 0;
+  std::string noise, noise_key, tokenizer;
+  int threads = 0, steps = 0, warmup = 0;
+};
+
+long long parse_int(const std::string& opt, const std::string& s, long long lo, long long hi) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  VLART_CHECK(!s.empty() && end && *end == '\0' && errno == 0 && v >= lo && v <= hi, InvalidArgument, opt,
+              " expects an integer in [", lo, ", ", hi, "], got '", s, "'");
+  return v;
+}
+
+// "1.5,-2,3e-1" -> floats; every entry must be a full number (no empty entries).
+std::vector<float> parse_floats(const std::string& s) {
+  std::vector<float> out;
+  VLART_CHECK(!s.empty(), InvalidArgument, "--state: no values given");
+  size_t p = 0;
+  while (true) {
+    const size_t c = s.find(',', p);
+    const std::string tok = s.substr(p, c == std::string::npos ? std::string::npos : c - p);
+    const size_t b = tok.find_first_not_of(" \t");
+    VLART_CHECK(b != std::string::npos, InvalidArgument, "--state: value ", out.size() + 1, " is missing in '", s,
+                "'");
+    errno = 0;
+    char* end = nullptr;
+    const float v = std::strtof(tok.c_str() + b, &end);
+    while (end && (*end == ' ' || *end == '\t')) ++end;
+    VLART_CHECK(end && *end == '\0' && end != tok.c_str() + b && errno != ERANGE, InvalidArgument, "--state: value ",
+                out.size() + 1, " ('", tok, "') is not a number");
+    out.push_back(v);
+    if (c == std::string::npos) break;
+    p = c + 1;
+  }
+  return out;
+}
+
+RunArgs parse_args(int argc, char** argv) {
+  RunArgs a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string o = argv[i];
+    auto next = [&]() -> std::string {
+      VLART_CHECK(i + 1 < argc, InvalidArgument, "option ", o, " needs a value");
+      return argv[++i];
+    };
+    if (o == "--image") {
+      const std::string v = next();
+      const size_t eq = v.find('=');
+      VLART_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < v.size(), InvalidArgument,
+                  "--image expects NAME=path.png, got '", v, "'");
+      a.images.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    } else if (o == "--state") {
+      a.state = next();
+      a.has_state = true;
+    } else if (o == "--task") {
+      a.task = next();
+    } else if (o == "--json") {
+      a.json = true;
+    } else if (o == "--seed") {
+      a.seed = static_cast<uint64_t>(parse_int(o, next(), 0, (1LL << 62)));
+    } else if (o == "--noise") {
+      a.noise = next();
+    } else if (o == "--noise-key") {
+      a.noise_key = next();
+    } else if (o == "--threads") {
+      a.threads = static_cast<int>(parse_int(o, next(), 0, 4096));
+    } else if (o == "--steps") {
+      a.steps = static_cast<int>(parse_int(o, next(), 1, 10000));
+    } else if (o == "--warmup") {
+      a.warmup = static_cast<int>(parse_int(o, next(), 0, 1000));
+    } else if (o == "--tokenizer") {
+      a.tokenizer = next();
+    } else if (!o.empty() && o[0] == '-') {
+      throw InvalidArgument("run: unknown option '" + o + "'");
+    } else {
+      VLART_CHECK(a.model_dir.empty(), InvalidArgument, "run: unexpected argument '", o,
+                  "' (the model directory is already '", a.model_dir, "')");
+      a.model_dir = o;
+    }
+  }
+  VLART_CHECK(!a.model_dir.empty(), InvalidArgument, "run: missing <model_dir>");
+  VLART_CHECK(a.noise_key.empty() || !a.noise.empty(), InvalidArgument, "--noise-key needs --noise");
+  return a;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+std::string short_name(const std::string& cam) {
+  return cam.rfind(kImagePrefix, 0) == 0 ? cam.substr(std::string(kImagePrefix).size()) : cam;
+}
+
+// Initial noise [horizon, max_action_dim] from a .npy or a safetensors file.
+std::vector<float> load_noise(const RunArgs& a, int64_t horizon, int64_t width) {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  const bool npy = a.noise.size() >= 4 && a.noise.compare(a.noise.size() - 4, 4, ".npy") == 0;
+  if (npy) {
+    VLART_CHECK(a.noise_key.empty(), InvalidArgument, "--noise-key applies to safetensors files, not ", a.noise);
+    io::NpyArray arr = io::read_npy_f32(a.noise);
+    shape = arr.shape;
+    data = std::move(arr.data);
+  } else {
+    SafetensorsFile f = SafetensorsFile::open(a.noise);
+    const std::vector<std::string> names = f.names();
+    VLART_CHECK(!names.empty(), FormatError, a.noise, " holds no tensors");
+    const std::string key = a.noise_key.empty() ? names.front() : a.noise_key;
+    VLART_CHECK(f.has(key), NotFoundError, a.noise, " has no tensor '", key, "'");
+    if (a.noise_key.empty() && names.size() > 1)
+      std::fprintf(stderr, "vlart: %s holds %zu tensors; using '%s' (choose with --noise-key)\n", a.noise.c_str(),
+                   names.size(), key.c_str());
+    Tensor t = f.get(key);
+    shape = t.shape().vec();
+    data = t.to_float_vector();
+  }
+  std::string s;
+  for (int64_t d : shape) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  const bool ok2 = shape.size() == 2 && shape[0] == horizon && shape[1] == width;
+  const bool ok3 = shape.size() == 3 && shape[0] == 1 && shape[1] == horizon && shape[2] == width;
+  VLART_CHECK(ok2 || ok3, InvalidArgument, "--noise ", a.noise, ": shape [", s, "], expected [", horizon, ", ",
+              width, "] or [1, ", horizon, ", ", width, "] (horizon, max_action_dim)");
+  return data;
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  const RunArgs a = parse_args(argc, argv);
+  PolicyOptions opts;
+  opts.threads = a.threads;
+  opts.flow_steps = a.steps;
+  opts.noise_seed = a.seed;
+  opts.tokenizer_path = a.tokenizer;
+  std::unique_ptr<Policy> policy = Policy::load(a.model_dir, opts);
+
+  // Input checks with the expected values spelled out (Policy::infer checks again).
+  const std::vector<std::string> cams = policy->camera_names();
+  std::vector<std::string> shorts;
+  for (const std::string& c : cams) shorts.push_back(short_name(c));
+  Observation obs;
+  for (const auto& [name, path] : a.images) {
+    bool known = false;
+    for (const std::string& c : cams) known = known || name == c || name == short_name(c);
+    VLART_CHECK(known, InvalidArgument, "--image: unknown camera '", name, "'; this policy expects: ",
+                join(shorts));
+    const std::string key = short_name(name);
+    VLART_CHECK(obs.images.count(key) == 0, InvalidArgument, "--image: camera '", key, "' given twice");
+    obs.images[key] = io::load_image_rgb(path);
+  }
+  for (const std::string& c : cams)
+    VLART_CHECK(obs.images.count(short_name(c)) != 0, InvalidArgument, "missing --image ", short_name(c),
+                "=FILE (this policy expects: ", join(shorts), ")");
+  VLART_CHECK(a.has_state, InvalidArgument, "missing --state (", policy->state_dim(), " comma-separated values)");
+  obs.state = parse_floats(a.state);
+  VLART_CHECK(static_cast<int64_t>(obs.state.size()) == policy->state_dim(), InvalidArgument, "--state has ",
+              obs.state.size(), " values, this policy expects ", policy->state_dim());
+  obs.task = a.task;
+
+  std::vector<float> noise;
+  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
+  if (a.warmup > 0) {
+    // Warm-up calls get explicit zero noise so they do not advance the seeded generator: the
+    // printed chunk is the same with or without --warmup.
+    const std::vector<float> zeros(static_cast<size_t>(policy->horizon() * policy->max_action_dim()), 0.f);
+    for (int i = 0; i < a.warmup; ++i) policy->infer(obs, zeros.data());
+  }
+  const ActionChunk ch = policy->infer(obs, noise.empty() ? nullptr : noise.data());
+  const StageTimings& t = ch.timings;
+
+  if (a.json) {
+    nlohmann::ordered_json j;
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (int64_t r = 0; r < ch.horizon; ++r) {
+      nlohmann::ordered_json row = nlohmann::ordered_json::array();
+      for (int64_t c = 0; c < ch.action_dim; ++c) row.push_back(ch.data[static_cast<size_t>(r * ch.action_dim + c)]);
+      rows.push_back(std::move(row));
+    }
+    j["actions"] = std::move(rows);
+    j["timings_ms"] = {{"preprocess", t.preprocess_ms}, {"vision", t.vision_ms}, {"prefix", t.prefix_ms},
+                       {"denoise", t.denoise_ms}, {"total", t.total_ms}};
+    j["horizon"] = ch.horizon;
+    j["action_dim"] = ch.action_dim;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("policy %s: %zu camera(s), state %lld, action chunk %lld x %lld\n", a.model_dir.c_str(), cams.size(),
+              static_cast<long long>(policy->state_dim()), static_cast<long long>(ch.horizon),
+              static_cast<long long>(ch.action_dim));
+  std::printf("%5s", "step");
+  for (int64_t c = 0; c < ch.action_dim; ++c) std::printf(" %10s", ("a" + std::to_string(c)).c_str());
+  std::printf("\n");
+  for (int64_t r = 0; r < ch.horizon; ++r) {
+    std::printf("%5lld", static_cast<long long>(r));
+    for (int64_t c = 0; c < ch.action_dim; ++c)
+      std::printf(" %10.5f", static_cast<double>(ch.data[static_cast<size_t>(r * ch.action_dim + c)]));
+    std::printf("\n");
+  }
+  std::printf("timings (ms, %s): preprocess %.2f  vision %.2f  prefix %.2f  denoise %.2f  total %.2f\n",
+              a.warmup > 0 ? "warm" : "first call, incl. graph setup; --warmup N for warm numbers", t.preprocess_ms,
+              t.vision_ms, t.prefix_ms, t.denoise_ms, t.total_ms);
+  return 0;
+}
+
+}  // namespace vlart::cli

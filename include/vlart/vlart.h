@@ -1,0 +1,86 @@
+/* vlart C ABI: load a policy checkpoint once, run inference per observation.
+ *
+ *   vlart_policy* p = NULL;
+ *   if (vlart_policy_load("path/to/checkpoint", 4, &p) != VLART_OK) fprintf(stderr, "%s\n", vlart_last_error());
+ *   vlart_image img = {"camera1", rgb, 480, 640};
+ *   int h, a;
+ *   vlart_policy_infer(p, &img, 1, state, 6, "pick up the cube", NULL, actions, 50 * 6, &h, &a);
+ *   vlart_policy_free(p);
+ *
+ * Every function returns a vlart_status; on failure vlart_last_error() holds a message naming the
+ * problem (file, camera, expected vs got). No C++ exception crosses this boundary. A policy may be
+ * used from one thread at a time; different policies are independent.
+ */
+#ifndef VLART_VLART_H_
+#define VLART_VLART_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. 1..9 mirror vlart::ErrorCode (include/vlart/error.h). */
+typedef enum vlart_status {
+  VLART_OK = 0,
+  VLART_ERR_INVALID_ARGUMENT = 1, /* bad argument or observation (null pointer, camera, state length) */
+  VLART_ERR_FORMAT = 2,           /* a checkpoint file is malformed */
+  VLART_ERR_NOT_FOUND = 3,        /* a required file, tensor or key is missing */
+  VLART_ERR_UNSUPPORTED = 4,      /* valid request this build cannot do */
+  VLART_ERR_BACKEND = 5,          /* oneDNN / CUDA reported a failure */
+  VLART_ERR_OUT_OF_MEMORY = 6,
+  VLART_ERR_IO = 7,               /* a file could not be opened or read */
+  VLART_ERR_INTERNAL = 8,         /* a vlart bug */
+  VLART_ERR_ALLOCATION_IN_RUN = 9,
+  VLART_ERR_BUFFER_TOO_SMALL = 10, /* out_capacity < horizon * action_dim; the sizes are still reported */
+  VLART_ERR_UNKNOWN = 99           /* any other exception */
+} vlart_status;
+
+typedef struct vlart_policy vlart_policy;
+
+/* One camera frame: HWC RGB uint8, height * width * 3 bytes. `name` is the checkpoint's camera name
+ * ("observation.images.top") or its short form ("top"). */
+typedef struct vlart_image {
+  const char* name;
+  const uint8_t* data;
+  int height;
+  int width;
+} vlart_image;
+
+/* Loads the checkpoint directory `dir`; `threads` <= 0 uses every hardware thread. On success
+ * *out is a new policy (free with vlart_policy_free); on failure *out is set to NULL. */
+vlart_status vlart_policy_load(const char* dir, int threads, vlart_policy** out);
+
+/* Sizes of the policy's inputs and outputs; any pointer may be NULL. The noise buffer of
+ * vlart_policy_infer holds horizon * max_action_dim floats. */
+vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* state_dim, int* horizon,
+                               int* action_dim, int* max_action_dim);
+
+/* Name of camera `index` (0 <= index < n_cameras) as in the checkpoint; NULL when out of range.
+ * Valid while the policy lives. */
+const char* vlart_policy_camera_name(const vlart_policy* policy, int index);
+
+/* Runs one inference. `images`: one frame per camera (any order, any size). `state`: state_len raw
+ * values. `task`: UTF-8 instruction (may be ""). `noise_or_null`: optional initial sample,
+ * horizon * max_action_dim floats (C order); NULL draws Gaussian noise from the policy's generator.
+ * Writes horizon * action_dim unnormalised actions (row-major) to out_actions. *out_horizon and
+ * *out_action_dim are set whenever the policy is valid, also with VLART_ERR_BUFFER_TOO_SMALL. */
+vlart_status vlart_policy_infer(vlart_policy* policy, const vlart_image* images, int n_images, const float* state,
+                                int state_len, const char* task, const float* noise_or_null, float* out_actions,
+                                int out_capacity, int* out_horizon, int* out_action_dim);
+
+/* Frees a policy; NULL is a no-op. */
+void vlart_policy_free(vlart_policy* policy);
+
+/* Message of the last failed call on this thread ("" when none); valid until the next failing call
+ * on the same thread. */
+const char* vlart_last_error(void);
+
+/* Short name of a status ("ok", "invalid_argument", ...); never NULL. */
+const char* vlart_status_name(vlart_status status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VLART_VLART_H_ */

@@ -1,0 +1,157 @@
+// C ABI over vlart::Policy (include/vlart/vlart.h). Every entry point catches everything: C callers
+// get a status code plus a thread-local message, never an exception.
+#include "vlart/vlart.h"
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "vlart/error.h"
+#include "vlart/policy.h"
+
+struct vlart_policy {
+  std::unique_ptr<vlart::Policy> impl;
+  std::vector<std::string> cameras;  // owns the strings vlart_policy_camera_name hands out
+};
+
+// The C codes 1..9 are vlart::ErrorCode's values (the exception mapping below casts).
+static_assert(static_cast<int>(vlart::ErrorCode::kInvalidArgument) == VLART_ERR_INVALID_ARGUMENT, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kFormat) == VLART_ERR_FORMAT, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kNotFound) == VLART_ERR_NOT_FOUND, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kUnsupported) == VLART_ERR_UNSUPPORTED, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kBackend) == VLART_ERR_BACKEND, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kOutOfMemory) == VLART_ERR_OUT_OF_MEMORY, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kIo) == VLART_ERR_IO, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kInternal) == VLART_ERR_INTERNAL, "code drift");
+static_assert(static_cast<int>(vlart::ErrorCode::kAllocationInRun) == VLART_ERR_ALLOCATION_IN_RUN, "code drift");
+
+namespace {
+
+thread_local std::string g_last_error;
+
+vlart_status fail(vlart_status s, const std::string& msg) {
+  g_last_error = msg;
+  return s;
+}
+
+// Runs `f`, mapping exceptions onto status codes. vlart::ErrorCode values equal the C codes.
+template <typename F>
+vlart_status guarded(const char* fn, F&& f) {
+  try {
+    f();
+    return VLART_OK;
+  } catch (const vlart::Error& e) {
+    return fail(static_cast<vlart_status>(static_cast<int>(e.code())), std::string(fn) + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(VLART_ERR_OUT_OF_MEMORY, std::string(fn) + ": out of memory");
+  } catch (const std::exception& e) {
+    return fail(VLART_ERR_UNKNOWN, std::string(fn) + ": " + e.what());
+  } catch (...) {
+    return fail(VLART_ERR_UNKNOWN, std::string(fn) + ": unknown exception");
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+vlart_status vlart_policy_load(const char* dir, int threads, vlart_policy** out) {
+  if (!out) return fail(VLART_ERR_INVALID_ARGUMENT, "vlart_policy_load: out is NULL");
+  *out = nullptr;
+  if (!dir) return fail(VLART_ERR_INVALID_ARGUMENT, "vlart_policy_load: dir is NULL");
+  return guarded("vlart_policy_load", [&] {
+    vlart::PolicyOptions o;
+    o.threads = threads > 0 ? threads : 0;
+    auto p = std::make_unique<vlart_policy>();
+    p->impl = vlart::Policy::load(dir, o);
+    p->cameras = p->impl->camera_names();
+    *out = p.release();
+  });
+}
+
+vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* state_dim, int* horizon,
+                               int* action_dim, int* max_action_dim) {
+  if (!policy) return fail(VLART_ERR_INVALID_ARGUMENT, "vlart_policy_dims: policy is NULL");
+  const vlart::Policy& p = *policy->impl;
+  if (n_cameras) *n_cameras = static_cast<int>(policy->cameras.size());
+  if (state_dim) *state_dim = static_cast<int>(p.state_dim());
+  if (horizon) *horizon = static_cast<int>(p.horizon());
+  if (action_dim) *action_dim = static_cast<int>(p.action_dim());
+  if (max_action_dim) *max_action_dim = static_cast<int>(p.max_action_dim());
+  return VLART_OK;
+}
+
+const char* vlart_policy_camera_name(const vlart_policy* policy, int index) {
+  if (!policy || index < 0 || static_cast<size_t>(index) >= policy->cameras.size()) return nullptr;
+  return policy->cameras[static_cast<size_t>(index)].c_str();
+}
+
+vlart_status vlart_policy_infer(vlart_policy* policy, const vlart_image* images, int n_images, const float* state,
+                                int state_len, const char* task, const float* noise_or_null, float* out_actions,
+                                int out_capacity, int* out_horizon, int* out_action_dim) {
+  const char* fn = "vlart_policy_infer";
+  if (!policy) return fail(VLART_ERR_INVALID_ARGUMENT, std::string(fn) + ": policy is NULL");
+  const vlart::Policy& p = *policy->impl;
+  const int64_t need = p.horizon() * p.action_dim();
+  if (out_horizon) *out_horizon = static_cast<int>(p.horizon());
+  if (out_action_dim) *out_action_dim = static_cast<int>(p.action_dim());
+  if (n_images < 0 || (n_images > 0 && !images))
+    return fail(VLART_ERR_INVALID_ARGUMENT, std::string(fn) + ": images is NULL or n_images (" +
+                                                std::to_string(n_images) + ") is negative");
+  if (state_len < 0 || (state_len > 0 && !state))
+    return fail(VLART_ERR_INVALID_ARGUMENT, std::string(fn) + ": state is NULL or state_len (" +
+                                                std::to_string(state_len) + ") is negative");
+  if (!task) return fail(VLART_ERR_INVALID_ARGUMENT, std::string(fn) + ": task is NULL (pass \"\" for none)");
+  if (!out_actions) return fail(VLART_ERR_INVALID_ARGUMENT, std::string(fn) + ": out_actions is NULL");
+  if (out_capacity < need)
+    return fail(VLART_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": out_capacity is " + std::to_string(out_capacity) +
+                                                " floats, the action chunk needs " + std::to_string(need) + " (" +
+                                                std::to_string(p.horizon()) + " x " + std::to_string(p.action_dim()) +
+                                                ")");
+  return guarded(fn, [&] {
+    vlart::Observation obs;
+    for (int i = 0; i < n_images; ++i) {
+      const vlart_image& im = images[i];
+      VLART_CHECK(im.name != nullptr, InvalidArgument, "images[", i, "].name is NULL");
+      VLART_CHECK(im.data != nullptr, InvalidArgument, "images[", i, "] ('", im.name, "') data is NULL");
+      VLART_CHECK(im.height > 0 && im.width > 0, InvalidArgument, "images[", i, "] ('", im.name, "') is ",
+                  im.height, "x", im.width);
+      VLART_CHECK(obs.images.count(im.name) == 0, InvalidArgument, "camera '", im.name, "' given twice");
+      vlart::Image& dst = obs.images[im.name];
+      dst.height = im.height;
+      dst.width = im.width;
+      dst.data.assign(im.data, im.data + static_cast<size_t>(im.height) * static_cast<size_t>(im.width) * 3);
+    }
+    obs.state.assign(state, state + state_len);
+    obs.task = task;
+    const vlart::ActionChunk ch = policy->impl->infer(obs, noise_or_null);
+    std::copy(ch.data.begin(), ch.data.end(), out_actions);
+  });
+}
+
+void vlart_policy_free(vlart_policy* policy) { delete policy; }
+
+const char* vlart_last_error(void) { return g_last_error.c_str(); }
+
+const char* vlart_status_name(vlart_status status) {
+  switch (status) {
+    case VLART_OK: return "ok";
+    case VLART_ERR_INVALID_ARGUMENT: return "invalid_argument";
+    case VLART_ERR_FORMAT: return "format";
+    case VLART_ERR_NOT_FOUND: return "not_found";
+    case VLART_ERR_UNSUPPORTED: return "unsupported";
+    case VLART_ERR_BACKEND: return "backend";
+    case VLART_ERR_OUT_OF_MEMORY: return "out_of_memory";
+    case VLART_ERR_IO: return "io";
+    case VLART_ERR_INTERNAL: return "internal";
+    case VLART_ERR_ALLOCATION_IN_RUN: return "allocation_in_run";
+    case VLART_ERR_BUFFER_TOO_SMALL: return "buffer_too_small";
+    case VLART_ERR_UNKNOWN: return "unknown";
+  }
+  return "unknown";
+}
+
+}  // extern "C"

@@ -1,0 +1,47 @@
+# End-to-end runs of the vlart CLI on the bundled default policy and sample frames.
+if(TARGET vlart_cli)
+  set(_cli_policy ${PROJECT_SOURCE_DIR}/assets/default_policy)
+  set(_cli_images --image camera1=${PROJECT_SOURCE_DIR}/assets/samples/camera1.png
+                  --image camera2=${PROJECT_SOURCE_DIR}/assets/samples/camera2.png)
+  add_test(NAME cli_run_default
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
+            --task "pick up the red cube" --seed 0 --threads 1 --json)
+  set_tests_properties(cli_run_default PROPERTIES
+    PASS_REGULAR_EXPRESSION "\"actions\":\\[\\[.*\"horizon\":50,\"action_dim\":4")
+  add_test(NAME cli_run_table
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
+            --task "pick up the red cube" --seed 0 --threads 1)
+  set_tests_properties(cli_run_table PROPERTIES PASS_REGULAR_EXPRESSION "step +a0 +a1 +a2 +a3.*\n +49 .*timings")
+  add_test(NAME cli_info_model COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_policy})
+  set_tests_properties(cli_info_model PROPERTIES PASS_REGULAR_EXPRESSION "parameters: +526.2K")
+  # Failures must exit non-zero (WILL_FAIL) and say what is wrong (checked by a second run that
+  # matches the message; FAIL/PASS regexes override the exit status, so both are needed).
+  set(_bad_image --image camera1=${PROJECT_SOURCE_DIR}/assets/samples/no_such.png
+                 --image camera2=${PROJECT_SOURCE_DIR}/assets/samples/camera2.png)
+  add_test(NAME cli_run_bad_image_fails
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_bad_image} --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_bad_image_fails PROPERTIES WILL_FAIL TRUE)
+  add_test(NAME cli_run_bad_image_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_bad_image} --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_bad_image_message PROPERTIES
+    PASS_REGULAR_EXPRESSION "cannot open image .*no_such.png")
+  add_test(NAME cli_run_undecodable_image_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy}
+            --image camera1=${PROJECT_SOURCE_DIR}/assets/default_policy/config.json
+            --image camera2=${PROJECT_SOURCE_DIR}/assets/samples/camera2.png --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_undecodable_image_message PROPERTIES
+    PASS_REGULAR_EXPRESSION "cannot decode image .*config.json")
+  add_test(NAME cli_run_wrong_state_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 1,2,3 --task x)
+  set_tests_properties(cli_run_wrong_state_message PROPERTIES
+    PASS_REGULAR_EXPRESSION "--state has 3 values, this policy expects 5")
+  set_tests_properties(cli_run_default cli_run_table cli_info_model cli_run_bad_image_fails
+    cli_run_bad_image_message cli_run_undecodable_image_message cli_run_wrong_state_message
+    PROPERTIES LABELS "cli")
+endif()
+
+# test_cli_run (gtest) runs the CLI binary: tell it where, and build it first.
+if(TARGET vlart_cli AND TARGET test_cli_run)
+  target_compile_definitions(test_cli_run PRIVATE VLART_CLI_PATH="$<TARGET_FILE:vlart_cli>")
+  add_dependencies(test_cli_run vlart_cli)
+endif()

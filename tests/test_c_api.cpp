@@ -1,0 +1,236 @@
+// The C ABI (include/vlart/vlart.h) driven only through its C functions: fixture parity with
+// LeRobot's actions, and every error path (status code + message, nothing thrown, outputs untouched).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"  // reads the fixture inputs only
+#include "vlart/vlart.h"
+
+namespace {
+
+const std::string kRoot = std::string(VLART_TEST_DATA_DIR) + "/smolvla/";
+
+struct Frame {
+  std::string name;
+  std::vector<uint8_t> data;
+  int h = 0, w = 0;
+};
+
+struct Fixture {
+  std::vector<Frame> frames;
+  std::vector<float> state, noise, actions;
+  std::string task;
+};
+
+Fixture load_fixture(const std::string& c, const std::string& s) {
+  Fixture f;
+  std::ifstream js(kRoot + c + "/case.json");
+  const nlohmann::json j = nlohmann::json::parse(js);
+  vlart::SafetensorsFile ref = vlart::SafetensorsFile::open(kRoot + c + "/reference.safetensors");
+  for (const auto& cam : j["policy"]["cameras"]) {
+    const std::string full = cam.get<std::string>();
+    Frame fr;
+    fr.name = full.substr(full.rfind('.') + 1);
+    vlart::Tensor t = ref.get(s + ".input.image." + fr.name);
+    fr.h = static_cast<int>(t.dim(0));
+    fr.w = static_cast<int>(t.dim(1));
+    fr.data.assign(t.data<uint8_t>(), t.data<uint8_t>() + t.numel());
+    f.frames.push_back(std::move(fr));
+  }
+  f.state = ref.get(s + ".input.state").to_float_vector();
+  f.noise = ref.get(s + ".noise").to_float_vector();
+  f.actions = ref.get(s + ".actions").to_float_vector();
+  for (const auto& smp : j["samples"])
+    if (smp["name"] == s) f.task = smp["task"];
+  return f;
+}
+
+std::vector<vlart_image> c_images(const Fixture& f) {
+  std::vector<vlart_image> v;
+  for (const Frame& fr : f.frames) v.push_back({fr.name.c_str(), fr.data.data(), fr.h, fr.w});
+  return v;
+}
+
+bool mentions(const std::string& needle) { return std::string(vlart_last_error()).find(needle) != std::string::npos; }
+
+class CApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(vlart_policy_load((kRoot + "b_three_cam_nonsquare/checkpoint").c_str(), 2, &p_), VLART_OK)
+        << vlart_last_error();
+    fx_ = load_fixture("b_three_cam_nonsquare", "s0");
+    imgs_ = c_images(fx_);
+    out_.assign(1000, -7.f);
+  }
+  void TearDown() override { vlart_policy_free(p_); }
+  vlart_status infer(const vlart_image* im, int n, const float* st, int sl, const char* task, float* out, int cap,
+                     int* h, int* a) {
+    return vlart_policy_infer(p_, im, n, st, sl, task, fx_.noise.data(), out, cap, h, a);
+  }
+  vlart_policy* p_ = nullptr;
+  Fixture fx_;
+  std::vector<vlart_image> imgs_;
+  std::vector<float> out_;
+};
+
+}  // namespace
+
+TEST(CApiParity, EveryFixtureCaseMatchesLeRobotActions) {
+  for (const char* c : {"a_one_cam_square", "b_three_cam_nonsquare", "c_task_lengths", "d_shallow_distilled",
+                        "e_expert_skip_all_cross"}) {
+    SCOPED_TRACE(c);
+    vlart_policy* p = nullptr;
+    ASSERT_EQ(vlart_policy_load((kRoot + c + "/checkpoint").c_str(), 2, &p), VLART_OK) << vlart_last_error();
+    int n_cam = 0, sd = 0, hz = 0, ad = 0, mad = 0;
+    ASSERT_EQ(vlart_policy_dims(p, &n_cam, &sd, &hz, &ad, &mad), VLART_OK);
+    std::ifstream js(kRoot + c + "/case.json");
+    const nlohmann::json j = nlohmann::json::parse(js);
+    EXPECT_EQ(n_cam, static_cast<int>(j["policy"]["cameras"].size()));
+    EXPECT_EQ(std::string(vlart_policy_camera_name(p, 0)), j["policy"]["cameras"][0].get<std::string>());
+    EXPECT_EQ(vlart_policy_camera_name(p, n_cam), nullptr);
+    EXPECT_EQ(vlart_policy_camera_name(p, -1), nullptr);
+    for (const auto& smp : j["samples"]) {
+      const std::string s = smp["name"];
+      SCOPED_TRACE(s);
+      Fixture f = load_fixture(c, s);
+      ASSERT_EQ(f.noise.size(), static_cast<size_t>(hz * mad));
+      std::vector<vlart_image> im = c_images(f);
+      std::reverse(im.begin(), im.end());  // order of the frames does not matter, names do
+      std::vector<float> out(static_cast<size_t>(hz * ad), 0.f);
+      int h = 0, a = 0;
+      ASSERT_EQ(vlart_policy_infer(p, im.data(), static_cast<int>(im.size()), f.state.data(),
+                                   static_cast<int>(f.state.size()), f.task.c_str(), f.noise.data(), out.data(),
+                                   static_cast<int>(out.size()), &h, &a),
+                VLART_OK)
+          << vlart_last_error();
+      EXPECT_EQ(h, hz);
+      EXPECT_EQ(a, ad);
+      ASSERT_EQ(out.size(), f.actions.size());
+      double m = 0;
+      for (size_t i = 0; i < out.size(); ++i) m = std::max(m, std::fabs(double(out[i]) - f.actions[i]));
+      EXPECT_LE(m, 1e-4);
+    }
+    vlart_policy_free(p);
+  }
+}
+
+TEST(CApiErrors, LoadFailuresNameThePath) {
+  vlart_policy* p = reinterpret_cast<vlart_policy*>(0x1);
+  EXPECT_EQ(vlart_policy_load("/no/such/vlart_dir", 1, &p), VLART_ERR_IO);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_TRUE(mentions("/no/such/vlart_dir")) << vlart_last_error();
+  EXPECT_TRUE(mentions("vlart_policy_load")) << vlart_last_error();
+  EXPECT_EQ(vlart_policy_load(nullptr, 1, &p), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("dir is NULL"));
+  EXPECT_EQ(vlart_policy_load((kRoot + "a_one_cam_square/checkpoint").c_str(), 1, nullptr),
+            VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("out is NULL"));
+  // A directory with a config.json that is not a SmolVLA checkpoint: format error, not a crash.
+  const std::string bad = ::testing::TempDir() + "vlart_c_api_bad_ckpt";
+  std::filesystem::create_directories(bad);
+  std::ofstream(bad + "/config.json") << "{ not json";
+  EXPECT_EQ(vlart_policy_load(bad.c_str(), 1, &p), VLART_ERR_FORMAT);
+  EXPECT_TRUE(mentions("config.json")) << vlart_last_error();
+  vlart_policy_free(nullptr);  // no-op
+  EXPECT_STREQ(vlart_status_name(VLART_ERR_BUFFER_TOO_SMALL), "buffer_too_small");
+  EXPECT_STREQ(vlart_status_name(static_cast<vlart_status>(1234)), "unknown");
+}
+
+TEST_F(CApi, WrongStateLength) {
+  int h = 0, a = 0;
+  EXPECT_EQ(infer(imgs_.data(), 3, fx_.state.data(), 7, "x", out_.data(), 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("state has 7 values, expected 8")) << vlart_last_error();
+  EXPECT_EQ(out_[0], -7.f);  // nothing written on failure
+  std::vector<float> st = fx_.state;
+  st[2] = NAN;
+  EXPECT_EQ(infer(imgs_.data(), 3, st.data(), 8, "x", out_.data(), 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("state[2] is not finite")) << vlart_last_error();
+}
+
+TEST_F(CApi, CapacityTooSmallReportsTheSize) {
+  int h = 0, a = 0;
+  const int need = 50 * 7;
+  EXPECT_EQ(infer(imgs_.data(), 3, fx_.state.data(), 8, "x", out_.data(), need - 1, &h, &a),
+            VLART_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(h, 50);
+  EXPECT_EQ(a, 7);
+  EXPECT_TRUE(mentions("out_capacity is 349 floats, the action chunk needs 350 (50 x 7)")) << vlart_last_error();
+  EXPECT_EQ(out_[0], -7.f);
+  // Exactly enough is fine, and nothing past it is written.
+  EXPECT_EQ(infer(imgs_.data(), 3, fx_.state.data(), 8, fx_.task.c_str(), out_.data(), need, &h, &a), VLART_OK)
+      << vlart_last_error();
+  EXPECT_EQ(out_[static_cast<size_t>(need)], -7.f);
+  EXPECT_NE(out_[0], -7.f);
+}
+
+TEST_F(CApi, NullPointersAndBadCounts) {
+  int h = 0, a = 0;
+  float* o = out_.data();
+  const float* st = fx_.state.data();
+  EXPECT_EQ(vlart_policy_infer(nullptr, imgs_.data(), 3, st, 8, "x", nullptr, o, 1000, &h, &a),
+            VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("policy is NULL"));
+  EXPECT_EQ(infer(nullptr, 3, st, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("images is NULL"));
+  EXPECT_EQ(infer(imgs_.data(), -1, st, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(infer(imgs_.data(), 3, nullptr, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("state is NULL"));
+  EXPECT_EQ(infer(imgs_.data(), 3, st, 8, nullptr, o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("task is NULL"));
+  EXPECT_EQ(infer(imgs_.data(), 3, st, 8, "x", nullptr, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("out_actions is NULL"));
+  std::vector<vlart_image> im = imgs_;
+  im[1].data = nullptr;
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("images[1] ('camera2') data is NULL")) << vlart_last_error();
+  im = imgs_;
+  im[0].name = nullptr;
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("images[0].name is NULL"));
+  im = imgs_;
+  im[2].width = 0;
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", o, 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("is 200x0")) << vlart_last_error();
+  EXPECT_EQ(vlart_policy_dims(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(vlart_policy_dims(p_, nullptr, nullptr, nullptr, nullptr, nullptr), VLART_OK);
+  // Optional outputs may be NULL on success.
+  EXPECT_EQ(infer(imgs_.data(), 3, st, 8, "x", o, 1000, nullptr, nullptr), VLART_OK) << vlart_last_error();
+}
+
+TEST_F(CApi, CameraErrors) {
+  int h = 0, a = 0;
+  const float* st = fx_.state.data();
+  EXPECT_EQ(infer(imgs_.data(), 2, st, 8, "x", out_.data(), 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("missing camera 'observation.images.camera3'")) << vlart_last_error();
+  std::vector<vlart_image> im = imgs_;
+  im[0].name = "front";
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", out_.data(), 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("unknown camera 'front'")) << vlart_last_error();
+  im = imgs_;
+  im[2].name = "camera1";
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", out_.data(), 1000, &h, &a), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("camera 'camera1' given twice")) << vlart_last_error();
+  // Short and full camera names both work.
+  im = imgs_;
+  im[1].name = "observation.images.camera2";
+  EXPECT_EQ(infer(im.data(), 3, st, 8, "x", out_.data(), 1000, &h, &a), VLART_OK) << vlart_last_error();
+}
+
+TEST_F(CApi, RandomNoiseWhenNullIsFiniteAndVaries) {
+  int h = 0, a = 0;
+  std::vector<float> o1(350), o2(350);
+  ASSERT_EQ(vlart_policy_infer(p_, imgs_.data(), 3, fx_.state.data(), 8, "x", nullptr, o1.data(), 350, &h, &a),
+            VLART_OK);
+  ASSERT_EQ(vlart_policy_infer(p_, imgs_.data(), 3, fx_.state.data(), 8, "x", nullptr, o2.data(), 350, &h, &a),
+            VLART_OK);
+  EXPECT_NE(o1, o2);
+  for (float v : o1) EXPECT_TRUE(std::isfinite(v));
+}
