@@ -1,6 +1,7 @@
 // The C ABI (include/vlart/vlart.h) driven only through its C functions: fixture parity with
 // LeRobot's actions, and every error path (status code + message, nothing thrown, outputs untouched).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -134,7 +135,7 @@ TEST(CApiErrors, LoadFailuresNameThePath) {
             VLART_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(mentions("out is NULL"));
   // A directory with a config.json that is not a SmolVLA checkpoint: format error, not a crash.
-  const std::string bad = ::testing::TempDir() + "vlart_c_api_bad_ckpt";
+  const std::string bad = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_c_api_bad_ckpt";
   std::filesystem::create_directories(bad);
   std::ofstream(bad + "/config.json") << "{ not json";
   EXPECT_EQ(vlart_policy_load(bad.c_str(), 1, &p), VLART_ERR_FORMAT);

@@ -2,6 +2,7 @@
 // its noise as .npy / safetensors, the bundled default policy (= that fixture's checkpoint), JSON
 // output parsed and compared with the recorded actions.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -62,7 +63,8 @@ class CliRun : public ::testing::Test {
  protected:
   void SetUp() override {
     ref_ = vlart::SafetensorsFile::open(kCase + "/reference.safetensors");
-    const std::string d = ::testing::TempDir();
+    // Per-process names: ctest runs each test case as its own process, in parallel.
+    const std::string d = ::testing::TempDir() + std::to_string(getpid()) + "_";
     for (const char* cam : {"camera1", "camera2"}) {
       vlart::Tensor t = ref_.get(std::string("s0.input.image.") + cam);
       const std::string png = d + "vlart_cli_" + cam + ".png";
@@ -107,7 +109,7 @@ class CliRun : public ::testing::Test {
 }  // namespace
 
 TEST_F(CliRun, NpyNoiseReproducesLeRobotActions) {
-  const std::string npy = ::testing::TempDir() + "vlart_cli_noise.npy";
+  const std::string npy = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_cli_noise.npy";
   write_npy(npy, ref_.get("s0.noise").to_float_vector(), "(1, 50, 32)");
   EXPECT_LE(max_err_vs_fixture(" --noise " + npy), 1e-4);
   write_npy(npy, ref_.get("s0.noise").to_float_vector(), "(50, 32)");
@@ -121,7 +123,7 @@ TEST_F(CliRun, SafetensorsNoiseReproducesLeRobotActions) {
 TEST_F(CliRun, BadNoiseAndSeedDeterminism) {
   const std::string base =
       std::string(VLART_CLI_PATH) + " run " + kPolicy + images_ + state_ + task_ + " --threads 1 --json";
-  const std::string npy = ::testing::TempDir() + "vlart_cli_noise_bad.npy";
+  const std::string npy = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_cli_noise_bad.npy";
   write_npy(npy, std::vector<float>(50 * 4, 0.f), "(50, 4)");
   auto [rc, out] = run(base + " --noise " + npy);
   EXPECT_EQ(rc, 1);

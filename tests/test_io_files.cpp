@@ -1,5 +1,6 @@
 // .npy reader and image-file decoding used by `vlart run`.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -115,7 +116,7 @@ TEST(Npy, RejectsWhatItCannotRead) {
 
 TEST(Npy, ReadsFromDisk) {
   const std::vector<float> v = {1.f, -2.f, 3.5f, 1e-20f};
-  const std::string path = ::testing::TempDir() + "vlart_npy_test.npy";
+  const std::string path = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_npy_test.npy";
   auto b = make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", v);
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<long>(b.size()));
   io::NpyArray a = io::read_npy_f32(path);
@@ -132,7 +133,7 @@ TEST(ImageFile, DecodesPngExactlyAndConvertsGreyAndAlpha) {
     for (int c = 0; c < 4; ++c) rgba[static_cast<size_t>(i * 4 + c)] = static_cast<uint8_t>((i * 13 + c * 50) & 0xff);
     grey[static_cast<size_t>(i)] = static_cast<uint8_t>(i * 7);
   }
-  const std::string d = ::testing::TempDir();
+  const std::string d = ::testing::TempDir() + std::to_string(getpid()) + "_";
   ASSERT_TRUE(stbi_write_png((d + "vlart_rgb.png").c_str(), w, h, 3, rgb.data(), w * 3));
   ASSERT_TRUE(stbi_write_png((d + "vlart_rgba.png").c_str(), w, h, 4, rgba.data(), w * 4));
   ASSERT_TRUE(stbi_write_png((d + "vlart_grey.png").c_str(), w, h, 1, grey.data(), w));
@@ -156,7 +157,7 @@ TEST(ImageFile, ErrorsNameTheFile) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("/no/such/image.png"), std::string::npos);
   }
-  const std::string junk = ::testing::TempDir() + "vlart_junk.png";
+  const std::string junk = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_junk.png";
   std::ofstream(junk) << "this is not a png";
   try {
     io::load_image_rgb(junk);
@@ -165,7 +166,7 @@ TEST(ImageFile, ErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("cannot decode image " + junk), std::string::npos) << e.what();
   }
   // A truncated PNG (valid signature, cut mid-stream) fails cleanly too.
-  const std::string trunc = ::testing::TempDir() + "vlart_trunc.png";
+  const std::string trunc = ::testing::TempDir() + std::to_string(getpid()) + "_vlart_trunc.png";
   std::ifstream src(std::string(VLART_TEST_DATA_DIR) + "/../../assets/samples/camera2.png", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), 100u);
