@@ -12,6 +12,16 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
             --task "pick up the red cube" --seed 0 --threads 1)
   set_tests_properties(cli_run_table PROPERTIES PASS_REGULAR_EXPRESSION "step +a0 +a1 +a2 +a3.*\n +49 .*timings")
+  add_test(NAME cli_bench_json
+    COMMAND $<TARGET_FILE:vlart_cli> bench ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
+            --task "pick up the red cube" --threads 1 --iters 3 --warmup 1 --dtype bf16 --json)
+  set_tests_properties(cli_bench_json PROPERTIES PASS_REGULAR_EXPRESSION
+    "\"dtype\":\"bf16\".*\"total\":\\{\"p50\":[0-9.e+-]+,\"p99\":[0-9.e+-]+.*\"rss_peak_mib\":[0-9.]+")
+  add_test(NAME cli_bench_table
+    COMMAND $<TARGET_FILE:vlart_cli> bench ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
+            --task "pick up the red cube" --threads 1 --iters 3 --warmup 1)
+  set_tests_properties(cli_bench_table PROPERTIES PASS_REGULAR_EXPRESSION
+    "stage \\(ms\\) +p50 +p99 +max.*denoise +[0-9.]+ +[0-9.]+.*total .*RSS after load")
   add_test(NAME cli_info_model COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_policy})
   set_tests_properties(cli_info_model PROPERTIES PASS_REGULAR_EXPRESSION "parameters: +526.2K")
   # Failures must exit non-zero (WILL_FAIL) and say what is wrong (checked by a second run that

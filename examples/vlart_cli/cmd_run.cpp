@@ -1,7 +1,16 @@
 // `vlart run <model_dir> ...`: one inference of a policy from image files, a state vector and a
 // task string; prints the action chunk as a table or JSON.
+// `vlart bench <model_dir> ...`: the same inputs, timed over --iters warm calls: p50/p99/max per
+// stage and total, resident memory after load and at peak.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <fstream>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -31,6 +40,8 @@ struct RunArgs {
   uint64_t seed = 0;
   std::string noise, noise_key, tokenizer;
   int threads = 0, steps = 0, warmup = 0;
+  int iters = 10;               // bench only
+  DType dtype = DType::kF32;
 };
 
 long long parse_int(const std::string& opt, const std::string& s, long long lo, long long hi) {
@@ -66,8 +77,10 @@ std::vector<float> parse_floats(const std::string& s) {
   return out;
 }
 
-RunArgs parse_args(int argc, char** argv) {
+RunArgs parse_args(const char* cmd, int argc, char** argv) {
   RunArgs a;
+  const bool bench = std::string(cmd) == "bench";
+  if (bench) a.warmup = 2;
   for (int i = 0; i < argc; ++i) {
     const std::string o = argv[i];
     auto next = [&]() -> std::string {
@@ -101,15 +114,21 @@ RunArgs parse_args(int argc, char** argv) {
       a.warmup = static_cast<int>(parse_int(o, next(), 0, 1000));
     } else if (o == "--tokenizer") {
       a.tokenizer = next();
+    } else if (o == "--dtype") {
+      const std::string d = next();
+      VLART_CHECK(d == "f32" || d == "bf16", InvalidArgument, "--dtype expects f32 or bf16, got '", d, "'");
+      a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
+    } else if (bench && o == "--iters") {
+      a.iters = static_cast<int>(parse_int(o, next(), 1, 100000));
     } else if (!o.empty() && o[0] == '-') {
-      throw InvalidArgument("run: unknown option '" + o + "'");
+      throw InvalidArgument(std::string(cmd) + ": unknown option '" + o + "'");
     } else {
-      VLART_CHECK(a.model_dir.empty(), InvalidArgument, "run: unexpected argument '", o,
+      VLART_CHECK(a.model_dir.empty(), InvalidArgument, cmd, ": unexpected argument '", o,
                   "' (the model directory is already '", a.model_dir, "')");
       a.model_dir = o;
     }
   }
-  VLART_CHECK(!a.model_dir.empty(), InvalidArgument, "run: missing <model_dir>");
+  VLART_CHECK(!a.model_dir.empty(), InvalidArgument, cmd, ": missing <model_dir>");
   VLART_CHECK(a.noise_key.empty() || !a.noise.empty(), InvalidArgument, "--noise-key needs --noise");
   return a;
 }
@@ -156,16 +175,18 @@ std::vector<float> load_noise(const RunArgs& a, int64_t horizon, int64_t width) 
   return data;
 }
 
-}  // namespace
-
-int cmd_run(int argc, char** argv) {
-  const RunArgs a = parse_args(argc, argv);
+std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   PolicyOptions opts;
   opts.threads = a.threads;
   opts.flow_steps = a.steps;
   opts.noise_seed = a.seed;
   opts.tokenizer_path = a.tokenizer;
-  std::unique_ptr<Policy> policy = Policy::load(a.model_dir, opts);
+  opts.compute_dtype = a.dtype;
+  return Policy::load(a.model_dir, opts);
+}
+
+Observation make_observation(const RunArgs& a, const Policy& p) {
+  const Policy* policy = &p;
 
   // Input checks with the expected values spelled out (Policy::infer checks again).
   const std::vector<std::string> cams = policy->camera_names();
@@ -189,6 +210,37 @@ int cmd_run(int argc, char** argv) {
   VLART_CHECK(static_cast<int64_t>(obs.state.size()) == policy->state_dim(), InvalidArgument, "--state has ",
               obs.state.size(), " values, this policy expects ", policy->state_dim());
   obs.task = a.task;
+  return obs;
+}
+
+// Resident set size now (from /proc/self/statm) and at peak (getrusage), in MiB.
+double rss_now_mib() {
+  std::ifstream f("/proc/self/statm");
+  long long pages = 0, resident = 0;
+  if (!(f >> pages >> resident)) return -1;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+double rss_peak_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// Nearest-rank percentile of `v` (copied, sorted).
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t r = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, r == 0 ? 0 : r - 1)];
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  const RunArgs a = parse_args("run", argc, argv);
+  std::unique_ptr<Policy> policy = load_policy(a);
+  const Observation obs = make_observation(a, *policy);
+  const std::vector<std::string> cams = policy->camera_names();
 
   std::vector<float> noise;
   if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
@@ -232,6 +284,75 @@ int cmd_run(int argc, char** argv) {
   std::printf("timings (ms, %s): preprocess %.2f  vision %.2f  prefix %.2f  denoise %.2f  total %.2f\n",
               a.warmup > 0 ? "warm" : "first call, incl. graph setup; --warmup N for warm numbers", t.preprocess_ms,
               t.vision_ms, t.prefix_ms, t.denoise_ms, t.total_ms);
+  return 0;
+}
+
+}  // namespace vlart::cli
+
+namespace vlart::cli {
+
+int cmd_bench(int argc, char** argv) {
+  const RunArgs a = parse_args("bench", argc, argv);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Policy> policy = load_policy(a);
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double rss_loaded = rss_now_mib();
+  const Observation obs = make_observation(a, *policy);
+  std::vector<float> noise;
+  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
+  const float* nz = noise.empty() ? nullptr : noise.data();
+  double first_ms = 0;
+  for (int i = 0; i < a.warmup; ++i) {
+    const ActionChunk c = policy->infer(obs, nz);
+    if (i == 0) first_ms = c.timings.total_ms;
+  }
+  const char* names[] = {"preprocess", "vision", "prefix", "denoise", "total"};
+  std::vector<double> st[5];
+  ActionChunk last;
+  for (int i = 0; i < a.iters; ++i) {
+    last = policy->infer(obs, nz);
+    const StageTimings& t = last.timings;
+    const double v[5] = {t.preprocess_ms, t.vision_ms, t.prefix_ms, t.denoise_ms, t.total_ms};
+    for (int k = 0; k < 5; ++k) st[k].push_back(v[k]);
+  }
+  const double rss_peak = rss_peak_mib();
+  const char* dt = a.dtype == DType::kBF16 ? "bf16" : "f32";
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model_dir"] = a.model_dir;
+    j["dtype"] = dt;
+    j["cameras"] = policy->camera_names().size();
+    j["threads"] = a.threads;
+    j["iters"] = a.iters;
+    j["warmup"] = a.warmup;
+    j["load_ms"] = load_ms;
+    j["first_call_ms"] = first_ms;
+    for (int k = 0; k < 5; ++k) {
+      j["stages_ms"][names[k]] = {{"p50", percentile(st[k], 0.5)}, {"p99", percentile(st[k], 0.99)},
+                                   {"max", percentile(st[k], 1.0)}};
+    }
+    j["samples_total_ms"] = st[4];
+    j["rss_after_load_mib"] = rss_loaded;
+    j["rss_peak_mib"] = rss_peak;
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (int64_t r = 0; r < last.horizon; ++r) {
+      nlohmann::ordered_json row = nlohmann::ordered_json::array();
+      for (int64_t c = 0; c < last.action_dim; ++c)
+        row.push_back(last.data[static_cast<size_t>(r * last.action_dim + c)]);
+      rows.push_back(std::move(row));
+    }
+    j["actions"] = std::move(rows);
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("bench %s: %zu camera(s), %s compute, threads %d, %d warm-up + %d timed calls\n", a.model_dir.c_str(),
+              policy->camera_names().size(), dt, a.threads, a.warmup, a.iters);
+  std::printf("load %.0f ms, first call %.1f ms\n", load_ms, first_ms);
+  std::printf("%-11s %10s %10s %10s\n", "stage (ms)", "p50", "p99", "max");
+  for (int k = 0; k < 5; ++k)
+    std::printf("%-11s %10.2f %10.2f %10.2f\n", names[k], percentile(st[k], 0.5), percentile(st[k], 0.99),
+                percentile(st[k], 1.0));
+  std::printf("RSS after load %.0f MiB, peak %.0f MiB\n", rss_loaded, rss_peak);
   return 0;
 }
 

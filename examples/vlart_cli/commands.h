@@ -5,4 +5,5 @@ int cmd_info(int argc, char** argv);  // no argument: system info; <model_dir>: 
 int cmd_model_info(const char* model_dir);
 int cmd_bench_ops(int argc, char** argv);
 int cmd_run(int argc, char** argv);
+int cmd_bench(int argc, char** argv);  // timed policy inference
 }  // namespace vlart::cli

@@ -2,6 +2,7 @@
 //   vlart version                 print the version
 //   vlart info [model_dir]        CPU features, backends and library versions; or a model summary
 //   vlart run <model_dir> ...     one policy inference from image files, state and task
+//   vlart bench <model_dir> ...   the same inputs, timed: p50/p99 per stage, resident memory
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
 #include <cstdio>
 #include <cstdlib>
@@ -23,8 +24,10 @@ void usage() {
                "  info <model_dir>              architecture, parameters per part, files of a checkpoint\n"
                "  run <model_dir> --image NAME=FILE ... --state V1,V2,... --task TEXT\n"
                "      [--json] [--seed N] [--noise FILE.npy|FILE.safetensors [--noise-key K]]\n"
-               "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N]\n"
+               "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N] [--dtype f32|bf16]\n"
                "                                one inference; prints the action chunk and stage timings\n"
+               "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)]\n"
+               "                                timed inference: p50/p99/max per stage, RSS; --json\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
                "                                short op benchmark through the graph executor\n");
 }
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "info") return vlart::cli::cmd_info(argc - 2, argv + 2);
     if (cmd == "run") return vlart::cli::cmd_run(argc - 2, argv + 2);
+    if (cmd == "bench") return vlart::cli::cmd_bench(argc - 2, argv + 2);
     if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       usage();

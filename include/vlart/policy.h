@@ -20,8 +20,14 @@ namespace vlart {
 
 struct PolicyOptions {
   int threads = 0;                    // 0 = all hardware threads
-  DType compute_dtype = DType::kF32;  // only f32 for now
+  // f32, or bf16: weights converted to bf16 once at load, the vision tower, VLM layers and action
+  // expert compute in bf16 (f32 accumulation), while the flow state, the action/time MLP, the final
+  // norm and action_out_proj stay f32. Its action error against f32 is bounded in test_smolvla.
+  DType compute_dtype = DType::kF32;
   int flow_steps = 0;                 // 0 = num_steps from the checkpoint config
+  // Largest number of observations whose camera frames infer_batch() runs through the vision
+  // tower in one pass (larger batches are split into groups of this size).
+  int max_batch = 8;
   // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
   // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
@@ -69,11 +75,20 @@ class Policy {
   // empty or mis-sized frames.
   ActionChunk infer(const Observation& obs, const float* noise = nullptr);
 
+  // Several observations in one call: every observation is validated before anything runs (one
+  // bad observation throws, naming its index); the frames of up to max_batch observations go
+  // through the vision tower as one batch, then each observation's prefix and denoising run.
+  // `noise`: optional [obs.size(), horizon, max_action_dim]. Each chunk's vision_ms is the time
+  // of the vision pass its frames were part of. Results equal infer() on each observation with
+  // the same noise.
+  std::vector<ActionChunk> infer_batch(const std::vector<Observation>& obs, const float* noise = nullptr);
+
   std::vector<std::string> camera_names() const;
   int64_t state_dim() const;
   int64_t action_dim() const;
   int64_t horizon() const;
   int64_t max_action_dim() const;
+  DType compute_dtype() const;
 
   struct Impl;
 

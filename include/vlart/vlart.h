@@ -76,8 +76,9 @@ void vlart_policy_free(vlart_policy* policy);
  * on the same thread. */
 const char* vlart_last_error(void);
 
-/* Short name of a status ("ok", "invalid_argument", ...); never NULL. */
-const char* vlart_status_name(vlart_status status);
+/* Short name of a status ("ok", "invalid_argument", ...); never NULL. Takes an int so that a value
+ * that is not a vlart_status (e.g. from a newer library or a foreign caller) yields "unknown". */
+const char* vlart_status_name(int status);
 
 #ifdef __cplusplus
 }

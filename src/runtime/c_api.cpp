@@ -136,7 +136,7 @@ void vlart_policy_free(vlart_policy* policy) { delete policy; }
 
 const char* vlart_last_error(void) { return g_last_error.c_str(); }
 
-const char* vlart_status_name(vlart_status status) {
+const char* vlart_status_name(int status) {
   switch (status) {
     case VLART_OK: return "ok";
     case VLART_ERR_INVALID_ARGUMENT: return "invalid_argument";

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -51,6 +52,7 @@ struct Policy::Impl {
   std::unique_ptr<Tokenizer> tok;
   int32_t pad_id = -1;
   int64_t steps = 0;
+  int max_batch = 8;
   std::mt19937_64 rng;
 };
 
@@ -58,8 +60,9 @@ Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Policy::~Policy() = default;
 
 std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions& opts) {
-  VLART_CHECK(opts.compute_dtype == DType::kF32, UnsupportedError, "Policy::load: compute dtype ",
-              dtype_name(opts.compute_dtype), " not supported yet (only f32)");
+  VLART_CHECK(opts.compute_dtype == DType::kF32 || opts.compute_dtype == DType::kBF16, UnsupportedError,
+              "Policy::load: compute dtype ", dtype_name(opts.compute_dtype), " is not supported (f32 or bf16)");
+  VLART_CHECK(opts.max_batch >= 1, InvalidArgument, "Policy::load: max_batch must be >= 1, got ", opts.max_batch);
   const fs::path ckpt(dir);
   VLART_CHECK(fs::exists(ckpt / "config.json"), IoError, "Policy::load: no config.json in ", dir);
   std::string vlm_name;
@@ -80,7 +83,9 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   VLART_CHECK(impl->cfg.resize_h == impl->cfg.vision.image_size && impl->cfg.resize_w == impl->cfg.vision.image_size,
               UnsupportedError, "Policy::load: resize_imgs_with_padding ", impl->cfg.resize_h, "x",
               impl->cfg.resize_w, " differs from the vision image_size ", impl->cfg.vision.image_size);
-  impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads);
+  impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads,
+                                                       opts.compute_dtype);
+  impl->max_batch = opts.max_batch;
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
 
@@ -103,39 +108,57 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   return std::unique_ptr<Policy>(new Policy(std::move(impl)));
 }
 
-ActionChunk Policy::infer(const Observation& obs, const float* noise) {
-  Impl& m = *impl_;
+namespace {
+
+// An observation validated and preprocessed: model inputs plus the initial noise.
+struct Prepared {
+  smolvla::PrefixInputs in;
+  std::vector<float> noise;
+  double preprocess_ms = 0;
+};
+
+}  // namespace
+
+// Validates `obs` (nothing runs on a bad observation) and builds the model inputs. `where` prefixes
+// error messages ("Policy::infer" or "Policy::infer_batch: observation 3").
+static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* noise, const std::string& where) {
   const SmolVLAConfig& c = m.cfg;
   const auto t0 = std::chrono::steady_clock::now();
-  ActionChunk out;
-
-  // Validation first: nothing runs on a bad observation.
   for (const auto& kv : obs.images) {
     const std::string full = kv.first.rfind(kImagePrefix, 0) == 0 ? kv.first : kImagePrefix + kv.first;
     bool known = false;
     for (const std::string& cam : c.cameras) known = known || cam == full;
-    VLART_CHECK(known, InvalidArgument, "Policy::infer: unknown camera '", kv.first, "'");
+    VLART_CHECK(known, InvalidArgument, where, ": unknown camera '", kv.first, "'");
   }
   std::vector<const Image*> frames;
   for (const std::string& cam : c.cameras) {
     auto it = obs.images.find(cam);
     if (it == obs.images.end()) it = obs.images.find(cam.substr(std::string(kImagePrefix).size()));
-    VLART_CHECK(it != obs.images.end(), InvalidArgument, "Policy::infer: missing camera '", cam, "'");
+    VLART_CHECK(it != obs.images.end(), InvalidArgument, where, ": missing camera '", cam, "'");
     const Image& im = it->second;
-    VLART_CHECK(im.height > 0 && im.width > 0 && !im.data.empty(), InvalidArgument, "Policy::infer: camera '",
-                cam, "' has an empty frame (", im.height, "x", im.width, ")");
-    VLART_CHECK(static_cast<int64_t>(im.data.size()) == im.height * im.width * 3, InvalidArgument,
-                "Policy::infer: camera '", cam, "' frame has ", im.data.size(), " bytes, expected ", im.height,
-                "x", im.width, "x3");
+    VLART_CHECK(im.height > 0 && im.width > 0 && !im.data.empty(), InvalidArgument, where, ": camera '", cam,
+                "' has an empty frame (", im.height, "x", im.width, ")");
+    VLART_CHECK(static_cast<int64_t>(im.data.size()) == im.height * im.width * 3, InvalidArgument, where,
+                ": camera '", cam, "' frame has ", im.data.size(), " bytes, expected ", im.height, "x", im.width,
+                "x3");
     frames.push_back(&im);
   }
-  VLART_CHECK(static_cast<int64_t>(obs.state.size()) == c.state_dim, InvalidArgument, "Policy::infer: state has ",
+  VLART_CHECK(static_cast<int64_t>(obs.state.size()) == c.state_dim, InvalidArgument, where, ": state has ",
               obs.state.size(), " values, expected ", c.state_dim);
   for (size_t i = 0; i < obs.state.size(); ++i)
-    VLART_CHECK(std::isfinite(obs.state[i]), InvalidArgument, "Policy::infer: state[", i, "] is not finite (",
+    VLART_CHECK(std::isfinite(obs.state[i]), InvalidArgument, where, ": state[", i, "] is not finite (",
                 obs.state[i], ")");
+  if (obs.token_ids) {
+    VLART_CHECK(!obs.token_ids->empty(), InvalidArgument, where, ": token_ids is empty");
+  } else {
+    VLART_CHECK(m.tok != nullptr, NotFoundError, where, ": no tokenizer.json found (checkpoint dir, "
+                "vlm_model_name dir); set PolicyOptions::tokenizer_path or pass Observation::token_ids");
+    VLART_CHECK(m.pad_id >= 0 || !c.pad_to_max_length, NotFoundError, where,
+                ": the tokenizer has no pad token but pad_language_to is max_length");
+  }
 
-  smolvla::PrefixInputs in;
+  Prepared p;
+  smolvla::PrefixInputs& in = p.in;
   in.n_cams = static_cast<int64_t>(frames.size());
   for (const Image* im : frames) {
     std::vector<float> px = smolvla::resize_with_pad(im->data.data(), im->height, im->width, c.resize_h, c.resize_w);
@@ -144,48 +167,47 @@ ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   in.state = smolvla::normalize_state(obs.state, m.stats.state_mean, m.stats.state_std, c.max_state_dim);
   if (obs.token_ids) {
     in.lang_ids = *obs.token_ids;
-    VLART_CHECK(!in.lang_ids.empty(), InvalidArgument, "Policy::infer: token_ids is empty");
     if (static_cast<int64_t>(in.lang_ids.size()) > c.tokenizer_max_length)
       in.lang_ids.resize(static_cast<size_t>(c.tokenizer_max_length));
     in.lang_mask.assign(in.lang_ids.size(), 1);
     if (c.pad_to_max_length) {
       VLART_CHECK(m.pad_id >= 0 || static_cast<int64_t>(in.lang_ids.size()) == c.tokenizer_max_length,
-                  InvalidArgument, "Policy::infer: token_ids need padding but no pad token is known");
+                  InvalidArgument, where, ": token_ids need padding but no pad token is known");
       while (static_cast<int64_t>(in.lang_ids.size()) < c.tokenizer_max_length) {
         in.lang_ids.push_back(m.pad_id);
         in.lang_mask.push_back(0);
       }
     }
   } else {
-    VLART_CHECK(m.tok != nullptr, NotFoundError, "Policy::infer: no tokenizer.json found (checkpoint dir, "
-                "vlm_model_name dir); set PolicyOptions::tokenizer_path or pass Observation::token_ids");
-    VLART_CHECK(m.pad_id >= 0 || !c.pad_to_max_length, NotFoundError,
-                "Policy::infer: the tokenizer has no pad token but pad_language_to is max_length");
     smolvla::LangTokens lt =
         smolvla::tokenize_task(*m.tok, obs.task, c.tokenizer_max_length, c.pad_to_max_length, m.pad_id);
     in.lang_ids = std::move(lt.ids);
     in.lang_mask = std::move(lt.mask);
   }
   const int64_t n_noise = c.chunk_size * c.max_action_dim;
-  std::vector<float> x(static_cast<size_t>(n_noise));
+  p.noise.resize(static_cast<size_t>(n_noise));
   if (noise) {
-    std::copy(noise, noise + n_noise, x.begin());
+    std::copy(noise, noise + n_noise, p.noise.begin());
   } else {
     std::normal_distribution<float> nd(0.f, 1.f);
-    for (float& v : x) v = nd(m.rng);
+    for (float& v : p.noise) v = nd(m.rng);
   }
-  out.timings.preprocess_ms = ms_since(t0);
+  p.preprocess_ms = ms_since(t0);
+  return p;
+}
 
+// Prefix + denoising for one prepared observation whose connector output is `img`.
+static ActionChunk finish(Policy::Impl& m, const Prepared& p, const Tensor& img, double vision_ms) {
+  const SmolVLAConfig& c = m.cfg;
+  ActionChunk out;
+  out.timings.preprocess_ms = p.preprocess_ms;
+  out.timings.vision_ms = vision_ms;
   auto t1 = std::chrono::steady_clock::now();
-  Tensor img = m.model->vision(in.images, in.n_cams);
-  out.timings.vision_ms = ms_since(t1);
-  t1 = std::chrono::steady_clock::now();
-  smolvla::PrefixState ps = m.model->prefix_from_vision(in, img);
+  smolvla::PrefixState ps = m.model->prefix_from_vision(p.in, img);
   out.timings.prefix_ms = ms_since(t1);
   t1 = std::chrono::steady_clock::now();
-  std::vector<float> x0 = m.model->denoise(ps, x, m.steps);
+  std::vector<float> x0 = m.model->denoise(ps, p.noise, m.steps);
   out.timings.denoise_ms = ms_since(t1);
-
   out.horizon = c.chunk_size;
   out.action_dim = c.action_dim;
   out.data.resize(static_cast<size_t>(c.chunk_size * c.action_dim));
@@ -195,7 +217,48 @@ ActionChunk Policy::infer(const Observation& obs, const float* noise) {
       out.data[static_cast<size_t>(r * c.action_dim + a)] =
           x0[static_cast<size_t>(r * c.max_action_dim + a)] * m.stats.action_std[ai] + m.stats.action_mean[ai];
     }
+  out.timings.total_ms = out.timings.preprocess_ms + out.timings.vision_ms + out.timings.prefix_ms +
+                         out.timings.denoise_ms;
+  return out;
+}
+
+ActionChunk Policy::infer(const Observation& obs, const float* noise) {
+  Impl& m = *impl_;
+  const auto t0 = std::chrono::steady_clock::now();
+  Prepared p = prepare(m, obs, noise, "Policy::infer");
+  const auto t1 = std::chrono::steady_clock::now();
+  Tensor img = m.model->vision(p.in.images, p.in.n_cams);
+  ActionChunk out = finish(m, p, img, ms_since(t1));
   out.timings.total_ms = ms_since(t0);
+  return out;
+}
+
+std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs, const float* noise) {
+  Impl& m = *impl_;
+  const SmolVLAConfig& c = m.cfg;
+  const int64_t n_noise = c.chunk_size * c.max_action_dim;
+  std::vector<Prepared> prep;
+  prep.reserve(obs.size());
+  for (size_t i = 0; i < obs.size(); ++i)
+    prep.push_back(prepare(m, obs[i], noise ? noise + static_cast<int64_t>(i) * n_noise : nullptr,
+                           "Policy::infer_batch: observation " + std::to_string(i)));
+  std::vector<ActionChunk> out;
+  out.reserve(obs.size());
+  const size_t group = static_cast<size_t>(std::max(1, m.max_batch));
+  for (size_t b0 = 0; b0 < prep.size(); b0 += group) {
+    const size_t b1 = std::min(prep.size(), b0 + group);
+    const int64_t cams = prep[b0].in.n_cams;
+    std::vector<float> px;
+    px.reserve(prep[b0].in.images.size() * (b1 - b0));
+    for (size_t i = b0; i < b1; ++i) px.insert(px.end(), prep[i].in.images.begin(), prep[i].in.images.end());
+    const auto t1 = std::chrono::steady_clock::now();
+    Tensor img = m.model->vision(px, cams * static_cast<int64_t>(b1 - b0));
+    const double vision_ms = ms_since(t1);
+    for (size_t i = b0; i < b1; ++i) {
+      const int64_t r0 = static_cast<int64_t>(i - b0) * cams;
+      out.push_back(finish(m, prep[i], img.slice(0, r0, r0 + cams), vision_ms));
+    }
+  }
   return out;
 }
 
@@ -204,5 +267,6 @@ int64_t Policy::state_dim() const { return impl_->cfg.state_dim; }
 int64_t Policy::action_dim() const { return impl_->cfg.action_dim; }
 int64_t Policy::horizon() const { return impl_->cfg.chunk_size; }
 int64_t Policy::max_action_dim() const { return impl_->cfg.max_action_dim; }
+DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
 
 }  // namespace vlart

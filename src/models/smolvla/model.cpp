@@ -23,18 +23,26 @@ void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) 
 }
 }  // namespace
 
-SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads)
-    : cfg_(std::move(cfg)), weights_(std::move(w)) {
+SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute)
+    : cfg_(std::move(cfg)), weights_(std::move(w)), cdt_(compute) {
+  VLART_CHECK(cdt_ == DType::kF32 || cdt_ == DType::kBF16, UnsupportedError, "smolvla: compute dtype ",
+              dtype_name(cdt_), " is not supported (f32 or bf16)");
   CpuBackendOptions o;
   o.threads = threads;
   backend_ = make_cpu_backend(o);
 }
 SmolVLAModel::~SmolVLAModel() = default;
 
-ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape) const {
+ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
   ValueId id = g.find(name);
   if (id != kNoValue) return id;
-  return g.weight(name, weights_.get(name, shape));
+  Tensor t = weights_.get(name, shape);
+  const DType want = dt.value_or(cdt_);
+  // Float weights are converted once, here (a bf16 checkpoint in f32 compute, or the reverse);
+  // matching dtypes stay zero-copy views of the mapped file.
+  if (t.dtype() != want && (t.dtype() == DType::kF32 || t.dtype() == DType::kBF16 || t.dtype() == DType::kF16))
+    t = t.to(want);
+  return g.weight(name, t);
 }
 ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
   return weights_.has(name) ? w(g, name) : kNoValue;
@@ -44,6 +52,7 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
   const VisionConfig& v = cfg_.vision;
   const int64_t S = v.image_size, gp = S / v.patch, L = gp * gp, C = v.hidden, hd = C / v.heads;
   ValueId x = g.input("pixels", {n, v.channels, S, S}, DType::kF32);
+  if (cdt_ != DType::kF32) x = g.cast(x, cdt_);
   x = g.conv2d(x, w(g, kVis + "embeddings.patch_embedding.weight", {C, v.channels, v.patch, v.patch}),
                w(g, kVis + "embeddings.patch_embedding.bias", {C}), static_cast<int>(v.patch), 0);
   x = g.permute(g.reshape(x, {n, C, L}), {0, 2, 1});
@@ -77,9 +86,10 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
 void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
   const TextConfig& t = cfg_.text;
   const int64_t D = t.hidden, T = cfg_.tokens_per_image(), P = n * T + lt + 1, hd = t.head_dim;
-  ValueId img = g.input("img", {1, n * T, D}, DType::kF32);
+  ValueId img = g.input("img", {1, n * T, D}, cdt_);
   ValueId ids = g.input("lang", {1, lt}, DType::kI64);
   ValueId st = g.input("state", {1, 1, cfg_.max_state_dim}, DType::kF32);
+  if (cdt_ != DType::kF32) st = g.cast(st, cdt_);
   ValueId pos = g.input("pos", {1, P}, DType::kI64);
   ValueId mask = g.input("mask", {1, P, P}, DType::kBool);
   const float sq = static_cast<float>(std::sqrt(static_cast<double>(D)));
@@ -130,10 +140,12 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
   ValueId cpos = g.input("cpos", {1, C}, DType::kI64);
   ValueId mself = g.input("mask_self", {1, C, P + C}, DType::kBool);
   ValueId mcross = g.input("mask_cross", {1, C, P}, DType::kBool);
-  ValueId a = g.linear(xt, w(g, "action_in_proj.weight", {We, A}), w(g, "action_in_proj.bias", {We}));
-  ValueId x = g.linear(g.concat({a, temb}, 2), w(g, "action_time_mlp_in.weight", {We, 2 * We}),
-                       w(g, "action_time_mlp_in.bias", {We}), Activation::kSilu);
-  x = g.linear(x, w(g, "action_time_mlp_out.weight", {We, We}), w(g, "action_time_mlp_out.bias", {We}));
+  const DType f32 = DType::kF32;
+  ValueId a = g.linear(xt, w(g, "action_in_proj.weight", {We, A}, f32), w(g, "action_in_proj.bias", {We}, f32));
+  ValueId x = g.linear(g.concat({a, temb}, 2), w(g, "action_time_mlp_in.weight", {We, 2 * We}, f32),
+                       w(g, "action_time_mlp_in.bias", {We}, f32), Activation::kSilu);
+  x = g.linear(x, w(g, "action_time_mlp_out.weight", {We, We}, f32), w(g, "action_time_mlp_out.bias", {We}, f32));
+  if (cdt_ != f32) x = g.cast(x, cdt_);
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const int64_t e = cfg_.expert_layer_of(i);
     if (e < 0) continue;  // action tokens skip VLM layers without an expert layer
@@ -150,15 +162,15 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
       ValueId v = g.reshape(g.linear(h, w(g, p + "self_attn.v_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
       q = g.rope(q, spos, kRopeTheta);
       k = g.rope(k, spos, kRopeTheta);
-      ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, DType::kF32);
-      ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, DType::kF32), {1, P, t.kv_heads, hd});
+      ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, cdt_);
+      ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
       att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself);
     } else {
       const int64_t kw = weights_.info(p + "self_attn.k_proj.weight").shape[0];
       const int64_t vw = weights_.info(p + "self_attn.v_proj.weight").shape[0];
       q = g.rope(q, cpos, kRopeTheta);
-      ValueId kc = g.reshape(g.input("ck" + si, {1, P, kw}, DType::kF32), {1, P, kw / hd, hd});
-      ValueId vc = g.reshape(g.input("cv" + si, {1, P, vw}, DType::kF32), {1, P, vw / hd, hd});
+      ValueId kc = g.reshape(g.input("ck" + si, {1, P, kw}, cdt_), {1, P, kw / hd, hd});
+      ValueId vc = g.reshape(g.input("cv" + si, {1, P, vw}, cdt_), {1, P, vw / hd, hd});
       att = g.attention(q, kc, vc, mcross);
     }
     x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), w(g, p + "self_attn.o_proj.weight", {We, qw})));
@@ -168,8 +180,9 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
                          g.linear(h, w(g, p + "mlp.up_proj.weight", {mw, We})));
     x = g.add(x, g.linear(m, w(g, p + "mlp.down_proj.weight", {We, mw})));
   }
-  x = g.rms_norm(x, w(g, kExp + "norm.weight", {We}), t.rms_eps);
-  g.mark_output(g.linear(x, w(g, "action_out_proj.weight", {A, We}), w(g, "action_out_proj.bias", {A})));
+  if (cdt_ != f32) x = g.cast(x, f32);
+  x = g.rms_norm(x, w(g, kExp + "norm.weight", {We}, f32), t.rms_eps);
+  g.mark_output(g.linear(x, w(g, "action_out_proj.weight", {A, We}, f32), w(g, "action_out_proj.bias", {A}, f32)));
 }
 
 SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {

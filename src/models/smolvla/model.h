@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,12 +36,17 @@ struct PrefixState {
 
 class SmolVLAModel {
  public:
-  SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads);
+  // `compute`: f32, or bf16 (weights converted once at graph build; activations, prefix K/V and
+  // vision features in bf16 with f32 accumulation inside the kernels; the flow state x_t, the
+  // action/time MLP, the final norm and action_out_proj stay f32).
+  SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute = DType::kF32);
   ~SmolVLAModel();
 
   const SmolVLAConfig& config() const { return cfg_; }
+  DType compute_dtype() const { return cdt_; }
 
-  // Connector output (before the sqrt(D) scale), [n_cams, T, D]; `last_hidden` optionally gets the
+  // Connector output (before the sqrt(D) scale), [n_cams, T, D] in the compute dtype; `n_cams` may
+  // cover several observations (their frames back to back). `last_hidden` optionally gets the
   // SigLIP output [n_cams, patches, Cv].
   Tensor vision(const std::vector<float>& images, int64_t n_cams, Tensor* last_hidden = nullptr);
   // Full prefix pass; `embs` optionally receives the prefix embeddings [1, P, D].
@@ -66,11 +72,13 @@ class SmolVLAModel {
   void build_vision(Graph& g, int64_t n_cams) const;
   void build_prefix(Graph& g, int64_t n_cams, int64_t lang_len) const;
   void build_denoise(Graph& g, int64_t prefix_len) const;
-  ValueId w(Graph& g, const std::string& name, const Shape& shape = {}) const;
+  // Weight `name` as a graph constant in dtype `dt` (default: the compute dtype).
+  ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId w_opt(Graph& g, const std::string& name) const;
 
   SmolVLAConfig cfg_;
   SmolVLAWeights weights_;
+  DType cdt_ = DType::kF32;
   std::unique_ptr<Backend> backend_;
   std::map<int64_t, std::unique_ptr<Stage>> vision_;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;
