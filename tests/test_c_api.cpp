@@ -123,6 +123,54 @@ TEST(CApiParity, EveryFixtureCaseMatchesLeRobotActions) {
   }
 }
 
+// bf16 compute through the options struct: close to, but not bit-equal with, the f32 result.
+TEST(CApiOptions, LoadExBf16AndSteps) {
+  const std::string dir = kRoot + "a_one_cam_square/checkpoint";
+  vlart_load_options o;
+  vlart_load_options_default(&o);
+  EXPECT_EQ(o.compute_bf16, 0);
+  o.threads = 1;
+  vlart_policy *p32 = nullptr, *pb = nullptr, *p1 = nullptr;
+  ASSERT_EQ(vlart_policy_load_ex(dir.c_str(), &o, &p32), VLART_OK) << vlart_last_error();
+  o.compute_bf16 = 1;
+  ASSERT_EQ(vlart_policy_load_ex(dir.c_str(), &o, &pb), VLART_OK) << vlart_last_error();
+  o.compute_bf16 = 0;
+  o.flow_steps = 1;
+  ASSERT_EQ(vlart_policy_load_ex(dir.c_str(), &o, &p1), VLART_OK) << vlart_last_error();
+  int ncam = 0, sd = 0, hz = 0, ad = 0, mad = 0;
+  ASSERT_EQ(vlart_policy_dims(p32, &ncam, &sd, &hz, &ad, &mad), VLART_OK);
+  std::vector<uint8_t> rgb(48 * 64 * 3, 100);
+  std::vector<vlart_image> imgs;
+  for (int i = 0; i < ncam; ++i) imgs.push_back({vlart_policy_camera_name(p32, i), rgb.data(), 48, 64});
+  std::vector<float> state(static_cast<size_t>(sd), 0.25f), noise(static_cast<size_t>(hz * mad), 0.5f);
+  std::vector<float> a32(static_cast<size_t>(hz * ad)), ab(a32.size()), a1(a32.size());
+  int h = 0, a = 0;
+  ASSERT_EQ(vlart_policy_infer(p32, imgs.data(), ncam, state.data(), sd, "go", noise.data(), a32.data(),
+                               static_cast<int>(a32.size()), &h, &a), VLART_OK) << vlart_last_error();
+  ASSERT_EQ(vlart_policy_infer(pb, imgs.data(), ncam, state.data(), sd, "go", noise.data(), ab.data(),
+                               static_cast<int>(ab.size()), &h, &a), VLART_OK) << vlart_last_error();
+  ASSERT_EQ(vlart_policy_infer(p1, imgs.data(), ncam, state.data(), sd, "go", noise.data(), a1.data(),
+                               static_cast<int>(a1.size()), &h, &a), VLART_OK) << vlart_last_error();
+  double m = 0, mx = 0;
+  for (size_t i = 0; i < a32.size(); ++i) {
+    m = std::max(m, std::fabs(double(a32[i]) - ab[i]));
+    mx = std::max(mx, std::fabs(double(a32[i])));
+  }
+  EXPECT_GT(m, 0.0);
+  EXPECT_LE(m, 0.03 * mx);
+  EXPECT_NE(a32, a1);  // one flow step instead of ten
+  vlart_policy_free(p32);
+  vlart_policy_free(pb);
+  vlart_policy_free(p1);
+  vlart_policy* q = nullptr;
+  o.compute_bf16 = 7;
+  EXPECT_EQ(vlart_policy_load_ex(dir.c_str(), &o, &q), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("compute_bf16 must be 0 or 1, got 7")) << vlart_last_error();
+  EXPECT_EQ(q, nullptr);
+  ASSERT_EQ(vlart_policy_load_ex(dir.c_str(), nullptr, &q), VLART_OK) << vlart_last_error();
+  vlart_policy_free(q);
+}
+
 TEST(CApiErrors, LoadFailuresNameThePath) {
   vlart_policy* p = reinterpret_cast<vlart_policy*>(0x1);
   EXPECT_EQ(vlart_policy_load("/no/such/vlart_dir", 1, &p), VLART_ERR_IO);

@@ -51,6 +51,20 @@ typedef struct vlart_image {
  * *out is a new policy (free with vlart_policy_free); on failure *out is set to NULL. */
 vlart_status vlart_policy_load(const char* dir, int threads, vlart_policy** out);
 
+/* Load options for vlart_policy_load_ex; start from vlart_load_options_default(). */
+typedef struct vlart_load_options {
+  int threads;         /* <= 0: every hardware thread */
+  int compute_bf16;    /* 0: f32 compute; 1: bf16 compute (see vlart::PolicyOptions::compute_dtype) */
+  int flow_steps;      /* <= 0: num_steps from the checkpoint config */
+  uint64_t noise_seed; /* seed of the noise drawn when infer gets none */
+} vlart_load_options;
+
+/* Fills *opts with the defaults (all threads, f32, the checkpoint's steps, seed 0). */
+void vlart_load_options_default(vlart_load_options* opts);
+
+/* vlart_policy_load with options; `opts` NULL means the defaults. */
+vlart_status vlart_policy_load_ex(const char* dir, const vlart_load_options* opts, vlart_policy** out);
+
 /* Sizes of the policy's inputs and outputs; any pointer may be NULL. The noise buffer of
  * vlart_policy_infer holds horizon * max_action_dim floats. */
 vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* state_dim, int* horizon,

@@ -58,13 +58,37 @@ vlart_status guarded(const char* fn, F&& f) {
 
 extern "C" {
 
+void vlart_load_options_default(vlart_load_options* opts) {
+  if (!opts) return;
+  opts->threads = 0;
+  opts->compute_bf16 = 0;
+  opts->flow_steps = 0;
+  opts->noise_seed = 0;
+}
+
 vlart_status vlart_policy_load(const char* dir, int threads, vlart_policy** out) {
+  vlart_load_options o;
+  vlart_load_options_default(&o);
+  o.threads = threads;
+  return vlart_policy_load_ex(dir, &o, out);
+}
+
+vlart_status vlart_policy_load_ex(const char* dir, const vlart_load_options* opts, vlart_policy** out) {
   if (!out) return fail(VLART_ERR_INVALID_ARGUMENT, "vlart_policy_load: out is NULL");
   *out = nullptr;
   if (!dir) return fail(VLART_ERR_INVALID_ARGUMENT, "vlart_policy_load: dir is NULL");
+  vlart_load_options lo;
+  vlart_load_options_default(&lo);
+  if (opts) lo = *opts;
+  if (lo.compute_bf16 != 0 && lo.compute_bf16 != 1)
+    return fail(VLART_ERR_INVALID_ARGUMENT,
+                "vlart_policy_load: compute_bf16 must be 0 or 1, got " + std::to_string(lo.compute_bf16));
   return guarded("vlart_policy_load", [&] {
     vlart::PolicyOptions o;
-    o.threads = threads > 0 ? threads : 0;
+    o.threads = lo.threads > 0 ? lo.threads : 0;
+    o.compute_dtype = lo.compute_bf16 ? vlart::DType::kBF16 : vlart::DType::kF32;
+    o.flow_steps = lo.flow_steps > 0 ? lo.flow_steps : 0;
+    o.noise_seed = lo.noise_seed;
     auto p = std::make_unique<vlart_policy>();
     p->impl = vlart::Policy::load(dir, o);
     p->cameras = p->impl->camera_names();

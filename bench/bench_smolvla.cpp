@@ -1,0 +1,92 @@
+// End-to-end SmolVLA inference through vlart::Policy (observation -> action chunk), f32 and bf16
+// compute. The checkpoint is $VLART_SMOLVLA_DIR when set (e.g. the smolvla_base-shaped random
+// checkpoint that tools/make_smolvla_fixtures.py --full-size writes), else the bundled tiny
+// policy (assets/default_policy), so CI measures the whole path too. Frames are synthetic
+// 480x640 RGB (resize-with-pad is part of the timing); noise is fixed.
+// Arguments: bf16 (0/1), threads. Counters: per-stage milliseconds per inference.
+// For p50/p99 per stage, peak RSS and the LeRobot comparison use `vlart bench` and
+// scripts/bench_smolvla.sh.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vlart/policy.h"
+
+using namespace vlart;
+
+namespace {
+
+std::string model_dir() {
+  const char* d = std::getenv("VLART_SMOLVLA_DIR");
+  return d && *d ? d : std::string(VLART_SOURCE_DIR) + "/assets/default_policy";
+}
+
+Observation synthetic_obs(const Policy& p) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> px(0, 255);
+  Observation o;
+  for (const std::string& cam : p.camera_names()) {
+    Image im;
+    im.height = 480;
+    im.width = 640;
+    im.data.resize(480 * 640 * 3);
+    for (auto& b : im.data) b = static_cast<uint8_t>(px(rng));
+    o.images[cam] = std::move(im);
+  }
+  std::normal_distribution<float> nd(0.f, 1.f);
+  o.state.resize(static_cast<size_t>(p.state_dim()));
+  for (float& v : o.state) v = nd(rng);
+  o.task = "pick up the red cube and place it in the box";
+  return o;
+}
+
+void BM_SmolVLAInfer(benchmark::State& st) {
+  PolicyOptions opt;
+  opt.compute_dtype = st.range(0) ? DType::kBF16 : DType::kF32;
+  opt.threads = static_cast<int>(st.range(1));
+  std::unique_ptr<Policy> p;
+  try {
+    p = Policy::load(model_dir(), opt);
+  } catch (const std::exception& e) {
+    st.SkipWithError(e.what());
+    return;
+  }
+  const Observation o = synthetic_obs(*p);
+  std::vector<float> noise(static_cast<size_t>(p->horizon() * p->max_action_dim()));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& v : noise) v = nd(rng);
+  p->infer(o, noise.data());  // graph build and weight packing happen here, not in the timing
+  double pre = 0, vis = 0, pref = 0, den = 0;
+  for (auto _ : st) {
+    const ActionChunk c = p->infer(o, noise.data());
+    benchmark::DoNotOptimize(c.data.data());
+    pre += c.timings.preprocess_ms;
+    vis += c.timings.vision_ms;
+    pref += c.timings.prefix_ms;
+    den += c.timings.denoise_ms;
+  }
+  const double n = static_cast<double>(st.iterations());
+  st.counters["cams"] = static_cast<double>(p->camera_names().size());
+  st.counters["preprocess_ms"] = pre / n;
+  st.counters["vision_ms"] = vis / n;
+  st.counters["prefix_ms"] = pref / n;
+  st.counters["denoise_ms"] = den / n;
+}
+
+}  // namespace
+
+BENCHMARK(BM_SmolVLAInfer)
+    ->ArgNames({"bf16", "threads"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({0, 2})
+    ->Args({1, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+BENCHMARK_MAIN();
