@@ -5,6 +5,9 @@
 #   2. measures the machine's peaks (raw oneDNN matmul f32/bf16, DRAM read; bench_linear);
 #   3. for 1 and 3 cameras: LeRobot's SmolVLAPolicy f32 (tools/bench_lerobot_smolvla.py, which also
 #      writes the shared inputs: frames, state, task, initial noise), then `vlart bench` f32 and bf16;
+#      LeRobot runs with identity SigLIP position ids (--identity-vision-pos), the semantics vlart
+#      implements (stock transformers' f32 path computes other ids, transformers#41190; see
+#      docs/smolvla_reference_notes.md), so the action error column compares like with like;
 #   4. prints the table (tools/smolvla_bench_report.py): p50/p99 per stage, peak RSS, speed-up,
 #      lower bound from the measured peaks, action error against LeRobot.
 # Environment: ITERS (timed calls, default 10), THREADS (default 2), STEPS (default 10),
@@ -38,7 +41,7 @@ for CAMS in 1 3; do
   echo "=== LeRobot f32, $CAMS camera(s) ==="
   OMP_NUM_THREADS="$THREADS" "$PY" tools/bench_lerobot_smolvla.py --checkpoint "$MODEL/checkpoint" --cams "$CAMS" \
     --steps "$STEPS" --threads "$THREADS" --iters "$ITERS" --warmup 1 --seed 0 --inputs-dir "$IN" \
-    --json "$OUT/lerobot_cams$CAMS.json"
+    --identity-vision-pos --json "$OUT/lerobot_cams$CAMS.json"
   CKPT="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["checkpoint"])' "$OUT/lerobot_cams$CAMS.json")"
   IMAGES=()
   for f in "$IN"/*.png; do IMAGES+=(--image "$(basename "$f" .png)=$f"); done

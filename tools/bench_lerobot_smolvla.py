@@ -73,7 +73,10 @@ def make_inputs(config: dict, seed: int, inputs_dir: Path) -> tuple[dict, str, n
     """Deterministic raw observation (uint8 HWC frames, f32 state), task and noise; written to inputs_dir."""
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
+    # One independent stream per input (camera i: [seed, i]), so camera1/state/noise do not depend on --cams.
+    def rng(stream: int) -> np.random.Generator:
+        return np.random.default_rng([seed, stream])
+
     h, w = FRAME_HW
     yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
     inputs_dir.mkdir(parents=True, exist_ok=True)
@@ -82,17 +85,16 @@ def make_inputs(config: dict, seed: int, inputs_dir: Path) -> tuple[dict, str, n
         # Smooth per-camera colour pattern (gradients + a low-frequency wave) plus Gaussian noise.
         wave = np.sin(2 * np.pi * ((i + 1) * xx + 0.5 * yy))
         base = np.stack([yy, xx, 0.5 * (1 + wave)], axis=-1) * 180.0 + 30.0 * i
-        frame = np.clip(base + rng.normal(0.0, 20.0, size=(h, w, 3)), 0, 255).astype(np.uint8)
+        frame = np.clip(base + rng(i).normal(0.0, 20.0, size=(h, w, 3)), 0, 255).astype(np.uint8)
         path = inputs_dir / f"{key[len(IMG_PREFIX):]}.png"
         Image.fromarray(frame).save(path)
-        raw[key] = np.array(Image.open(path).convert("RGB"))  # use exactly what the file holds
-        assert np.array_equal(raw[key], frame)
+        raw[key] = np.array(Image.open(path).convert("RGB"))  # use exactly what the (lossless) file holds
     state_dim = config["input_features"]["observation.state"]["shape"][0]
-    state = rng.normal(size=state_dim).astype(np.float32)
+    state = rng(100).normal(size=state_dim).astype(np.float32)
     raw["observation.state"] = state
-    noise = rng.normal(size=(config["chunk_size"], config["max_action_dim"])).astype(np.float32)
+    noise = rng(101).normal(size=(config["chunk_size"], config["max_action_dim"])).astype(np.float32)
     (inputs_dir / "state.txt").write_text(",".join(repr(float(v)) for v in state) + "\n")
-    (inputs_dir / "task.txt").write_text(TASK + "\n")
+    (inputs_dir / "task.txt").write_text(TASK)  # no trailing newline: the file content is the task
     np.save(inputs_dir / "noise.npy", noise)
     return raw, TASK, noise
 
@@ -190,8 +192,7 @@ def main() -> int:
     config.device = "cpu"
     policy = SmolVLAPolicy.from_pretrained(str(ckpt), config=config)  # bf16 file -> f32 parameters
     policy.eval()
-    dtypes = {p.dtype for p in policy.parameters()}
-    assert dtypes == {torch.float32}, f"expected float32 parameters, got {dtypes}"
+    assert {p.dtype for p in policy.parameters()} == {torch.float32}, "expected float32 parameters"
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt))
     timer = PhaseTimer(policy.model)
 

@@ -160,7 +160,10 @@ def main() -> int:
                       f"(vision {w['flops']['vision']/1e9:.0f}, prefix {w['flops']['prefix']/1e9:.0f}, "
                       f"expert {w['flops']['expert_step']*w['steps']/1e9:.0f})")
         lines.insert(1, lines_note + "\n")
-        lines.append(f"| {cams} | LeRobot f32 (torch {lr['versions'].get('torch', '?')}) | | | | | {lr['p50_ms']:.0f} | "
+        lp, ld = lr.get("prefix_p50_ms"), lr.get("denoise_p50_ms")
+        lines.append(f"| {cams} | LeRobot f32 (torch {lr['versions'].get('torch', '?')}) | | "
+                     f"{'' if lp is None else f'{lp:.0f} (vision+prefix)'} | | {'' if ld is None else f'{ld:.0f}'} | "
+                     f"{lr['p50_ms']:.0f} | "
                      f"{lr['p99_ms']:.0f} | {lr['peak_rss_mb']:.0f} | 1.00 | | | |")
         rows.append({"cams": cams, "path": "lerobot_f32", "p50_ms": lr["p50_ms"], "p99_ms": lr["p99_ms"],
                      "peak_rss_mib": lr["peak_rss_mb"]})

@@ -41,6 +41,7 @@ struct RunArgs {
   std::string noise, noise_key, tokenizer;
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
+  bool profile = false;         // bench only
   DType dtype = DType::kF32;
 };
 
@@ -118,6 +119,8 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       const std::string d = next();
       VLART_CHECK(d == "f32" || d == "bf16", InvalidArgument, "--dtype expects f32 or bf16, got '", d, "'");
       a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
+    } else if (bench && o == "--profile") {
+      a.profile = true;
     } else if (bench && o == "--iters") {
       a.iters = static_cast<int>(parse_int(o, next(), 1, 100000));
     } else if (!o.empty() && o[0] == '-') {
@@ -182,6 +185,7 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.noise_seed = a.seed;
   opts.tokenizer_path = a.tokenizer;
   opts.compute_dtype = a.dtype;
+  opts.profile = a.profile;
   return Policy::load(a.model_dir, opts);
 }
 
@@ -353,6 +357,7 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%-11s %10.2f %10.2f %10.2f\n", names[k], percentile(st[k], 0.5), percentile(st[k], 0.99),
                 percentile(st[k], 1.0));
   std::printf("RSS after load %.0f MiB, peak %.0f MiB\n", rss_loaded, rss_peak);
+  if (a.profile) std::printf("%s", policy->profile_report().c_str());
   return 0;
 }
 

@@ -26,7 +26,7 @@ void usage() {
                "      [--json] [--seed N] [--noise FILE.npy|FILE.safetensors [--noise-key K]]\n"
                "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N] [--dtype f32|bf16]\n"
                "                                one inference; prints the action chunk and stage timings\n"
-               "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)]\n"
+               "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
                "                                short op benchmark through the graph executor\n");

@@ -28,6 +28,8 @@ struct PolicyOptions {
   // Largest number of observations whose camera frames infer_batch() runs through the vision
   // tower in one pass (larger batches are split into groups of this size).
   int max_batch = 8;
+  // Time every graph step and sum by stage and op kind (see Policy::profile_report()).
+  bool profile = false;
   // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
   // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
@@ -89,6 +91,8 @@ class Policy {
   int64_t horizon() const;
   int64_t max_action_dim() const;
   DType compute_dtype() const;
+  // With PolicyOptions::profile: per stage and op kind, total time and calls since load.
+  std::string profile_report() const;
 
   struct Impl;
 

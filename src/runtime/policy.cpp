@@ -86,6 +86,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads,
                                                        opts.compute_dtype);
   impl->max_batch = opts.max_batch;
+  if (opts.profile) impl->model->set_profiling(true);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
 
@@ -268,5 +269,6 @@ int64_t Policy::action_dim() const { return impl_->cfg.action_dim; }
 int64_t Policy::horizon() const { return impl_->cfg.chunk_size; }
 int64_t Policy::max_action_dim() const { return impl_->cfg.max_action_dim; }
 DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
+std::string Policy::profile_report() const { return impl_->model->profile_report(); }
 
 }  // namespace vlart

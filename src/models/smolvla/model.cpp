@@ -1,6 +1,8 @@
 #include "models/smolvla/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "models/smolvla/preprocess.h"
@@ -32,6 +34,37 @@ SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DTy
   backend_ = make_cpu_backend(o);
 }
 SmolVLAModel::~SmolVLAModel() = default;
+
+void SmolVLAModel::set_profiling(bool on) {
+  VLART_CHECK(vision_.empty() && prefix_.empty() && denoise_.empty(), InvalidArgument,
+              "smolvla: set_profiling must be called before the first inference");
+  exec_opts_.profile = on;
+}
+
+void SmolVLAModel::record_profile(const char* stage, const Executor& ex) {
+  const std::vector<StepInfo>& info = ex.steps();
+  const std::vector<double>& us = ex.step_times_us();
+  for (size_t i = 0; i < info.size() && i < us.size(); ++i) {
+    ProfileEntry& e = profile_[std::string(stage) + " " + info[i].op];
+    e.us += us[i];
+    e.calls += 1;
+  }
+}
+
+std::string SmolVLAModel::profile_report() const {
+  std::vector<std::pair<std::string, ProfileEntry>> v(profile_.begin(), profile_.end());
+  double total = 0;
+  for (const auto& kv : v) total += kv.second.us;
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.us > b.second.us; });
+  std::string out = detail::concat("op time by stage (", dtype_name(cdt_), " compute), all runs since load:\n");
+  char line[160];
+  for (const auto& kv : v) {
+    std::snprintf(line, sizeof line, "  %-28s %10.1f ms %6.1f%% %8lld calls\n", kv.first.c_str(), kv.second.us / 1e3,
+                  total > 0 ? 100.0 * kv.second.us / total : 0.0, static_cast<long long>(kv.second.calls));
+    out += line;
+  }
+  return out;
+}
 
 ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
   ValueId id = g.find(name);
@@ -190,7 +223,7 @@ SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_vision(s->graph, n);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
   }
   return *s;
 }
@@ -199,7 +232,7 @@ SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_prefix(s->graph, n, lt);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
   }
   return *s;
 }
@@ -208,7 +241,7 @@ SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_denoise(s->graph, P);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()});
+    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
   }
   return *s;
 }
@@ -217,6 +250,7 @@ Tensor SmolVLAModel::vision(const std::vector<float>& images, int64_t n, Tensor*
   Stage& s = vision_stage(n);
   fill(*s.exec, "pixels", images.data(), images.size() * sizeof(float));
   s.exec->run();
+  if (exec_opts_.profile) record_profile("vision", *s.exec);
   if (last_hidden) *last_hidden = s.exec->output(0).clone();
   return s.exec->output(1).clone();
 }
@@ -263,6 +297,7 @@ PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tenso
   fill(ex, "pos", ps.positions.data(), ps.positions.size() * sizeof(int64_t));
   fill(ex, "mask", ps.att2d.data(), ps.att2d.size());
   ex.run();
+  if (exec_opts_.profile) record_profile("prefix", ex);
   int o = 0;
   if (embs) *embs = ex.output(o).clone();
   ++o;
@@ -318,6 +353,7 @@ std::vector<float> SmolVLAModel::step(int64_t prefix_len, const std::vector<floa
   float* tp = ex.input("temb").data<float>();
   for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
   ex.run();
+  if (exec_opts_.profile) record_profile("denoise", ex);
   return ex.output(0).to_float_vector();
 }
 

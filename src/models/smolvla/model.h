@@ -43,6 +43,10 @@ class SmolVLAModel {
   ~SmolVLAModel();
 
   const SmolVLAConfig& config() const { return cfg_; }
+  // Per-op wall time of every graph step, summed by stage and op kind (call before the first
+  // inference; costs two clock reads per step). profile_report() renders the totals.
+  void set_profiling(bool on);
+  std::string profile_report() const;
   DType compute_dtype() const { return cdt_; }
 
   // Connector output (before the sqrt(D) scale), [n_cams, T, D] in the compute dtype; `n_cams` may
@@ -79,6 +83,13 @@ class SmolVLAModel {
   SmolVLAConfig cfg_;
   SmolVLAWeights weights_;
   DType cdt_ = DType::kF32;
+  ExecutorOptions exec_opts_;
+  struct ProfileEntry {
+    double us = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, ProfileEntry> profile_;
+  void record_profile(const char* stage, const Executor& ex);
   std::unique_ptr<Backend> backend_;
   std::map<int64_t, std::unique_ptr<Stage>> vision_;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;
