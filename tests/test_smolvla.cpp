@@ -421,6 +421,11 @@ TEST(SmolVLAPolicy, Bf16PathErrorIsBounded) {
 TEST(SmolVLAPolicy, UnsupportedComputeDtypeAndBatchOptionAreRejected) {
   const std::string c = "a_one_cam_square";
   PolicyOptions opt;
+  opt.backend = "tpu";
+  EXPECT_THROW(Policy::load(kRoot + c + "/checkpoint", opt), InvalidArgument);
+  opt.backend = "auto";  // falls back to the CPU without a GPU
+  EXPECT_NO_THROW(Policy::load(kRoot + c + "/checkpoint", opt));
+  opt.backend = "cpu";
   opt.compute_dtype = DType::kF16;
   EXPECT_THROW(Policy::load(kRoot + c + "/checkpoint", opt), UnsupportedError);
   opt.compute_dtype = DType::kF32;
@@ -505,5 +510,28 @@ TEST(SmolVLAPolicy, InferBatchMatchesSingleInfer) {
       EXPECT_NE(std::string(e.what()).find("observation 1"), std::string::npos) << e.what();
     }
     EXPECT_TRUE(policy->infer_batch({}).empty());
+  }
+}
+
+// backend "cuda": on a machine without a usable GPU the load fails naming the reason; with one, the
+// actions match LeRobot's within the f32 bound (the CUDA backend runs what it supports, the CPU the rest).
+TEST(SmolVLAPolicy, CudaBackendOrClearError) {
+  const std::string c = "a_one_cam_square";
+  PolicyOptions opt;
+  opt.backend = "cuda";
+  std::unique_ptr<Policy> p;
+  try {
+    p = Policy::load(kRoot + c + "/checkpoint", opt);
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("backend 'cuda'"), std::string::npos) << e.what();
+    GTEST_SKIP() << "no usable CUDA device: " << e.what();
+  }
+  EXPECT_EQ(p->backend(), "cuda+cpu");
+  Case k = open_case(c);
+  for (const auto& smp : k.js["samples"]) {
+    const std::string s = smp["name"];
+    const std::vector<float> noise = k.ref.get(s + ".noise").to_float_vector();
+    ActionChunk a = p->infer(fixture_obs(k, s), noise.data());
+    EXPECT_LE(max_abs(a.data, k.ref.get(s + ".actions").to_float_vector()), 1e-3);
   }
 }

@@ -39,6 +39,7 @@ struct RunArgs {
   bool json = false;
   uint64_t seed = 0;
   std::string noise, noise_key, tokenizer;
+  std::string backend = "cpu";
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
   bool profile = false;         // bench only
@@ -115,6 +116,8 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.warmup = static_cast<int>(parse_int(o, next(), 0, 1000));
     } else if (o == "--tokenizer") {
       a.tokenizer = next();
+    } else if (o == "--backend") {
+      a.backend = next();
     } else if (o == "--dtype") {
       const std::string d = next();
       VLART_CHECK(d == "f32" || d == "bf16", InvalidArgument, "--dtype expects f32 or bf16, got '", d, "'");
@@ -186,6 +189,7 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.tokenizer_path = a.tokenizer;
   opts.compute_dtype = a.dtype;
   opts.profile = a.profile;
+  opts.backend = a.backend;
   return Policy::load(a.model_dir, opts);
 }
 
@@ -325,6 +329,7 @@ int cmd_bench(int argc, char** argv) {
     nlohmann::ordered_json j;
     j["model_dir"] = a.model_dir;
     j["dtype"] = dt;
+    j["backend"] = policy->backend();
     j["cameras"] = policy->camera_names().size();
     j["threads"] = a.threads;
     j["iters"] = a.iters;
@@ -349,8 +354,9 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("bench %s: %zu camera(s), %s compute, threads %d, %d warm-up + %d timed calls\n", a.model_dir.c_str(),
-              policy->camera_names().size(), dt, a.threads, a.warmup, a.iters);
+  std::printf("bench %s: %zu camera(s), %s compute on %s, threads %d, %d warm-up + %d timed calls\n",
+              a.model_dir.c_str(), policy->camera_names().size(), dt, policy->backend().c_str(), a.threads, a.warmup,
+              a.iters);
   std::printf("load %.0f ms, first call %.1f ms\n", load_ms, first_ms);
   std::printf("%-11s %10s %10s %10s\n", "stage (ms)", "p50", "p99", "max");
   for (int k = 0; k < 5; ++k)

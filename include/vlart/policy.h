@@ -19,7 +19,11 @@
 namespace vlart {
 
 struct PolicyOptions {
-  int threads = 0;                    // 0 = all hardware threads
+  // "cpu"; "cuda": GPU first, with the CPU running the ops the CUDA backend does not implement yet
+  // (experimental: compiled and unit-tested, not yet validated end to end on a GPU); "auto": cuda
+  // when a usable GPU is present, else cpu. "cuda" without a GPU is an UnsupportedError.
+  std::string backend = "cpu";
+  int threads = 0;                    // 0 = all hardware threads (CPU backend)
   // f32, or bf16: weights converted to bf16 once at load, the vision tower, VLM layers and action
   // expert compute in bf16 (f32 accumulation), while the flow state, the action/time MLP, the final
   // norm and action_out_proj stay f32. Its action error against f32 is bounded in test_smolvla.
@@ -91,6 +95,7 @@ class Policy {
   int64_t horizon() const;
   int64_t max_action_dim() const;
   DType compute_dtype() const;
+  std::string backend() const;  // backends in placement order: "cpu" or "cuda+cpu"
   // With PolicyOptions::profile: per stage and op kind, total time and calls since load.
   std::string profile_report() const;
 

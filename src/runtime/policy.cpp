@@ -84,7 +84,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
               UnsupportedError, "Policy::load: resize_imgs_with_padding ", impl->cfg.resize_h, "x",
               impl->cfg.resize_w, " differs from the vision image_size ", impl->cfg.vision.image_size);
   impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads,
-                                                       opts.compute_dtype);
+                                                       opts.compute_dtype, opts.backend);
   impl->max_batch = opts.max_batch;
   if (opts.profile) impl->model->set_profiling(true);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
@@ -269,6 +269,7 @@ int64_t Policy::action_dim() const { return impl_->cfg.action_dim; }
 int64_t Policy::horizon() const { return impl_->cfg.chunk_size; }
 int64_t Policy::max_action_dim() const { return impl_->cfg.max_action_dim; }
 DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
+std::string Policy::backend() const { return impl_->model->backend_names(); }
 std::string Policy::profile_report() const { return impl_->model->profile_report(); }
 
 }  // namespace vlart

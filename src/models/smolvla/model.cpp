@@ -25,15 +25,28 @@ void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) 
 }
 }  // namespace
 
-SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute)
+SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute,
+                           const std::string& backend)
     : cfg_(std::move(cfg)), weights_(std::move(w)), cdt_(compute) {
   VLART_CHECK(cdt_ == DType::kF32 || cdt_ == DType::kBF16, UnsupportedError, "smolvla: compute dtype ",
               dtype_name(cdt_), " is not supported (f32 or bf16)");
   CpuBackendOptions o;
   o.threads = threads;
   backend_ = make_cpu_backend(o);
+  VLART_CHECK(backend == "cpu" || backend == "cuda" || backend == "auto", InvalidArgument, "smolvla: backend '",
+              backend, "' is not one of cpu, cuda, auto");
+  if (backend != "cpu") {
+    std::string why;
+    gpu_ = make_cuda_backend({}, &why);
+    VLART_CHECK(gpu_ != nullptr || backend == "auto", UnsupportedError, "smolvla: backend 'cuda' requested but ",
+                "no usable CUDA backend: ", why);
+  }
+  if (gpu_) placement_.push_back(gpu_.get());
+  placement_.push_back(backend_.get());
 }
 SmolVLAModel::~SmolVLAModel() = default;
+
+std::string SmolVLAModel::backend_names() const { return gpu_ ? "cuda+cpu" : "cpu"; }
 
 void SmolVLAModel::set_profiling(bool on) {
   VLART_CHECK(vision_.empty() && prefix_.empty() && denoise_.empty(), InvalidArgument,
@@ -223,7 +236,7 @@ SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_vision(s->graph, n);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
+    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
   }
   return *s;
 }
@@ -232,7 +245,7 @@ SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_prefix(s->graph, n, lt);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
+    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
   }
   return *s;
 }
@@ -241,7 +254,7 @@ SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
   if (!s) {
     s = std::make_unique<Stage>();
     build_denoise(s->graph, P);
-    s->exec = std::make_unique<Executor>(s->graph, std::vector<Backend*>{backend_.get()}, exec_opts_);
+    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
   }
   return *s;
 }
