@@ -317,7 +317,9 @@ TEST(SmolVLAPolicy, ValidationErrors) {
   Case k = open_case(c);
   auto policy = Policy::load(kRoot + c + "/checkpoint");
   const Observation good = fixture_obs(k, "s0");
+  EXPECT_NO_THROW(policy->validate(good));
   auto expect_invalid = [&](const Observation& o, const std::string& needle) {
+    EXPECT_THROW(policy->validate(o), InvalidArgument) << needle;
     try {
       policy->infer(o);
       ADD_FAILURE() << "expected InvalidArgument mentioning " << needle;

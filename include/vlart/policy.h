@@ -89,6 +89,11 @@ class Policy {
   // the same noise.
   std::vector<ActionChunk> infer_batch(const std::vector<Observation>& obs, const float* noise = nullptr);
 
+  // The checks infer() makes before running anything (cameras, frame sizes, state length and
+  // values, prompt); throws InvalidArgument / NotFoundError with the same messages. Thread-safe:
+  // reads only the immutable configuration.
+  void validate(const Observation& obs) const;
+
   std::vector<std::string> camera_names() const;
   int64_t state_dim() const;
   int64_t action_dim() const;

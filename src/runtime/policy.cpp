@@ -120,11 +120,10 @@ struct Prepared {
 
 }  // namespace
 
-// Validates `obs` (nothing runs on a bad observation) and builds the model inputs. `where` prefixes
-// error messages ("Policy::infer" or "Policy::infer_batch: observation 3").
-static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* noise, const std::string& where) {
+// Validates `obs` and returns its frames in the checkpoint's camera order. `where` prefixes error
+// messages ("Policy::infer" or "Policy::infer_batch: observation 3").
+static std::vector<const Image*> check(const Policy::Impl& m, const Observation& obs, const std::string& where) {
   const SmolVLAConfig& c = m.cfg;
-  const auto t0 = std::chrono::steady_clock::now();
   for (const auto& kv : obs.images) {
     const std::string full = kv.first.rfind(kImagePrefix, 0) == 0 ? kv.first : kImagePrefix + kv.first;
     bool known = false;
@@ -151,13 +150,23 @@ static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* no
                 obs.state[i], ")");
   if (obs.token_ids) {
     VLART_CHECK(!obs.token_ids->empty(), InvalidArgument, where, ": token_ids is empty");
+    VLART_CHECK(!c.pad_to_max_length || m.pad_id >= 0 ||
+                    static_cast<int64_t>(obs.token_ids->size()) >= c.tokenizer_max_length,
+                InvalidArgument, where, ": token_ids need padding but no pad token is known");
   } else {
     VLART_CHECK(m.tok != nullptr, NotFoundError, where, ": no tokenizer.json found (checkpoint dir, "
                 "vlm_model_name dir); set PolicyOptions::tokenizer_path or pass Observation::token_ids");
     VLART_CHECK(m.pad_id >= 0 || !c.pad_to_max_length, NotFoundError, where,
                 ": the tokenizer has no pad token but pad_language_to is max_length");
   }
+  return frames;
+}
 
+// Validates `obs` (nothing runs on a bad observation) and builds the model inputs.
+static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* noise, const std::string& where) {
+  const SmolVLAConfig& c = m.cfg;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<const Image*> frames = check(m, obs, where);
   Prepared p;
   smolvla::PrefixInputs& in = p.in;
   in.n_cams = static_cast<int64_t>(frames.size());
@@ -222,6 +231,8 @@ static ActionChunk finish(Policy::Impl& m, const Prepared& p, const Tensor& img,
                          out.timings.denoise_ms;
   return out;
 }
+
+void Policy::validate(const Observation& obs) const { check(*impl_, obs, "Policy::validate"); }
 
 ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   Impl& m = *impl_;
