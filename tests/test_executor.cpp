@@ -283,3 +283,52 @@ TEST(Executor, RunPerformsNoHeapAllocation) {
   ex3.run();
   EXPECT_EQ(ex3.last_run_allocations(), 4u * 4u);  // one per kernel
 }
+
+// A constant weight that the CPU Linear repacks (oneDNN path, M > 16) is released by the executor
+// once the graph is gone: a model does not keep two copies of its weights. A weight also read in
+// place elsewhere (here by an Add) stays alive.
+TEST(Executor, RepackedWeightsAreReleased) {
+  auto cpu = make_cpu_backend({});
+  const int64_t M = 32, K = 48, N = 40;
+  std::vector<float> wv(static_cast<size_t>(N * K)), xv(static_cast<size_t>(M * K));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> ud(-1.f, 1.f);
+  for (float& v : wv) v = ud(rng);
+  for (float& v : xv) v = ud(rng);
+  auto make_weight = [&](std::weak_ptr<void>* watch) {
+    auto holder = std::make_shared<std::vector<float>>(wv);
+    *watch = holder;
+    return Tensor::from_blob(holder->data(), Shape{N, K}, DType::kF32, Device::cpu(), holder);
+  };
+  std::weak_ptr<void> w1, w2;
+  std::unique_ptr<Executor> ex1, ex2;
+  {
+    Graph g;
+    ValueId x = g.input("x", {M, K}, DType::kF32);
+    g.mark_output(g.linear(x, g.weight("w", make_weight(&w1))));
+    ex1 = std::make_unique<Executor>(g, std::vector<Backend*>{cpu.get()});
+  }
+  {
+    Graph g;
+    ValueId x = g.input("x", {M, K}, DType::kF32);
+    ValueId w = g.weight("w", make_weight(&w2));
+    g.mark_output(g.linear(x, w));
+    g.mark_output(g.scale(w, 2.f));  // reads the weight in place
+    ex2 = std::make_unique<Executor>(g, std::vector<Backend*>{cpu.get()});
+  }
+  EXPECT_TRUE(w1.expired()) << "the executor kept the original of a repacked weight";
+  std::memcpy(ex1->input("x").raw(), xv.data(), xv.size() * sizeof(float));
+  ex1->run();
+  const float* y = ex1->output(0).data<float>();
+  double m = 0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double r = 0;
+      for (int64_t k = 0; k < K; ++k) r += double(xv[static_cast<size_t>(i * K + k)]) * wv[static_cast<size_t>(j * K + k)];
+      m = std::max(m, std::fabs(r - y[i * N + j]));
+    }
+  EXPECT_LE(m, 1e-4);
+  EXPECT_FALSE(w2.expired()) << "a weight still read in place was released";
+  ex2->run();
+  EXPECT_EQ(ex2->output(1).data<float>()[5], 2.f * wv[5]);
+}

@@ -295,6 +295,21 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
       out.tensor = m.values[static_cast<size_t>(st.ins[0])].tensor.reshape(out.shape);
     }
   }
+  // Weights that every consuming kernel repacked into its own copy at prepare time are never read
+  // again: drop this executor's reference (the memory goes once the graph drops its own too).
+  {
+    std::vector<int> uses(m.values.size(), 0), owned(m.values.size(), 0);
+    for (const Step& st : m.steps)
+      for (size_t i = 0; i < st.ins.size(); ++i) {
+        const int v = st.ins[i];
+        if (v < 0 || !m.values[static_cast<size_t>(v)].weight) continue;
+        ++uses[static_cast<size_t>(v)];
+        if (st.kind == StepKind::kKernel && st.kernel && st.kernel->owns_input(static_cast<int>(i)))
+          ++owned[static_cast<size_t>(v)];
+      }
+    for (size_t v = 0; v < m.values.size(); ++v)
+      if (m.values[v].weight && uses[v] > 0 && uses[v] == owned[v]) m.values[v].tensor = Tensor();
+  }
   for (Step& st : m.steps) {
     if (st.kind != StepKind::kKernel) continue;
     for (int v : st.ins) st.arg_ptrs.push_back(v >= 0 ? &m.values[static_cast<size_t>(v)].tensor : nullptr);

@@ -129,6 +129,9 @@ class LinearOneDnnKernel final : public OpKernel {
     return bias_.scratch_bytes() ? bias_scratch_offset_ + bias_.scratch_bytes() : call_.scratchpad_bytes;
   }
 
+  // A constant weight lives on in its reordered copy only.
+  bool owns_input(int i) const override { return i == 1 && weights_packed_; }
+
   void run(const KernelArgs& a) override {
     src_.set_data_handle(a.inputs[0]->raw());
     if (!weights_packed_) weights_.set_data_handle(a.inputs[1]->raw());

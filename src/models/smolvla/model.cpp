@@ -237,6 +237,7 @@ SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
     s = std::make_unique<Stage>();
     build_vision(s->graph, n);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+    s->graph = Graph();  // kernels hold the (repacked) weights they need
   }
   return *s;
 }
@@ -246,6 +247,7 @@ SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
     s = std::make_unique<Stage>();
     build_prefix(s->graph, n, lt);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+    s->graph = Graph();
   }
   return *s;
 }
@@ -255,6 +257,7 @@ SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
     s = std::make_unique<Stage>();
     build_denoise(s->graph, P);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+    s->graph = Graph();
   }
   return *s;
 }
