@@ -537,3 +537,66 @@ TEST(SmolVLAPolicy, CudaBackendOrClearError) {
     EXPECT_LE(max_abs(a.data, k.ref.get(s + ".actions").to_float_vector()), 1e-3);
   }
 }
+
+// Exact vision cache: an unchanged frame reuses its features (a hit), giving bit-identical actions
+// to the miss that computed them and within 1e-5 of the uncached batched vision pass; a changed
+// frame misses; robots have separate entries; LRU eviction keeps the byte budget; clearing works.
+TEST(SmolVLAPolicy, VisionCacheHitsAreExactAndBounded) {
+  const std::string c = "b_three_cam_nonsquare";
+  Case k = open_case(c);
+  const Observation o = fixture_obs(k, "s0");
+  const std::vector<float> noise = k.ref.get("s0.noise").to_float_vector();
+  PolicyOptions opt;
+  opt.threads = 2;
+  auto plain = Policy::load(kRoot + c + "/checkpoint", opt);
+  opt.vision_cache_bytes = size_t{64} << 20;
+  auto cached = Policy::load(kRoot + c + "/checkpoint", opt);
+  const ActionChunk ref = plain->infer(o, noise.data());
+  const ActionChunk miss = cached->infer(o, noise.data());
+  VisionCacheStats st = cached->vision_cache_stats();
+  EXPECT_EQ(st.misses, 3u);
+  EXPECT_EQ(st.hits, 0u);
+  EXPECT_EQ(st.entries, 3u);
+  EXPECT_LE(max_abs(miss.data, ref.data), 1e-5);
+  EXPECT_LE(max_abs(miss.data, k.ref.get("s0.actions").to_float_vector()), 1e-4);
+  const ActionChunk hit = cached->infer(o, noise.data());
+  EXPECT_EQ(hit.data, miss.data);
+  st = cached->vision_cache_stats();
+  EXPECT_EQ(st.hits, 3u);
+  EXPECT_EQ(st.misses, 3u);
+  // One camera changes: one miss, two hits, and the actions change.
+  Observation o2 = o;
+  o2.images.begin()->second.data[7] ^= 0x40;
+  const ActionChunk a2 = cached->infer(o2, noise.data());
+  st = cached->vision_cache_stats();
+  EXPECT_EQ(st.hits, 5u);
+  EXPECT_EQ(st.misses, 4u);
+  EXPECT_NE(a2.data, hit.data);
+  EXPECT_LE(max_abs(a2.data, plain->infer(o2, noise.data()).data), 1e-5);
+  // Another robot with the same frames has its own entries; clearing one robot keeps the other's.
+  Observation r2 = o;
+  r2.robot_id = "arm-2";
+  cached->infer(r2, noise.data());
+  EXPECT_EQ(cached->vision_cache_stats().misses, 7u);
+  cached->clear_vision_cache("arm-2");
+  cached->infer(o, noise.data());
+  EXPECT_EQ(cached->vision_cache_stats().misses, 7u) << "robot '' lost its entries";
+  cached->infer(r2, noise.data());
+  EXPECT_EQ(cached->vision_cache_stats().misses, 10u);
+  cached->clear_vision_cache();
+  EXPECT_EQ(cached->vision_cache_stats().entries, 0u);
+  EXPECT_EQ(cached->vision_cache_stats().bytes, 0u);
+  // A budget of two frames' features: never above it, evictions counted.
+  const size_t per = st.bytes / st.entries;
+  opt.vision_cache_bytes = 2 * per;
+  auto small = Policy::load(kRoot + c + "/checkpoint", opt);
+  small->infer(o, noise.data());
+  small->infer(o2, noise.data());
+  st = small->vision_cache_stats();
+  EXPECT_LE(st.bytes, 2 * per);
+  EXPECT_EQ(st.entries, 2u);
+  EXPECT_GE(st.evictions, 2u);
+  // infer_batch goes through the cache too.
+  std::vector<ActionChunk> b = cached->infer_batch({o, o2}, nullptr);
+  EXPECT_EQ(b.size(), 2u);
+}

@@ -43,6 +43,7 @@ struct RunArgs {
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
   bool profile = false;         // bench only
+  int64_t vision_cache_mib = 0;
   DType dtype = DType::kF32;
 };
 
@@ -122,6 +123,8 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       const std::string d = next();
       VLART_CHECK(d == "f32" || d == "bf16", InvalidArgument, "--dtype expects f32 or bf16, got '", d, "'");
       a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
+    } else if (o == "--vision-cache") {
+      a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
     } else if (bench && o == "--profile") {
       a.profile = true;
     } else if (bench && o == "--iters") {
@@ -190,6 +193,7 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.compute_dtype = a.dtype;
   opts.profile = a.profile;
   opts.backend = a.backend;
+  opts.vision_cache_bytes = static_cast<size_t>(a.vision_cache_mib) << 20;
   return Policy::load(a.model_dir, opts);
 }
 
@@ -363,6 +367,12 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%-11s %10.2f %10.2f %10.2f\n", names[k], percentile(st[k], 0.5), percentile(st[k], 0.99),
                 percentile(st[k], 1.0));
   std::printf("RSS after load %.0f MiB, peak %.0f MiB\n", rss_loaded, rss_peak);
+  if (a.vision_cache_mib > 0) {
+    const VisionCacheStats cs = policy->vision_cache_stats();
+    std::printf("vision cache: %llu hits, %llu misses, %zu entries, %.1f MiB of %.0f MiB\n",
+                static_cast<unsigned long long>(cs.hits), static_cast<unsigned long long>(cs.misses), cs.entries,
+                static_cast<double>(cs.bytes) / (1 << 20), static_cast<double>(cs.budget_bytes) / (1 << 20));
+  }
   if (a.profile) std::printf("%s", policy->profile_report().c_str());
   return 0;
 }

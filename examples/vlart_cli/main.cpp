@@ -25,7 +25,7 @@ void usage() {
                "  run <model_dir> --image NAME=FILE ... --state V1,V2,... --task TEXT\n"
                "      [--json] [--seed N] [--noise FILE.npy|FILE.safetensors [--noise-key K]]\n"
                "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N] [--dtype f32|bf16]\n"
-               "      [--backend cpu|cuda|auto]\n"
+               "      [--backend cpu|cuda|auto] [--vision-cache MiB]\n"
                "                                one inference; prints the action chunk and stage timings\n"
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"

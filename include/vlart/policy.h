@@ -34,6 +34,12 @@ struct PolicyOptions {
   int max_batch = 8;
   // Time every graph step and sum by stage and op kind (see Policy::profile_report()).
   bool profile = false;
+  // Exact vision-feature cache (0 = off): a camera frame identical to one seen before (same robot_id,
+  // camera, size and bytes) reuses its vision-tower output instead of recomputing it. Entries are
+  // LRU-evicted to stay within this many bytes (one 512x512 SmolVLA frame: 64 tokens x 960 x 4 B
+  // = 240 KiB in f32). With the cache on, each camera runs through the vision tower on its own, so
+  // hits and misses give bit-identical actions.
+  size_t vision_cache_bytes = 0;
   // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
   // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
@@ -56,6 +62,14 @@ struct Observation {
   std::string task;
   // Pre-tokenised prompt; when set, `task` is ignored (padding/truncation still follow the config).
   std::optional<std::vector<int64_t>> token_ids;
+  // Namespace of this observation's vision-cache entries (one per robot or environment), so robots
+  // never share or evict each other's entries by key, and one robot's can be cleared at episode start.
+  std::string robot_id;
+};
+
+struct VisionCacheStats {
+  uint64_t hits = 0, misses = 0, evictions = 0;
+  size_t entries = 0, bytes = 0, budget_bytes = 0;
 };
 
 struct StageTimings {
@@ -101,6 +115,11 @@ class Policy {
   int64_t max_action_dim() const;
   DType compute_dtype() const;
   std::string backend() const;  // backends in placement order: "cpu" or "cuda+cpu"
+
+  // Vision-feature cache (PolicyOptions::vision_cache_bytes): counters, and clearing at episode start.
+  VisionCacheStats vision_cache_stats() const;
+  void clear_vision_cache();
+  void clear_vision_cache(const std::string& robot_id);
   // With PolicyOptions::profile: per stage and op kind, total time and calls since load.
   std::string profile_report() const;
 

@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <cstring>
+#include <list>
+#include <unordered_map>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +48,74 @@ int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir) {
 
 }  // namespace
 
+// Exact vision-feature cache: connector output of one camera frame, keyed by (robot, camera,
+// frame size, 64-bit content hash), LRU-evicted to a byte budget. With the cache on, every camera
+// runs through the vision tower on its own (batch of one frame), so a hit returns exactly what a
+// miss would compute.
+struct VisionCache {
+  struct Entry {
+    std::string key;
+    Tensor feat;  // [1, T, D] in the compute dtype
+  };
+  size_t budget = 0;
+  size_t bytes = 0;
+  std::list<Entry> lru;  // front = most recent
+  std::unordered_map<std::string, std::list<Entry>::iterator> index;
+  uint64_t hits = 0, misses = 0, evictions = 0;
+
+  const Tensor* find(const std::string& key) {
+    auto it = index.find(key);
+    if (it == index.end()) {
+      ++misses;
+      return nullptr;
+    }
+    ++hits;
+    lru.splice(lru.begin(), lru, it->second);
+    return &it->second->feat;
+  }
+  void insert(const std::string& key, Tensor feat) {
+    const size_t nb = feat.nbytes();
+    if (nb > budget) return;
+    while (bytes + nb > budget && !lru.empty()) {
+      bytes -= lru.back().feat.nbytes();
+      index.erase(lru.back().key);
+      lru.pop_back();
+      ++evictions;
+    }
+    lru.push_front({key, std::move(feat)});
+    index[key] = lru.begin();
+    bytes += nb;
+  }
+  // Drops the entries of `robot` (every entry when `all`).
+  void clear(const std::string& robot, bool all) {
+    for (auto it = lru.begin(); it != lru.end();) {
+      if (all || it->key.compare(0, robot.size() + 1, robot + '\x1f') == 0) {
+        bytes -= it->feat.nbytes();
+        index.erase(it->key);
+        it = lru.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+};
+
+// 64-bit content hash of a frame (multiply-xorshift over 8-byte words; not cryptographic).
+static uint64_t frame_hash(const Image& im) {
+  const size_t n = im.data.size();
+  const uint8_t* p = im.data.data();
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(im.height) << 32) ^ static_cast<uint64_t>(im.width);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ (w * 0xbf58476d1ce4e5b9ull)) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h ^ (h >> 31);
+}
+
 struct Policy::Impl {
   SmolVLAConfig cfg;
   smolvla::NormStats stats;
@@ -54,6 +125,7 @@ struct Policy::Impl {
   int64_t steps = 0;
   int max_batch = 8;
   std::mt19937_64 rng;
+  VisionCache vcache;
 };
 
 Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -86,6 +158,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads,
                                                        opts.compute_dtype, opts.backend);
   impl->max_batch = opts.max_batch;
+  impl->vcache.budget = opts.vision_cache_bytes;
   if (opts.profile) impl->model->set_profiling(true);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
@@ -114,6 +187,7 @@ namespace {
 // An observation validated and preprocessed: model inputs plus the initial noise.
 struct Prepared {
   smolvla::PrefixInputs in;
+  std::vector<std::string> cache_keys;  // per camera, when the vision cache is on
   std::vector<float> noise;
   double preprocess_ms = 0;
 };
@@ -168,6 +242,10 @@ static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* no
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<const Image*> frames = check(m, obs, where);
   Prepared p;
+  if (m.vcache.budget > 0)
+    for (size_t i = 0; i < frames.size(); ++i)
+      p.cache_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i) + ':' + std::to_string(frames[i]->height) +
+                             'x' + std::to_string(frames[i]->width) + ':' + std::to_string(frame_hash(*frames[i])));
   smolvla::PrefixInputs& in = p.in;
   in.n_cams = static_cast<int64_t>(frames.size());
   for (const Image* im : frames) {
@@ -232,6 +310,28 @@ static ActionChunk finish(Policy::Impl& m, const Prepared& p, const Tensor& img,
   return out;
 }
 
+// Connector output [n_cams, T, D] of a prepared observation through the vision cache.
+static Tensor cached_vision(Policy::Impl& m, const Prepared& p) {
+  const int64_t n = p.in.n_cams;
+  const size_t per = p.in.images.size() / static_cast<size_t>(n);
+  Tensor out;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& key = p.cache_keys[static_cast<size_t>(i)];
+    Tensor feat;
+    if (const Tensor* hit = m.vcache.find(key)) {
+      feat = *hit;
+    } else {
+      std::vector<float> px(p.in.images.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(i)),
+                            p.in.images.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(i + 1)));
+      feat = m.model->vision(px, 1);
+      m.vcache.insert(key, feat);
+    }
+    if (!out.defined()) out = Tensor::empty(Shape{n, feat.dim(1), feat.dim(2)}, feat.dtype());
+    std::memcpy(static_cast<char*>(out.raw()) + static_cast<size_t>(i) * feat.nbytes(), feat.raw(), feat.nbytes());
+  }
+  return out;
+}
+
 void Policy::validate(const Observation& obs) const { check(*impl_, obs, "Policy::validate"); }
 
 ActionChunk Policy::infer(const Observation& obs, const float* noise) {
@@ -239,7 +339,7 @@ ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   const auto t0 = std::chrono::steady_clock::now();
   Prepared p = prepare(m, obs, noise, "Policy::infer");
   const auto t1 = std::chrono::steady_clock::now();
-  Tensor img = m.model->vision(p.in.images, p.in.n_cams);
+  Tensor img = m.vcache.budget > 0 ? cached_vision(m, p) : m.model->vision(p.in.images, p.in.n_cams);
   ActionChunk out = finish(m, p, img, ms_since(t1));
   out.timings.total_ms = ms_since(t0);
   return out;
@@ -256,6 +356,14 @@ std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs
                            "Policy::infer_batch: observation " + std::to_string(i)));
   std::vector<ActionChunk> out;
   out.reserve(obs.size());
+  if (m.vcache.budget > 0) {  // frames go through the cache one by one
+    for (const Prepared& p : prep) {
+      const auto t1 = std::chrono::steady_clock::now();
+      Tensor img = cached_vision(m, p);
+      out.push_back(finish(m, p, img, ms_since(t1)));
+    }
+    return out;
+  }
   const size_t group = static_cast<size_t>(std::max(1, m.max_batch));
   for (size_t b0 = 0; b0 < prep.size(); b0 += group) {
     const size_t b1 = std::min(prep.size(), b0 + group);
@@ -280,6 +388,13 @@ int64_t Policy::action_dim() const { return impl_->cfg.action_dim; }
 int64_t Policy::horizon() const { return impl_->cfg.chunk_size; }
 int64_t Policy::max_action_dim() const { return impl_->cfg.max_action_dim; }
 DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
+VisionCacheStats Policy::vision_cache_stats() const {
+  const VisionCache& c = impl_->vcache;
+  return {c.hits, c.misses, c.evictions, c.lru.size(), c.bytes, c.budget};
+}
+void Policy::clear_vision_cache() { impl_->vcache.clear("", true); }
+void Policy::clear_vision_cache(const std::string& robot_id) { impl_->vcache.clear(robot_id, false); }
+
 std::string Policy::backend() const { return impl_->model->backend_names(); }
 std::string Policy::profile_report() const { return impl_->model->profile_report(); }
 
