@@ -45,8 +45,50 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 1,2,3 --task x)
   set_tests_properties(cli_run_wrong_state_message PROPERTIES
     PASS_REGULAR_EXPRESSION "--state has 3 values, this policy expects 5")
+  # vlart quantize / compare: the default policy quantized to int8 into the build tree, compared
+  # with the float policy on the sample frames (obs dir written by make_cli_obs.cmake).
+  set(_cli_quant ${CMAKE_BINARY_DIR}/cli_quant)
+  add_test(NAME cli_quantize_int8
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/int8 --scheme int8 --force)
+  set_tests_properties(cli_quantize_int8 PROPERTIES FIXTURES_SETUP cli_quant PASS_REGULAR_EXPRESSION
+    "scheme int8\\).*tensors: [1-9][0-9]* quantized, [0-9]+ kept float.*weights: [0-9.]+ MiB -> [0-9.]+ MiB")
+  add_test(NAME cli_quantize_refuses_nonempty_out
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/int8 --scheme int8)
+  set_tests_properties(cli_quantize_refuses_nonempty_out PROPERTIES FIXTURES_REQUIRED cli_quant
+    PASS_REGULAR_EXPRESSION "is not empty \\(pass --force")
+  add_test(NAME cli_info_quantized COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_quant}/int8)
+  set_tests_properties(cli_info_quantized PROPERTIES FIXTURES_REQUIRED cli_quant PASS_REGULAR_EXPRESSION
+    "quantization: int8, [0-9]+ tensors quantized.*parameters: +526.2K.*dtypes: .*int8 ")
+  add_test(NAME cli_quantize_bad_scheme_fails
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/bad --scheme int3)
+  set_tests_properties(cli_quantize_bad_scheme_fails PROPERTIES WILL_FAIL TRUE)
+  add_test(NAME cli_quantize_bad_scheme_message
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/bad --scheme int3)
+  set_tests_properties(cli_quantize_bad_scheme_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "unknown quantization scheme 'int3'; expected one of: bf16, int8, w8a8, int4-g32")
+  add_test(NAME cli_compare_obs_setup
+    COMMAND ${CMAKE_COMMAND} -DOUT=${_cli_quant}/obs -DSAMPLES=${PROJECT_SOURCE_DIR}/assets/samples
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/make_cli_obs.cmake)
+  set_tests_properties(cli_compare_obs_setup PROPERTIES FIXTURES_SETUP cli_obs)
+  add_test(NAME cli_compare_table
+    COMMAND $<TARGET_FILE:vlart_cli> compare ${_cli_policy} ${_cli_quant}/int8 --obs ${_cli_quant}/obs
+            --threads 1 --iters 2)
+  set_tests_properties(cli_compare_table PROPERTIES FIXTURES_REQUIRED "cli_quant;cli_obs" PASS_REGULAR_EXPRESSION
+    "\\| model \\| scheme \\| cosine .*\\(reference\\) \\| float \\| 1\\.000000 .*int8 \\| int8 \\| 0\\.999[0-9]+ .*error per action dimension")
+  add_test(NAME cli_compare_json
+    COMMAND $<TARGET_FILE:vlart_cli> compare ${_cli_policy} ${_cli_quant}/int8 --obs ${_cli_quant}/obs
+            --threads 1 --iters 2 --json)
+  set_tests_properties(cli_compare_json PROPERTIES FIXTURES_REQUIRED "cli_quant;cli_obs" PASS_REGULAR_EXPRESSION
+    "\"role\": \"candidate\",[ \n]*\"scheme\": \"int8\",[ \n]*\"cosine\": 0\\.999.*\"peak_rss_mib\": [0-9.]+")
+  add_test(NAME cli_compare_missing_obs_message
+    COMMAND $<TARGET_FILE:vlart_cli> compare ${_cli_policy} ${_cli_policy} --obs ${_cli_quant}/no_such_obs)
+  set_tests_properties(cli_compare_missing_obs_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--obs .*no_such_obs is not a directory")
   set_tests_properties(cli_run_default cli_run_table cli_info_model cli_run_bad_image_fails
     cli_run_bad_image_message cli_run_undecodable_image_message cli_run_wrong_state_message
+    cli_quantize_int8 cli_quantize_refuses_nonempty_out cli_info_quantized cli_quantize_bad_scheme_fails
+    cli_quantize_bad_scheme_message cli_compare_obs_setup cli_compare_table cli_compare_json
+    cli_compare_missing_obs_message
     PROPERTIES LABELS "cli")
 endif()
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -137,4 +138,69 @@ TEST_F(CliRun, BadNoiseAndSeedDeterminism) {
   const auto acts = [](const std::string& s) { return nlohmann::json::parse(s)["actions"]; };
   EXPECT_EQ(acts(a.second), acts(b.second));
   EXPECT_NE(acts(a.second), acts(c.second));
+}
+
+// `vlart quantize` + `vlart compare` end to end: the bundled policy (= the d_shallow_distilled
+// fixture checkpoint) against its int8 and int4-g64 copies, on an obs dir made from the fixture's
+// frames, state, task and noise. The reference must reproduce LeRobot's actions; the candidates'
+// errors must match what test_quantize measures in-process (same noise, same weights).
+TEST_F(CliRun, QuantizeThenCompareReportsErrorsSizesAndTimings) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(::testing::TempDir()) / ("vlart_cli_cmp_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  const fs::path obs = root / "obs" / "s0";
+  fs::create_directories(obs);
+  for (const char* cam : {"camera1", "camera2"}) {
+    vlart::Tensor t = ref_.get(std::string("s0.input.image.") + cam);
+    ASSERT_TRUE(stbi_write_png((obs / (std::string(cam) + ".png")).c_str(), static_cast<int>(t.dim(1)),
+                               static_cast<int>(t.dim(0)), 3, t.data<uint8_t>(), static_cast<int>(t.dim(1) * 3)));
+  }
+  std::ofstream(obs / "state.txt") << state_.substr(std::string(" --state ").size());
+  std::ifstream cj(kCase + "/case.json");
+  std::ofstream(obs / "task.txt") << nlohmann::json::parse(cj)["samples"][0]["task"].get<std::string>();
+  write_npy((obs / "noise.npy").string(), ref_.get("s0.noise").to_float_vector(), "(50, 32)");
+
+  const std::string cli = VLART_CLI_PATH;
+  for (const char* s : {"int8", "int4-g64"}) {
+    auto [rc, out] = run(cli + " quantize " + kPolicy + " " + (root / s).string() + " --scheme " + s);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("quantized, "), std::string::npos) << out;
+    EXPECT_TRUE(fs::exists(root / s / "smolvlm_tiny" / "tokenizer.json"));  // sub-directories copied too
+  }
+  auto [rc, out] = run(cli + " compare " + kPolicy + " " + (root / "int8").string() + " " +
+                       (root / "int4-g64").string() + " --obs " + (root / "obs").string() +
+                       " --threads 1 --iters 2 --json 2>/dev/null");
+  ASSERT_EQ(rc, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["observations"], 1);
+  EXPECT_EQ(j["action_dim"], 4);
+  const auto& m = j["models"];
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0]["role"], "reference");
+  EXPECT_EQ(m[0]["scheme"], "float");
+  EXPECT_EQ(m[0]["cosine"], 1.0);
+  EXPECT_EQ(m[0]["max_abs"], 0.0);
+  EXPECT_EQ(m[1]["scheme"], "int8");
+  EXPECT_EQ(m[2]["scheme"], "int4-g64");
+  EXPECT_GE(m[1]["cosine"].get<double>(), 0.9995);
+  EXPECT_GT(m[1]["max_abs"].get<double>(), 0.0);
+  EXPECT_GT(m[2]["rel_l2"].get<double>(), m[1]["rel_l2"].get<double>());
+  EXPECT_GE(m[2]["cosine"].get<double>(), 0.95);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_GT(m[i]["p50_ms"].get<double>(), 0.0);
+    EXPECT_GT(m[i]["peak_rss_mib"].get<double>(), 1.0);
+    EXPECT_GT(m[i]["speedup"].get<double>(), 0.0);
+    EXPECT_EQ(m[i]["per_dim"]["max_abs"].size(), 4u);
+  }
+  EXPECT_LT(m[1]["size_bytes"].get<double>(), 0.5 * m[0]["size_bytes"].get<double>());
+  EXPECT_LT(m[2]["size_bytes"].get<double>(), m[1]["size_bytes"].get<double>());
+
+  // Missing camera frame: the child's error comes back with the observation and camera named.
+  fs::remove(obs / "camera2.png");
+  std::tie(rc, out) = run(cli + " compare " + kPolicy + " " + (root / "int8").string() + " --obs " +
+                          (root / "obs").string() + " --threads 1 --iters 1");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("observation 's0' has no image camera2.png"), std::string::npos) << out;
+  fs::remove_all(root);
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "compress/quantize.h"
 #include "core/safetensors.h"
 #include "models/smolvla/config.h"
 #include "vlart/error.h"
@@ -104,18 +105,35 @@ int cmd_model_info(const char* model_dir) {
   std::printf("language:     up to %lld tokens, padding to %s\n", (long long)c.tokenizer_max_length,
               c.pad_to_max_length ? "max_length" : "longest");
 
-  // Parameters per part and dtype, from the tensors themselves.
+  // Parameters per part and dtype, from the tensors themselves. In a quantized checkpoint a
+  // `.qweight` counts its logical elements (two per byte for int4) under the scheme's name, and
+  // its `.scales` / `.zeros` add bytes but no parameters.
+  const auto quant = compress::read_quant_config((fs::path(dir) / "config.json").string());
+  if (quant)
+    std::printf("quantization: %s, %lld tensors quantized (phase 1: dequantized to f32 at load)\n",
+                quant->scheme.name().c_str(), static_cast<long long>(quant->quantized));
+  auto ends = [](const std::string& n, const char* suf) {
+    const size_t k = std::char_traits<char>::length(suf);
+    return n.size() >= k && n.compare(n.size() - k, k, suf) == 0;
+  };
   const SafetensorsCheckpoint ck = SafetensorsCheckpoint::open(dir);
   std::map<std::string, std::pair<double, double>> parts;  // part -> (params, bytes)
   std::map<std::string, double> dtypes;                    // dtype -> params
   double total = 0, total_bytes = 0;
   for (const std::string& n : ck.names()) {
     const SafetensorsTensorInfo& ti = ck.info(n);
-    const double cnt = static_cast<double>(ti.shape.numel());
+    double cnt = static_cast<double>(ti.shape.numel());
+    std::string dt = dtype_name(ti.dtype);
+    if (quant && ends(n, compress::kQWeightSuffix)) {
+      if (ti.dtype == DType::kU8) cnt *= 2;
+      dt = quant->scheme.name();
+    } else if (quant && (ends(n, compress::kScalesSuffix) || ends(n, compress::kZerosSuffix))) {
+      cnt = 0;
+    }
     auto& p = parts[part_of(n)];
     p.first += cnt;
     p.second += static_cast<double>(ti.nbytes());
-    dtypes[dtype_name(ti.dtype)] += cnt;
+    if (cnt > 0) dtypes[dt] += cnt;
     total += cnt;
     total_bytes += static_cast<double>(ti.nbytes());
   }

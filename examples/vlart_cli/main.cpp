@@ -4,6 +4,8 @@
 //   vlart run <model_dir> ...     one policy inference from image files, state and task
 //   vlart bench <model_dir> ...   the same inputs, timed: p50/p99 per stage, resident memory
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
+//   vlart quantize <in> <out> ... quantized copy of a checkpoint (docs/quantization.md)
+//   vlart compare <ref> <cand>... action error, size, memory and latency of quantized candidates
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +32,13 @@ void usage() {
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
-               "                                short op benchmark through the graph executor\n");
+               "                                short op benchmark through the graph executor\n"
+               "  quantize <in_dir> <out_dir> --scheme bf16|int8|w8a8|int4-g32|int4-g64|int4-g128[-asym]\n"
+               "      [--keep-float PAT,...] [--no-default-keep] [--scales-f16] [--force]\n"
+               "                                write a quantized copy of a checkpoint directory\n"
+               "  compare <ref_dir> <cand_dir> [<cand_dir> ...] --obs OBS_DIR [--threads N] [--iters N]\n"
+               "      [--seed N] [--tokenizer PATH] [--vlm-config DIR] [--json]\n"
+               "                                action error, file size, peak RSS and latency vs the reference\n");
 }
 }  // namespace
 
@@ -50,6 +58,8 @@ int main(int argc, char** argv) {
     if (cmd == "run") return vlart::cli::cmd_run(argc - 2, argv + 2);
     if (cmd == "bench") return vlart::cli::cmd_bench(argc - 2, argv + 2);
     if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
+    if (cmd == "quantize") return vlart::cli::cmd_quantize(argc - 2, argv + 2);
+    if (cmd == "compare") return vlart::cli::cmd_compare(argc - 2, argv + 2);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       usage();
       return 0;

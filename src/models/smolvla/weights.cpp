@@ -7,17 +7,52 @@
 namespace vlart::smolvla {
 namespace fs = std::filesystem;
 
+namespace {
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+}  // namespace
+
 SmolVLAWeights SmolVLAWeights::open(const std::string& checkpoint_dir) {
   SmolVLAWeights w;
   w.dir_ = checkpoint_dir;
   w.ckpt_ = SafetensorsCheckpoint::open(checkpoint_dir);
+  const fs::path cfg = fs::path(checkpoint_dir) / "config.json";
+  if (fs::is_directory(checkpoint_dir) && fs::exists(cfg)) w.quant_ = compress::read_quant_config(cfg.string());
+  const std::string qs = compress::kQWeightSuffix;
+  for (const std::string& n : w.ckpt_.names()) {
+    std::string base;
+    for (const char* suf : {compress::kQWeightSuffix, compress::kScalesSuffix, compress::kZerosSuffix})
+      if (ends_with(n, suf)) base = n.substr(0, n.size() - std::string(suf).size());
+    if (base.empty()) continue;
+    const bool is_q = ends_with(n, qs);
+    if (!is_q && !w.quant_) continue;  // an unrelated "*.scales" tensor of a float checkpoint
+    const std::string file = w.ckpt_.file_of(n).path();
+    VLART_CHECK(w.quant_.has_value(), FormatError, file, ": tensor '", n, "' is quantized but ", cfg.string(),
+                " has no \"quantization\" section");
+    VLART_CHECK(w.ckpt_.has(base + qs), FormatError, file, ": tensor '", n, "' has no quantized weight '", base, qs,
+                "' beside it");
+    if (!is_q) continue;
+    VLART_CHECK(!w.ckpt_.has(base), FormatError, file, ": weight '", base, "' is stored both as float and as '", n,
+                "'");
+    SafetensorsTensorInfo li = w.ckpt_.info(n);
+    li.name = base;
+    li.shape = compress::validate_quantized(w.ckpt_, base, *w.quant_);
+    li.dtype = DType::kF32;
+    w.qinfo_[base] = li;
+  }
   return w;
 }
 
-bool SmolVLAWeights::has(const std::string& name) const { return ckpt_.has("model." + name); }
+bool SmolVLAWeights::has(const std::string& name) const {
+  const std::string full = "model." + name;
+  return ckpt_.has(full) || qinfo_.count(full) != 0;
+}
 
 const SafetensorsTensorInfo& SmolVLAWeights::info(const std::string& name) const {
   const std::string full = "model." + name;
+  auto it = qinfo_.find(full);
+  if (it != qinfo_.end()) return it->second;
   VLART_CHECK(ckpt_.has(full), NotFoundError, "smolvla: tensor '", full, "' not in checkpoint ", dir_);
   return ckpt_.info(full);
 }
@@ -26,6 +61,7 @@ Tensor SmolVLAWeights::get(const std::string& name, const Shape& shape) const {
   const SafetensorsTensorInfo& i = info(name);
   VLART_CHECK(shape.rank() == 0 || i.shape == shape, FormatError, "smolvla: tensor 'model.", name,
               "' in ", dir_, " has shape ", i.shape.str(), ", expected ", shape.str());
+  if (qinfo_.count("model." + name)) return compress::dequantize_weight(ckpt_, "model." + name, *quant_);
   return ckpt_.get("model." + name);
 }
 

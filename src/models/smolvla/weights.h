@@ -2,9 +2,12 @@
 // normaliser stats from the policy pre/post-processor safetensors (or legacy names).
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "compress/quantize.h"
 #include "core/safetensors.h"
 #include "vlart/tensor.h"
 
@@ -14,6 +17,11 @@ struct NormStats {
   std::vector<float> state_mean, state_std, action_mean, action_std;
 };
 
+// Quantized checkpoints (config.json "quantization" section, docs/quantization.md) are read
+// transparently: a weight stored as `X.qweight` + `X.scales` (+ `X.zeros`) is reported by has/info
+// under its own name `X` with its logical [N, K] shape and dtype f32, and get() returns it
+// dequantized to f32 (phase 1: the model computes with the dequantized weights). Every quantized
+// tensor is validated when the checkpoint is opened.
 class SmolVLAWeights {
  public:
   static SmolVLAWeights open(const std::string& checkpoint_dir);
@@ -23,10 +31,15 @@ class SmolVLAWeights {
   bool has(const std::string& name) const;
   const SafetensorsTensorInfo& info(const std::string& name) const;
   const std::string& dir() const { return dir_; }
+  // The checkpoint's quantization section, if any.
+  const std::optional<compress::QuantConfig>& quantization() const { return quant_; }
+  bool is_quantized(const std::string& name) const { return qinfo_.count("model." + name) != 0; }
 
  private:
   SafetensorsCheckpoint ckpt_;
   std::string dir_;
+  std::optional<compress::QuantConfig> quant_;
+  std::map<std::string, SafetensorsTensorInfo> qinfo_;  // full name -> logical info of quantized weights
 };
 
 // Looks for policy_preprocessor*.safetensors / policy_postprocessor*.safetensors in the

@@ -1,0 +1,511 @@
+#include "compress/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "vlart/error.h"
+
+namespace vlart::compress {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+bool starts_with(const std::string& s, const std::string& pre) { return s.rfind(pre, 0) == 0; }
+
+// Smallest f16 value >= x (x >= 0, finite). Rounding scales upwards keeps every value of the
+// group inside the quantization grid, so the per-element error stays <= scale / 2.
+uint16_t f16_ceil(float x, const std::string& what) {
+  uint16_t h = f32_to_f16(x);
+  if (f16_to_f32(h) < x) ++h;
+  VLART_CHECK(std::isfinite(f16_to_f32(h)), InvalidArgument, "quantize: ", what, ": scale ", x,
+              " does not fit in f16 (weights too large for the int4 format)");
+  return h;
+}
+
+bool is_float(DType t) { return t == DType::kF32 || t == DType::kBF16 || t == DType::kF16; }
+
+}  // namespace
+
+std::string QuantScheme::name() const {
+  switch (kind) {
+    case Scheme::kBF16: return "bf16";
+    case Scheme::kInt8: return "int8";
+    case Scheme::kW8A8: return "w8a8";
+    case Scheme::kInt4: return "int4-g" + std::to_string(group_size) + (symmetric ? "" : "-asym");
+  }
+  return "?";
+}
+
+QuantScheme parse_scheme(const std::string& s) {
+  QuantScheme q;
+  if (s == "bf16") {
+    q.kind = Scheme::kBF16;
+    return q;
+  }
+  if (s == "int8") {
+    q.kind = Scheme::kInt8;
+    return q;
+  }
+  if (s == "w8a8") {
+    q.kind = Scheme::kW8A8;
+    q.act_int8 = true;
+    return q;
+  }
+  for (int g : {32, 64, 128}) {
+    const std::string base = "int4-g" + std::to_string(g);
+    if (s == base || s == base + "-asym") {
+      q.kind = Scheme::kInt4;
+      q.group_size = g;
+      q.symmetric = s == base;
+      return q;
+    }
+  }
+  throw InvalidArgument("unknown quantization scheme '" + s +
+                        "'; expected one of: bf16, int8, w8a8, int4-g32, int4-g64, int4-g128, int4-g32-asym, "
+                        "int4-g64-asym, int4-g128-asym");
+}
+
+// ---------------- tensor math ----------------
+
+Int8Weight quantize_int8(const float* w, int64_t n, int64_t k) {
+  Int8Weight r;
+  r.q.resize(static_cast<size_t>(n * k));
+  r.scales.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = w + i * k;
+    float amax = 0.f;
+    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(row[j]));
+    const float s = amax / 127.f;
+    r.scales[static_cast<size_t>(i)] = s;
+    int8_t* q = r.q.data() + i * k;
+    for (int64_t j = 0; j < k; ++j)
+      q[j] = s > 0.f ? static_cast<int8_t>(std::clamp(std::nearbyint(row[j] / s), -127.f, 127.f)) : int8_t{0};
+  }
+  return r;
+}
+
+void dequantize_int8(const int8_t* q, const float* scales, int64_t n, int64_t k, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = scales[i];
+    for (int64_t j = 0; j < k; ++j) out[i * k + j] = s * static_cast<float>(q[i * k + j]);
+  }
+}
+
+Int4Weight quantize_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symmetric) {
+  VLART_CHECK(g > 0 && g % 2 == 0 && k > 0 && k % 2 == 0, InvalidArgument, "quantize_int4: K = ", k,
+              " and group size ", g, " must be even and positive");
+  const int64_t ng = (k + g - 1) / g;  // the last group of a row may be shorter
+  Int4Weight r;
+  r.packed.assign(static_cast<size_t>(n * k / 2), 0);
+  r.scales.resize(static_cast<size_t>(n * ng));
+  if (!symmetric) r.zeros.resize(static_cast<size_t>(n * ng));
+  std::vector<int> q(static_cast<size_t>(g));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < ng; ++b) {
+      const float* x = w + i * k + b * g;
+      const int64_t len = std::min(g, k - b * g);
+      const size_t gi = static_cast<size_t>(i * ng + b);
+      if (symmetric) {
+        float amax = 0.f;
+        for (int64_t j = 0; j < len; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const uint16_t h = f16_ceil(amax / 7.f, "int4 scale");
+        r.scales[gi] = h;
+        const float s = f16_to_f32(h);
+        for (int64_t j = 0; j < len; ++j)
+          q[static_cast<size_t>(j)] = s > 0.f ? static_cast<int>(std::clamp(std::nearbyint(x[j] / s), -8.f, 7.f)) + 8 : 8;
+      } else {
+        // The range always includes 0 so that the integer zero point lies in [0, 15].
+        float lo = 0.f, hi = 0.f;
+        for (int64_t j = 0; j < len; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        const uint16_t h = f16_ceil((hi - lo) / 15.f, "int4 scale");
+        r.scales[gi] = h;
+        const float s = f16_to_f32(h);
+        const int z = s > 0.f ? static_cast<int>(std::clamp(std::nearbyint(-lo / s), 0.f, 15.f)) : 0;
+        r.zeros[gi] = static_cast<uint8_t>(z);
+        for (int64_t j = 0; j < len; ++j)
+          q[static_cast<size_t>(j)] =
+              s > 0.f ? std::clamp(static_cast<int>(std::nearbyint(x[j] / s)) + z, 0, 15) : z;
+      }
+      uint8_t* dst = r.packed.data() + (i * k + b * g) / 2;
+      for (int64_t j = 0; j < len / 2; ++j)
+        dst[j] = static_cast<uint8_t>(q[static_cast<size_t>(2 * j)] | (q[static_cast<size_t>(2 * j + 1)] << 4));
+    }
+  }
+  return r;
+}
+
+void dequantize_int4(const uint8_t* packed, const uint16_t* scales, const uint8_t* zeros, int64_t n, int64_t k,
+                     int64_t g, float* out) {
+  const int64_t ng = (k + g - 1) / g;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      const uint8_t byte = packed[(i * k + j) / 2];
+      const int u = (j & 1) ? (byte >> 4) : (byte & 0xf);
+      const int64_t gi = i * ng + j / g;
+      const int z = zeros ? zeros[gi] : 8;
+      out[i * k + j] = f16_to_f32(scales[gi]) * static_cast<float>(u - z);
+    }
+}
+
+// ---------------- name patterns ----------------
+
+bool glob_match(const std::string& p, const std::string& s) {
+  size_t pi = 0, si = 0, star = std::string::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+      ++pi;
+      ++si;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = si;
+    } else if (star != std::string::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+bool pattern_matches_tensor(const std::string& pattern, const std::string& name) {
+  std::vector<std::string> forms;
+  const std::string bare = starts_with(name, "model.") ? name.substr(6) : name;
+  forms.push_back(bare);
+  forms.push_back("model." + bare);
+  std::string module = bare;
+  for (const char* suf : {".weight", ".bias"})
+    if (ends_with(module, suf)) module = module.substr(0, module.size() - std::strlen(suf));
+  if (module != bare) {
+    forms.push_back(module);
+    forms.push_back("model." + module);
+  }
+  for (size_t p = module.find('.'); p != std::string::npos; p = module.find('.', p + 1))
+    forms.push_back(module.substr(p + 1));
+  for (const std::string& f : forms)
+    if (glob_match(pattern, f)) return true;
+  return false;
+}
+
+const std::vector<std::string>& default_keep_float() {
+  static const std::vector<std::string> d = {"*norm*",          "*embed_tokens*", "*position_embedding*",
+                                             "*patch_embedding*", "state_proj",     "action_in_proj",
+                                             "action_out_proj", "action_time_mlp_*", "*lm_head*"};
+  return d;
+}
+
+// ---------------- checkpoint conversion ----------------
+
+namespace {
+
+nlohmann::ordered_json read_json_file(const fs::path& p) {
+  std::ifstream f(p);
+  VLART_CHECK(f.good(), IoError, "cannot open ", p.string());
+  try {
+    return nlohmann::ordered_json::parse(f);
+  } catch (const std::exception& e) {
+    throw FormatError(p.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+Tensor from_bytes(const void* src, size_t nbytes, const Shape& shape, DType dt) {
+  Tensor t = Tensor::empty(shape, dt);
+  VLART_CHECK(t.nbytes() == nbytes, InternalError, "quantize: ", nbytes, " bytes for ", t.str());
+  std::memcpy(t.raw(), src, nbytes);
+  return t;
+}
+
+}  // namespace
+
+QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string& out_dir,
+                                    const QuantizeOptions& opts) {
+  const fs::path in(in_dir), out(out_dir);
+  VLART_CHECK(fs::is_directory(in), NotFoundError, "quantize: input checkpoint directory ", in_dir,
+              " does not exist");
+  VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "quantize: no config.json in ", in_dir);
+  nlohmann::ordered_json cfg = read_json_file(in / "config.json");
+  VLART_CHECK(cfg.is_object() && !cfg.contains("quantization"), InvalidArgument, "quantize: ",
+              (in / "config.json").string(), " already has a \"quantization\" section (scheme ",
+              cfg.is_object() && cfg.contains("quantization") ? cfg["quantization"].value("scheme", "?") : "?",
+              "); quantize the float checkpoint instead");
+  const fs::path in_c = fs::weakly_canonical(in), out_c = fs::weakly_canonical(out);
+  {
+    const std::string a = in_c.string() + "/", b = out_c.string() + "/";
+    VLART_CHECK(!starts_with(b, a), InvalidArgument, "quantize: output directory ", out_dir,
+                " is the input directory or inside it");
+  }
+  if (fs::exists(out)) {
+    VLART_CHECK(fs::is_directory(out), InvalidArgument, "quantize: output ", out_dir, " exists and is not a directory");
+    const bool empty = fs::directory_iterator(out) == fs::directory_iterator();
+    VLART_CHECK(empty || opts.force, InvalidArgument, "quantize: output directory ", out_dir,
+                " is not empty (pass --force to replace its contents)");
+    for (const auto& e : fs::directory_iterator(out)) fs::remove_all(e.path());
+  }
+  fs::create_directories(out);
+
+  const SafetensorsCheckpoint ck = SafetensorsCheckpoint::open(in_dir);
+  // Files that make up the model weights are rewritten; everything else is copied.
+  std::set<std::string> weight_files = {"model.safetensors"};
+  if (!ck.index_path().empty()) weight_files.insert(fs::path(ck.index_path()).filename().string());
+  for (const SafetensorsFile& f : ck.shards()) weight_files.insert(fs::path(f.path()).filename().string());
+  for (const auto& e : fs::directory_iterator(in)) {
+    const std::string fn = e.path().filename().string();
+    if (fn == "config.json" || weight_files.count(fn)) continue;
+    // Default options follow symlinks: the output holds regular files and directories only.
+    fs::copy(e.path(), out / fn, fs::copy_options::recursive);
+  }
+
+  QuantizeSummary sum;
+  const QuantScheme& sc = opts.scheme;
+  if (opts.use_default_keep) sum.kept_patterns = default_keep_float();
+  for (const std::string& p : opts.keep_float)
+    if (!p.empty() && std::find(sum.kept_patterns.begin(), sum.kept_patterns.end(), p) == sum.kept_patterns.end())
+      sum.kept_patterns.push_back(p);
+  auto kept = [&](const std::string& n) {
+    for (const std::string& p : sum.kept_patterns)
+      if (pattern_matches_tensor(p, n)) return true;
+    return false;
+  };
+
+  NamedTensors outs;
+  for (const std::string& n : ck.names()) {
+    Tensor t = ck.get(n);
+    sum.bytes_before += t.nbytes();
+    VLART_CHECK(!ends_with(n, kQWeightSuffix), InvalidArgument, "quantize: ", in_dir, " already holds quantized tensor '",
+                n, "'");
+    const bool model_float = starts_with(n, "model.") && is_float(t.dtype());
+    if (!model_float) {
+      ++sum.other;
+      outs.emplace_back(n, t);
+      continue;
+    }
+    if (sc.kind == Scheme::kBF16) {
+      if (kept(n)) {
+        ++sum.kept_float;
+        outs.emplace_back(n, t);
+      } else if (t.dtype() != DType::kBF16) {
+        ++sum.quantized;
+        outs.emplace_back(n, t.to(DType::kBF16));
+      } else {
+        ++sum.other;
+        outs.emplace_back(n, t);
+      }
+      continue;
+    }
+    if (t.rank() != 2 || !ends_with(n, ".weight")) {
+      ++sum.other;
+      outs.emplace_back(n, t);
+      continue;
+    }
+    if (kept(n)) {
+      ++sum.kept_float;
+      outs.emplace_back(n, t);
+      continue;
+    }
+    const int64_t N = t.dim(0), K = t.dim(1);
+    if (sc.kind == Scheme::kInt4 && K % 2 != 0) {  // two values per byte: odd rows stay float
+      ++sum.skipped_shape;
+      sum.skipped_names.push_back(n);
+      outs.emplace_back(n, t);
+      continue;
+    }
+    const std::vector<float> wf = t.to_float_vector();
+    if (sc.kind == Scheme::kInt8 || sc.kind == Scheme::kW8A8) {
+      Int8Weight q = quantize_int8(wf.data(), N, K);
+      outs.emplace_back(n + kQWeightSuffix, from_bytes(q.q.data(), q.q.size(), {N, K}, DType::kI8));
+      Tensor s = from_bytes(q.scales.data(), q.scales.size() * 4, {N}, DType::kF32);
+      if (opts.scales_f16) {
+        // Round the scales first, then requantize against the stored values.
+        std::vector<float> sf(q.scales.size());
+        for (size_t i = 0; i < sf.size(); ++i) sf[i] = f16_to_f32(f16_ceil(q.scales[i], n));
+        for (int64_t i = 0; i < N; ++i)
+          for (int64_t j = 0; j < K; ++j) {
+            const float sv = sf[static_cast<size_t>(i)];
+            q.q[static_cast<size_t>(i * K + j)] =
+                sv > 0.f ? static_cast<int8_t>(std::clamp(std::nearbyint(wf[static_cast<size_t>(i * K + j)] / sv),
+                                                          -127.f, 127.f))
+                         : int8_t{0};
+          }
+        outs.back().second = from_bytes(q.q.data(), q.q.size(), {N, K}, DType::kI8);
+        s = Tensor::from_vector(sf, {N}).to(DType::kF16);
+      }
+      outs.emplace_back(n + kScalesSuffix, s);
+    } else {
+      Int4Weight q = quantize_int4(wf.data(), N, K, sc.group_size, sc.symmetric);
+      const int64_t ng = (K + sc.group_size - 1) / sc.group_size;
+      outs.emplace_back(n + kQWeightSuffix, from_bytes(q.packed.data(), q.packed.size(), {N, K / 2}, DType::kU8));
+      outs.emplace_back(n + kScalesSuffix, from_bytes(q.scales.data(), q.scales.size() * 2, {N, ng}, DType::kF16));
+      if (!sc.symmetric)
+        outs.emplace_back(n + kZerosSuffix, from_bytes(q.zeros.data(), q.zeros.size(), {N, ng}, DType::kU8));
+    }
+    ++sum.quantized;
+  }
+  for (const auto& [name, t] : outs) sum.bytes_after += t.nbytes();
+  const std::vector<std::string> names = ck.names();
+  for (const std::string& p : opts.keep_float) {
+    bool any = false;
+    for (const std::string& n : names) any = any || pattern_matches_tensor(p, n);
+    if (!p.empty() && !any) sum.unmatched_patterns.push_back(p);
+  }
+
+  write_safetensors((out / "model.safetensors").string(), outs,
+                    {{"format", "pt"}, {"vlart.quantization", sc.name()}});
+  nlohmann::ordered_json q;
+  q["format"] = "vlart";
+  q["version"] = kQuantFormatVersion;
+  q["scheme"] = sc.name();
+  q["group_size"] = sc.kind == Scheme::kInt4 ? sc.group_size : 0;
+  q["symmetric"] = sc.symmetric;
+  q["activations"] = sc.act_int8 ? "int8_per_token" : "none";
+  q["quantized"] = sum.quantized;
+  q["kept_float"] = sum.kept_patterns;
+  cfg["quantization"] = q;
+  const fs::path cfg_out = out / "config.json";
+  std::ofstream f(cfg_out);
+  VLART_CHECK(f.good(), IoError, "quantize: cannot write ", cfg_out.string());
+  f << cfg.dump(4) << "\n";
+  VLART_CHECK(f.good(), IoError, "quantize: writing ", cfg_out.string(), " failed");
+  return sum;
+}
+
+// ---------------- reading ----------------
+
+std::optional<QuantConfig> read_quant_config(const std::string& path) {
+  const nlohmann::ordered_json j = read_json_file(path);
+  if (!j.is_object() || !j.contains("quantization")) return std::nullopt;
+  const auto& q = j["quantization"];
+  auto bad = [&](const std::string& what) { return FormatError(path + ": \"quantization\": " + what); };
+  if (!q.is_object()) throw bad("is not an object");
+  auto str = [&](const char* k) -> std::string {
+    if (!q.contains(k) || !q[k].is_string()) throw bad(std::string("field '") + k + "' missing or not a string");
+    return q[k].get<std::string>();
+  };
+  const std::string fmt = str("format");
+  if (fmt != "vlart") throw bad("format is '" + fmt + "', expected 'vlart'");
+  if (!q.contains("version") || !q["version"].is_number_integer()) throw bad("field 'version' missing or not an integer");
+  const int64_t ver = q["version"].get<int64_t>();
+  if (ver != kQuantFormatVersion)
+    throw bad("version " + std::to_string(ver) + " is not supported (this build reads version " +
+              std::to_string(kQuantFormatVersion) + ")");
+  QuantConfig c;
+  const std::string scheme = str("scheme");
+  try {
+    c.scheme = parse_scheme(scheme);
+  } catch (const InvalidArgument& e) {
+    throw bad(e.what());
+  }
+  if (q.contains("group_size")) {
+    if (!q["group_size"].is_number_integer()) throw bad("field 'group_size' is not an integer");
+    const int64_t g = q["group_size"].get<int64_t>();
+    if (g != c.scheme.group_size)
+      throw bad("group_size " + std::to_string(g) + " does not match scheme '" + scheme + "' (expected " +
+                std::to_string(c.scheme.group_size) + ")");
+  }
+  if (q.contains("symmetric")) {
+    if (!q["symmetric"].is_boolean()) throw bad("field 'symmetric' is not a boolean");
+    if (q["symmetric"].get<bool>() != c.scheme.symmetric)
+      throw bad(std::string("symmetric: ") + (c.scheme.symmetric ? "false" : "true") + " does not match scheme '" +
+                scheme + "'");
+  }
+  if (q.contains("activations")) {
+    const std::string a = str("activations");
+    const std::string want = c.scheme.act_int8 ? "int8_per_token" : "none";
+    if (a != "none" && a != "int8_per_token") throw bad("activations '" + a + "' is not 'none' or 'int8_per_token'");
+    if (a != want) throw bad("activations '" + a + "' does not match scheme '" + scheme + "' (expected '" + want + "')");
+  }
+  if (q.contains("quantized") && q["quantized"].is_number_integer()) c.quantized = q["quantized"].get<int64_t>();
+  if (q.contains("kept_float") && q["kept_float"].is_array())
+    for (const auto& p : q["kept_float"])
+      if (p.is_string()) c.kept_float.push_back(p.get<std::string>());
+  return c;
+}
+
+Shape validate_quantized(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc) {
+  const std::string qn = base + kQWeightSuffix, sn = base + kScalesSuffix, zn = base + kZerosSuffix;
+  VLART_CHECK(ck.has(qn), NotFoundError, "quantized weight '", qn, "' not in checkpoint");
+  const std::string file = ck.file_of(qn).path();
+  const SafetensorsTensorInfo& qi = ck.info(qn);
+  const QuantScheme& sc = qc.scheme;
+  VLART_CHECK(sc.kind != Scheme::kBF16, FormatError, file, ": tensor '", qn,
+              "' is quantized but the config scheme is 'bf16' (which stores plain BF16 tensors)");
+  VLART_CHECK(ck.has(sn), FormatError, file, ": quantized tensor '", qn, "' has no scales tensor '", sn, "'");
+  const SafetensorsTensorInfo& si = ck.info(sn);
+  const std::string sfile = ck.file_of(sn).path();
+  const bool int8 = sc.kind == Scheme::kInt8 || sc.kind == Scheme::kW8A8;
+  VLART_CHECK(qi.shape.rank() == 2, FormatError, file, ": tensor '", qn, "' has shape ", qi.shape.str(),
+              ", expected a 2-D [N, ", int8 ? "K" : "K/2", "] tensor");
+  const int64_t N = qi.shape[0];
+  if (int8) {
+    VLART_CHECK(qi.stored_dtype == DType::kI8, FormatError, file, ": tensor '", qn, "' has dtype ",
+                dtype_name(qi.stored_dtype), ", expected i8 for scheme '", sc.name(), "'");
+    VLART_CHECK(si.stored_dtype == DType::kF32 || si.stored_dtype == DType::kF16, FormatError, sfile, ": tensor '", sn,
+                "' has dtype ", dtype_name(si.stored_dtype), ", expected f32 or f16");
+    VLART_CHECK(si.shape == Shape({N}), FormatError, sfile, ": tensor '", sn, "' has shape ", si.shape.str(),
+                ", expected [", N, "] (one scale per output channel of '", qn, "' ", qi.shape.str(), ")");
+    VLART_CHECK(!ck.has(zn), FormatError, ck.file_of(zn).path(), ": tensor '", zn, "' is not expected for scheme '",
+                sc.name(), "' (symmetric)");
+    return qi.shape;
+  }
+  VLART_CHECK(qi.stored_dtype == DType::kU8, FormatError, file, ": tensor '", qn, "' has dtype ",
+              dtype_name(qi.stored_dtype), ", expected u8 (packed int4) for scheme '", sc.name(), "'");
+  const int64_t K = qi.shape[1] * 2, G = sc.group_size;
+  const Shape gs({N, (K + G - 1) / G});
+  VLART_CHECK(si.stored_dtype == DType::kF16, FormatError, sfile, ": tensor '", sn, "' has dtype ",
+              dtype_name(si.stored_dtype), ", expected f16");
+  VLART_CHECK(si.shape == gs, FormatError, sfile, ": tensor '", sn, "' has shape ", si.shape.str(), ", expected ",
+              gs.str(), " (groups of ", G, " columns, the last one possibly shorter, of '", qn, "' ", qi.shape.str(), ")");
+  if (sc.symmetric) {
+    VLART_CHECK(!ck.has(zn), FormatError, ck.file_of(zn).path(), ": tensor '", zn, "' is not expected for scheme '",
+                sc.name(), "' (symmetric)");
+  } else {
+    VLART_CHECK(ck.has(zn), FormatError, file, ": quantized tensor '", qn, "' has no zero points '", zn,
+                "' (scheme '", sc.name(), "' is asymmetric)");
+    const SafetensorsTensorInfo& zi = ck.info(zn);
+    const std::string zfile = ck.file_of(zn).path();
+    VLART_CHECK(zi.stored_dtype == DType::kU8, FormatError, zfile, ": tensor '", zn, "' has dtype ",
+                dtype_name(zi.stored_dtype), ", expected u8");
+    VLART_CHECK(zi.shape == gs, FormatError, zfile, ": tensor '", zn, "' has shape ", zi.shape.str(), ", expected ",
+                gs.str());
+  }
+  return Shape({N, K});
+}
+
+Tensor dequantize_weight(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc) {
+  const Shape sh = validate_quantized(ck, base, qc);
+  const int64_t N = sh[0], K = sh[1];
+  Tensor out = Tensor::empty(sh, DType::kF32);
+  const Tensor q = ck.get(base + kQWeightSuffix).contiguous();
+  const Tensor s = ck.get(base + kScalesSuffix);
+  if (qc.scheme.kind == Scheme::kInt8 || qc.scheme.kind == Scheme::kW8A8) {
+    const std::vector<float> sf = s.to_float_vector();
+    dequantize_int8(q.data<int8_t>(), sf.data(), N, K, out.data<float>());
+    return out;
+  }
+  const Tensor sc = s.contiguous();
+  Tensor z;
+  if (!qc.scheme.symmetric) {
+    z = ck.get(base + kZerosSuffix).contiguous();
+    const uint8_t* zp = z.data<uint8_t>();
+    for (int64_t i = 0; i < z.numel(); ++i)
+      VLART_CHECK(zp[i] <= 15, FormatError, ck.file_of(base + kZerosSuffix).path(), ": tensor '", base, kZerosSuffix,
+                  "' holds zero point ", int(zp[i]), " at index ", i, ", expected a value in [0, 15]");
+  }
+  dequantize_int4(q.data<uint8_t>(), sc.data<uint16_t>(), z.defined() ? z.data<uint8_t>() : nullptr, N, K,
+                  qc.scheme.group_size, out.data<float>());
+  return out;
+}
+
+}  // namespace vlart::compress
