@@ -23,7 +23,7 @@ using Clock = Scheduler::Clock;
 using St = Scheduler::Status;
 
 #ifdef VLART_TSAN_BUILD
-constexpr int kThreads = 16, kPerThread = 10;  // TSan runs ~10x slower; the interleavings still vary
+constexpr int kThreads = 16, kPerThread = 30;  // TSan runs ~10x slower; the interleavings still vary
 #else
 constexpr int kThreads = 16, kPerThread = 200;
 #endif
@@ -408,6 +408,18 @@ TEST_F(SchedulerTest, BadNoiseAndBadOptions) {
   bad = {};
   bad.max_queue = 0;
   EXPECT_THROW(Scheduler(*policy_, bad), InvalidArgument);
+}
+
+TEST_F(SchedulerTest, ShutdownFromCallbackDoesNotDeadlock) {
+  Scheduler sched(*policy_);
+  std::promise<void> done;
+  sched.submit(obs_[0], [&](Scheduler::Result&& r) {
+    EXPECT_EQ(r.status, St::kOk);
+    sched.shutdown(/*drain=*/false);
+    done.set_value();
+  }, std::nullopt, noise_[0]);
+  ASSERT_EQ(done.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(sched.submit(obs_[0]).get().status, St::kCancelled);
 }
 
 TEST_F(SchedulerTest, ThrowingCallbackDoesNotStopTheWorker) {

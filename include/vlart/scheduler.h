@@ -80,8 +80,8 @@ class Scheduler {
   };
   // Called exactly once, on the worker thread, or on the submitting thread when the request is
   // answered at submit (invalid, queue full, after shutdown). It must not block for long (it delays
-  // the whole queue) and must not call shutdown()/destroy the scheduler. Exceptions it throws are
-  // swallowed.
+  // the whole queue) and must not destroy the scheduler; it may call shutdown(), which then returns
+  // without waiting for the worker (the destructor joins it). Exceptions it throws are swallowed.
   using Callback = std::function<void(Result&&)>;
 
   // `policy` must outlive the scheduler; nothing else may call it while the scheduler runs.

@@ -82,7 +82,7 @@ struct Scheduler::Impl {
   std::atomic<bool> stopped_flag{false};
 
   std::thread worker;
-  std::thread::id worker_id;
+  std::thread::id worker_id;  // guarded by mu (set by the worker itself)
   std::mutex join_mu;
 
   // Worker-only state.
@@ -207,6 +207,7 @@ struct Scheduler::Impl {
 
   void worker_loop() {
     std::unique_lock<std::mutex> lk(mu);
+    worker_id = std::this_thread::get_id();
     for (;;) {
       if (queue.empty()) {
         if (stopping) return;
@@ -329,7 +330,6 @@ Scheduler::Scheduler(Policy& policy, const SchedulerOptions& opts) {
   impl_ = std::make_unique<Impl>(policy, opts);
   Impl* m = impl_.get();
   m->worker = std::thread([m] { m->worker_loop(); });
-  m->worker_id = m->worker.get_id();
   logger().debug("scheduler: max_batch={} max_wait_us={} max_queue={}", opts.max_batch, opts.max_wait_us,
                  opts.max_queue);
 }
@@ -357,8 +357,10 @@ void Scheduler::submit(Observation obs, Callback done, std::optional<Clock::time
 void Scheduler::shutdown(bool drain) {
   Impl& m = *impl_;
   std::vector<std::unique_ptr<Request>> cancelled;
+  bool on_worker = false;
   {
     std::lock_guard<std::mutex> lk(m.mu);
+    on_worker = std::this_thread::get_id() == m.worker_id;
     m.stopping = true;
     m.stopped_flag.store(true, std::memory_order_release);
     if (!drain) {
@@ -369,7 +371,7 @@ void Scheduler::shutdown(bool drain) {
   }
   m.cv.notify_all();
   for (auto& r : cancelled) m.answer_early(*r, Status::kCancelled, "cancelled by Scheduler::shutdown");
-  if (std::this_thread::get_id() == m.worker_id) return;  // from a callback: the owner joins later
+  if (on_worker) return;  // called from a callback: the destructor (on another thread) joins
   std::lock_guard<std::mutex> jl(m.join_mu);
   if (m.worker.joinable()) m.worker.join();
 }
