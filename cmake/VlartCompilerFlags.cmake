@@ -10,9 +10,16 @@ function(vlart_set_warnings target)
     $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:Clang>>:-Wno-pass-failed>)
 endfunction()
 
+if(VLART_SANITIZE AND VLART_TSAN)
+  message(FATAL_ERROR "VLART_SANITIZE (ASan) and VLART_TSAN cannot be combined: use two build trees")
+endif()
 if(VLART_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
+endif()
+if(VLART_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
 endif()
 
 # Baseline ISA for code the compiler vectorises (hand-written kernels pick AVX-512 paths at run time
