@@ -14,11 +14,18 @@ namespace {
 constexpr int QB = kRowBlock;
 constexpr int KT = kKeyTile;
 
-size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
+constexpr float kLog2e = 1.44269504088896341f;
 
-inline float load_elem(const void* p, bool bf16, int64_t i) {
-  return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+// An additive mask value in the base-2 units of the scores. Finite values that would overflow (the
+// "finfo.min" masks of HF models, -3.4e38 * log2 e) stay finite at -FLT_MAX: a row whose keys are all
+// masked that way keeps the reference behaviour (equal scores, uniform weights) instead of turning
+// into a -inf row (zeros).
+inline float to_log2(float a) {
+  const float v = a * kLog2e;
+  return std::isinf(v) && !std::isinf(a) ? std::copysign(std::numeric_limits<float>::max(), a) : v;
 }
+
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
 
 }  // namespace
 
@@ -40,6 +47,7 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   off_m_ = take(QB);
   off_l_ = take(QB);
   off_alpha_ = take(QB);
+  off_tmax_ = take(QB);
   off_kf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.D : 0);
   off_vf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.Dv : 0);
   per_thread_floats_ = o;
@@ -76,17 +84,32 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   float* m = ws + off_m_;
   float* l = ws + off_l_;
   float* alpha = ws + off_alpha_;
+  float* tmax = ws + off_tmax_;
   const float ninf = -std::numeric_limits<float>::infinity();
 
-  // Queries, pre-scaled and transposed; padding rows are zero.
-  for (int r = 0; r < 16 * nvec; ++r) {
-    if (r < nr) {
-      const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
-      const int64_t qo = ((b * Lq + i) * Hq + h) * D;
-      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = load_elem(q, p_.bf16, qo + d) * p_.scale;
+  // Queries, pre-scaled and transposed; padding rows are zero. The scale includes log2(e): the tile
+  // kernels work in base 2 (exp2 is cheaper than exp), additive masks are scaled to match.
+  const float qscale = p_.scale * kLog2e;
+  // Gathered d-major (each d reads one element of every row, writes one contiguous run of Qt): the
+  // row-major order stored with a 256-byte stride and stalled on its own loads (4K aliasing), and
+  // touching all rows at once keeps many cache misses on q in flight.
+  int64_t qrow[QB];
+  for (int r = 0; r < nr; ++r) {
+    const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
+    qrow[r] = ((b * Lq + i) * Hq + h) * D;
+  }
+  for (int64_t d = 0; d < D; ++d) {
+    float* qt = Qt + d * QB;
+    if (p_.bf16) {
+      const uint16_t* qb = static_cast<const uint16_t*>(q) + d;
+      for (int r = 0; r < nr; ++r) qt[r] = bf16_to_f32(qb[qrow[r]]) * qscale;
     } else {
-      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = 0.f;
+      const float* qf = static_cast<const float*>(q) + d;
+      for (int r = 0; r < nr; ++r) qt[r] = qf[qrow[r]] * qscale;
     }
+    for (int r = nr; r < 16 * nvec; ++r) qt[r] = 0.f;
+  }
+  for (int r = 0; r < 16 * nvec; ++r) {
     m[r] = ninf;
     l[r] = 0.f;
   }
@@ -113,7 +136,11 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
       K = static_cast<const float*>(k) + ko;
       V = static_cast<const float*>(v) + vo;
     }
-    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S);
+    // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
+    const bool diag = p_.causal && j0 + kt - 1 > i_first + off;
+    // Without masking the scores kernel also yields the row maxima, saving the softmax a pass.
+    const bool fused_max = p_.mask == AttnMask::kNone && !diag;
+    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
 
     if (p_.mask != AttnMask::kNone) {
       for (int r = 0; r < nr; ++r) {
@@ -125,21 +152,20 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
             if (!mr[j]) S[j * QB + r] = ninf;
         } else if (p_.mask == AttnMask::kF32) {
           const float* mr = static_cast<const float*>(mask) + mo;
-          for (int j = 0; j < kt; ++j) S[j * QB + r] += mr[j];
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += to_log2(mr[j]);
         } else {
           const uint16_t* mr = static_cast<const uint16_t*>(mask) + mo;
-          for (int j = 0; j < kt; ++j) S[j * QB + r] += bf16_to_f32(mr[j]);
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += to_log2(bf16_to_f32(mr[j]));
         }
       }
     }
-    // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
-    if (p_.causal && j0 + kt - 1 > i_first + off) {
+    if (diag) {
       for (int r = 0; r < nr; ++r) {
         const int64_t first_masked = (r0 + r) / G + off + 1 - j0;
         for (int64_t j = std::max<int64_t>(first_masked, 0); j < kt; ++j) S[j * QB + r] = ninf;
       }
     }
-    tiles_->softmax(S, kt, nvec, m, l, alpha);
+    tiles_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha);
     tiles_->pv(S, kt, nr, V, ldv, static_cast<int>(Dv), alpha, acc);
   }
 

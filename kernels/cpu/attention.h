@@ -40,7 +40,7 @@ class FlashAttention {
   int64_t group_;      // query heads per kv head
   int64_t rows_;       // query rows per (batch, kv head) = Lq * group_
   int64_t blocks_;     // row blocks per (batch, kv head)
-  size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_kf_, off_vf_, per_thread_floats_;
+  size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_tmax_, off_kf_, off_vf_, per_thread_floats_;
   const AttnTileKernels* tiles_;
 };
 
