@@ -294,6 +294,35 @@ TEST_P(AttentionDT, LowestFiniteAdditiveMask) {
   }
 }
 
+// Bool/u8 masks are classified per tile and row block: tiles no row of the block may see are
+// skipped, rows that see a whole tile skip the masking pass, the rest are masked 8 keys at a time.
+// Here keys 128..255 (a whole tile) are masked for everyone, in batch 1 the first query rows only
+// see keys >= 300, every 17th query row sees nothing, and allowed bytes are any nonzero value.
+TEST_P(AttentionDT, BoolMaskSkippedTilesAndRows) {
+  AttnCase c;
+  c.B = 2, c.Lq = 150, c.Lk = 400, c.Hq = 4, c.Hkv = 2, c.D = 32, c.mask = MaskKind::kU8, c.dtype = GetParam();
+  auto allowed = [](int64_t b, int64_t i, int64_t j) {
+    if ((j >= 128 && j < 256) || i % 17 == 5) return false;
+    if (b == 1 && i < 40) return j >= 300;
+    return (i * 7 + j) % 11 != 0;
+  };
+  AttnInputs in = make_inputs(c, 80, allowed);
+  uint8_t* mb = static_cast<uint8_t*>(in.mask.raw());
+  for (size_t t = 0; t < in.md.allowed.size(); ++t)
+    if (mb[t]) mb[t] = t % 3 == 0 ? 255 : 7;
+  const std::vector<float> ref =
+      ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+  const Tensor out2 = run_attention(c, in, 2);
+  const std::vector<float> got = out2.to_float_vector();
+  EXPECT_LE(nmse(got, ref), bound(c.dtype)) << dtype_name(c.dtype);
+  const Tensor out1 = run_attention(c, in, 1);
+  EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t i = 5; i < c.Lq; i += 17)
+      for (int64_t e = 0; e < c.Hq * c.D; ++e)
+        ASSERT_EQ(got[static_cast<size_t>((b * c.Lq + i) * c.Hq * c.D + e)], 0.f);
+}
+
 TEST_P(AttentionDT, FullyMaskedRowsAreZero) {
   // Rows 3 and 17 allow no key at all (bool), row 5 gets -inf everywhere (additive); with causal and
   // Lq > Lk the first Lq - Lk rows have no key either.

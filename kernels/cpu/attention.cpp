@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "vlart/dtype.h"
@@ -23,6 +24,42 @@ constexpr float kLog2e = 1.44269504088896341f;
 inline float to_log2(float a) {
   const float v = a * kLog2e;
   return std::isinf(v) && !std::isinf(a) ? std::copysign(std::numeric_limits<float>::max(), a) : v;
+}
+
+enum : uint8_t { kAllAllowed, kSomeMasked, kAllMasked };
+
+// Whether a bool/u8 mask row segment allows all, some or none of its n keys; 8 bytes per step.
+inline uint8_t classify_bool_row(const uint8_t* m, int n) {
+  constexpr uint64_t kLow = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  bool any_allowed = false, any_masked = false;
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    uint64_t w;
+    std::memcpy(&w, m + j, 8);
+    any_allowed |= w != 0;
+    any_masked |= ((w - kLow) & ~w & kHigh) != 0;  // some byte is zero
+  }
+  for (; j < n; ++j) {
+    any_allowed |= m[j] != 0;
+    any_masked |= m[j] == 0;
+  }
+  return !any_masked ? kAllAllowed : any_allowed ? kSomeMasked : kAllMasked;
+}
+
+// s[j * kRowBlock] = -inf where m[j] == 0, skipping 8-byte runs without a zero.
+inline void mask_bool_row(const uint8_t* m, int n, float* s) {
+  constexpr uint64_t kLow = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    uint64_t w;
+    std::memcpy(&w, m + j, 8);
+    if (((w - kLow) & ~w & kHigh) == 0) continue;
+    for (int t = j; t < j + 8; ++t)
+      if (!m[t]) s[t * QB] = ninf;
+  }
+  for (; j < n; ++j)
+    if (!m[j]) s[j * QB] = ninf;
 }
 
 size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
@@ -121,8 +158,24 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   const int64_t mb = p_.mask_broadcast ? 0 : b;
   const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
 
+  uint8_t row_state[QB];  // bool mask, per row of this tile: kAllAllowed / kSomeMasked / kAllMasked
   for (int64_t j0 = 0; j0 < kend; j0 += KT) {
     const int kt = static_cast<int>(std::min<int64_t>(KT, kend - j0));
+    // A bool mask is classified first, 8 bytes at a time: a tile that no row of the block may see is
+    // skipped outright (exact: it would leave m, l and acc unchanged), and rows that see all of it
+    // need no masking pass at all.
+    bool mask_changes_scores = p_.mask != AttnMask::kNone;
+    if (p_.mask == AttnMask::kBool) {
+      bool any_allowed = false, any_masked = false;
+      for (int r = 0; r < nr; ++r) {
+        const uint8_t* mr = static_cast<const uint8_t*>(mask) + (mb * Lq + (r0 + r) / G) * Lk + j0;
+        row_state[r] = classify_bool_row(mr, kt);
+        any_allowed |= row_state[r] != kAllMasked;
+        any_masked |= row_state[r] != kAllAllowed;
+      }
+      if (!any_allowed) continue;
+      mask_changes_scores = any_masked;
+    }
     const int64_t ko = ((b * Lk + j0) * Hkv + g) * D, vo = ((b * Lk + j0) * Hkv + g) * Dv;
     const float *K, *V;
     if (p_.bf16) {
@@ -139,17 +192,15 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
     // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
     const bool diag = p_.causal && j0 + kt - 1 > i_first + off;
     // Without masking the scores kernel also yields the row maxima, saving the softmax a pass.
-    const bool fused_max = p_.mask == AttnMask::kNone && !diag;
+    const bool fused_max = !mask_changes_scores && !diag;
     tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
 
-    if (p_.mask != AttnMask::kNone) {
+    if (mask_changes_scores) {
       for (int r = 0; r < nr; ++r) {
         const int64_t i = (r0 + r) / G;
         const int64_t mo = (mb * Lq + i) * Lk + j0;
         if (p_.mask == AttnMask::kBool) {
-          const uint8_t* mr = static_cast<const uint8_t*>(mask) + mo;
-          for (int j = 0; j < kt; ++j)
-            if (!mr[j]) S[j * QB + r] = ninf;
+          if (row_state[r] != kAllAllowed) mask_bool_row(static_cast<const uint8_t*>(mask) + mo, kt, S + r);
         } else if (p_.mask == AttnMask::kF32) {
           const float* mr = static_cast<const float*>(mask) + mo;
           for (int j = 0; j < kt; ++j) S[j * QB + r] += to_log2(mr[j]);
