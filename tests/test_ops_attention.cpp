@@ -264,6 +264,16 @@ TEST_P(AttentionDT, AdditiveBF16MaskWithCausal) {
   check_attention(c, 11, [](int64_t, int64_t, int64_t j) { return j % 9 != 4; });
 }
 
+// bf16 K and V are converted once per kv head when Lk * (D + Dv) <= 2^20 floats, else tile by
+// tile: 4200 * 256 keeps the per-tile path covered (with a partial last tile and causal).
+TEST_P(AttentionDT, KeysBeyondHeadCache) {
+  AttnCase c;
+  c.Lq = 20, c.Lk = 4200, c.Hq = 2, c.Hkv = 1, c.D = 128, c.dtype = GetParam();
+  check_attention(c, 90);
+  c.causal = true;
+  check_attention(c, 91);
+}
+
 // HF-style additive masks use the lowest finite float instead of -inf. A row masked that way on
 // every key has equal scores in the reference (uniform weights, not zeros); partially masked rows
 // must ignore those keys.

@@ -15,6 +15,8 @@ namespace {
 constexpr int QB = kRowBlock;
 constexpr int KT = kKeyTile;
 
+constexpr int64_t kHeadCacheFloats = int64_t{1} << 20;  // 4 MiB per thread for converted K and V
+
 constexpr float kLog2e = 1.44269504088896341f;
 
 // An additive mask value in the base-2 units of the scores. Finite values that would overflow (the
@@ -85,8 +87,12 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   off_l_ = take(QB);
   off_alpha_ = take(QB);
   off_tmax_ = take(QB);
-  off_kf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.D : 0);
-  off_vf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.Dv : 0);
+  // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
+  // cap, else tile by tile (each row block converting its tiles again).
+  head_cache_ = p_.bf16 && p_.Lk * (p_.D + p_.Dv) <= kHeadCacheFloats;
+  const size_t kv_rows = head_cache_ ? static_cast<size_t>(p_.Lk) : p_.bf16 ? static_cast<size_t>(KT) : 0;
+  off_kf_ = take(kv_rows * p_.D);
+  off_vf_ = take(kv_rows * p_.Dv);
   per_thread_floats_ = o;
   const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
@@ -96,14 +102,18 @@ void FlashAttention::run(const void* q, const void* k, const void* v, const void
                          void* scratch) const {
   const int64_t items = p_.B * p_.Hkv * blocks_;
   float* base = static_cast<float*>(scratch);
-  // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it)
-    run_item(it, q, k, v, mask, out, base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_);
+#pragma omp parallel num_threads(threads_)
+  {
+    float* ws = base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_;
+    int64_t cached_head = -1;  // (batch, kv head) whose converted K and V this thread's scratch holds
+    // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+  }
 }
 
 void FlashAttention::run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask,
-                              void* out, float* ws) const {
+                              void* out, float* ws, int64_t* cached_head) const {
   const int64_t D = p_.D, Dv = p_.Dv, Lq = p_.Lq, Lk = p_.Lk, Hq = p_.Hq, Hkv = p_.Hkv, G = group_;
   const int64_t blk = item % blocks_;
   const int64_t g = (item / blocks_) % Hkv;
@@ -157,6 +167,15 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   const int64_t kend = p_.causal ? std::min(Lk, i_last + off + 1) : Lk;
   const int64_t mb = p_.mask_broadcast ? 0 : b;
   const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
+  float* kf = ws + off_kf_;
+  float* vf = ws + off_vf_;
+  if (head_cache_ && *cached_head != b * Hkv + g) {
+    const int64_t o = (b * Lk * Hkv + g);
+    tiles_->bf16_rows(static_cast<const uint16_t*>(k) + o * D, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), kf);
+    tiles_->bf16_rows(static_cast<const uint16_t*>(v) + o * Dv, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv),
+                      vf);
+    *cached_head = b * Hkv + g;
+  }
 
   uint8_t row_state[QB];  // bool mask, per row of this tile: kAllAllowed / kSomeMasked / kAllMasked
   for (int64_t j0 = 0; j0 < kend; j0 += KT) {
@@ -178,9 +197,10 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
     }
     const int64_t ko = ((b * Lk + j0) * Hkv + g) * D, vo = ((b * Lk + j0) * Hkv + g) * Dv;
     const float *K, *V;
-    if (p_.bf16) {
-      float* kf = ws + off_kf_;
-      float* vf = ws + off_vf_;
+    if (head_cache_) {
+      K = kf + j0 * D;
+      V = vf + j0 * Dv;
+    } else if (p_.bf16) {
       tiles_->bf16_rows(static_cast<const uint16_t*>(k) + ko, Hkv * D, kt, static_cast<int>(D), kf);
       tiles_->bf16_rows(static_cast<const uint16_t*>(v) + vo, Hkv * Dv, kt, static_cast<int>(Dv), vf);
       K = kf;
