@@ -264,6 +264,75 @@ TEST_P(AttentionDT, AdditiveBF16MaskWithCausal) {
   check_attention(c, 11, [](int64_t, int64_t, int64_t j) { return j % 9 != 4; });
 }
 
+// bf16 K and V are converted once per kv head when Lk * (D + Dv) <= 2^20 floats, else tile by
+// tile: 4200 * 256 keeps the per-tile path covered (with a partial last tile and causal).
+TEST_P(AttentionDT, KeysBeyondHeadCache) {
+  AttnCase c;
+  c.Lq = 20, c.Lk = 4200, c.Hq = 2, c.Hkv = 1, c.D = 128, c.dtype = GetParam();
+  check_attention(c, 90);
+  c.causal = true;
+  check_attention(c, 91);
+}
+
+// HF-style additive masks use the lowest finite float instead of -inf. A row masked that way on
+// every key has equal scores in the reference (uniform weights, not zeros); partially masked rows
+// must ignore those keys.
+TEST_P(AttentionDT, LowestFiniteAdditiveMask) {
+  for (MaskKind mk : {MaskKind::kF32, MaskKind::kBF16}) {
+    AttnCase c;
+    c.Lq = 20, c.Lk = 150, c.Hq = 2, c.Hkv = 1, c.D = 16, c.mask = mk, c.dtype = GetParam();
+    AttnInputs in =
+        make_inputs(c, 70, [](int64_t, int64_t i, int64_t j) { return i != 3 && (i + j) % 4 != 0; });
+    // The lowest finite value of the mask dtype (f32 lowest rounds to -inf in bf16).
+    const float lowest = mk == MaskKind::kBF16 ? bf16_to_f32(0xff7f) : std::numeric_limits<float>::lowest();
+    std::vector<float> add = in.md.add;
+    for (float& a : add)
+      if (std::isinf(a)) a = lowest;
+    in.mask = Tensor::from_vector(add, in.mask.shape());
+    if (mk == MaskKind::kBF16) in.mask = in.mask.to(DType::kBF16);
+    in.md.add = in.mask.to_float_vector();
+    ASSERT_EQ(in.md.add[3 * 150], lowest);
+    const std::vector<float> ref =
+        ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+    const std::vector<float> got = run_attention(c, in, 2).to_float_vector();
+    EXPECT_LE(nmse(got, ref), bound(c.dtype)) << dtype_name(c.dtype);
+    // Row 3 (all keys masked): the mean of v over all keys, not zeros.
+    double mean0 = 0.0;
+    const std::vector<float> vf = in.v.to_float_vector();
+    for (int64_t j = 0; j < c.Lk; ++j) mean0 += vf[static_cast<size_t>(j * c.D)];
+    EXPECT_NEAR(got[static_cast<size_t>(3 * c.Hq * c.D)], mean0 / c.Lk, 1e-2);
+  }
+}
+
+// Bool/u8 masks are classified per tile and row block: tiles no row of the block may see are
+// skipped, rows that see a whole tile skip the masking pass, the rest are masked 8 keys at a time.
+// Here keys 128..255 (a whole tile) are masked for everyone, in batch 1 the first query rows only
+// see keys >= 300, every 17th query row sees nothing, and allowed bytes are any nonzero value.
+TEST_P(AttentionDT, BoolMaskSkippedTilesAndRows) {
+  AttnCase c;
+  c.B = 2, c.Lq = 150, c.Lk = 400, c.Hq = 4, c.Hkv = 2, c.D = 32, c.mask = MaskKind::kU8, c.dtype = GetParam();
+  auto allowed = [](int64_t b, int64_t i, int64_t j) {
+    if ((j >= 128 && j < 256) || i % 17 == 5) return false;
+    if (b == 1 && i < 40) return j >= 300;
+    return (i * 7 + j) % 11 != 0;
+  };
+  AttnInputs in = make_inputs(c, 80, allowed);
+  uint8_t* mb = static_cast<uint8_t*>(in.mask.raw());
+  for (size_t t = 0; t < in.md.allowed.size(); ++t)
+    if (mb[t]) mb[t] = t % 3 == 0 ? 255 : 7;
+  const std::vector<float> ref =
+      ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+  const Tensor out2 = run_attention(c, in, 2);
+  const std::vector<float> got = out2.to_float_vector();
+  EXPECT_LE(nmse(got, ref), bound(c.dtype)) << dtype_name(c.dtype);
+  const Tensor out1 = run_attention(c, in, 1);
+  EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t i = 5; i < c.Lq; i += 17)
+      for (int64_t e = 0; e < c.Hq * c.D; ++e)
+        ASSERT_EQ(got[static_cast<size_t>((b * c.Lq + i) * c.Hq * c.D + e)], 0.f);
+}
+
 TEST_P(AttentionDT, FullyMaskedRowsAreZero) {
   // Rows 3 and 17 allow no key at all (bool), row 5 gets -inf everywhere (additive); with causal and
   // Lq > Lk the first Lq - Lk rows have no key either.
@@ -303,30 +372,67 @@ TEST_P(AttentionDT, OddSizes) {
   check_attention(c, 19);
 }
 
+// Key counts on both sides of the key tile (kKeyTile = 128) and of its multiples, with the head
+// dims of the vision/VLM models and ones that are not multiples of 16 (masked last output vector,
+// 64-column chunks plus a tail). Row counts leave a partial row block.
+TEST_P(AttentionDT, KeyTileBoundariesAndHeadDims) {
+  AttnCase c;
+  c.Lq = 70, c.Hq = 2, c.Hkv = 1, c.dtype = GetParam();
+  uint32_t seed = 40;
+  for (int64_t lk : {127, 128, 129, 255, 257})
+    for (int64_t d : {40, 64, 72, 80, 128}) {
+      c.Lk = lk, c.D = d;
+      SCOPED_TRACE("Lk=" + std::to_string(lk) + " D=" + std::to_string(d));
+      check_attention(c, seed++);
+    }
+  // Causal diagonal and an additive mask crossing tile edges.
+  c.Lq = 130, c.Lk = 257, c.D = 72, c.causal = true;
+  check_attention(c, seed++);
+  c.causal = false, c.mask = MaskKind::kF32;
+  check_attention(c, seed++);
+}
+
+// Scores with a wide range (scale 40: logits of several hundred, nearly one-hot rows): the row max
+// jumps up in later tiles (rescaling the accumulator by tiny alphas), and masked keys often carry
+// scores far above every allowed key of their row, so the tile max must be taken after masking or
+// all allowed keys underflow to 0 (checked: using the unmasked max fails with NMSE 0.07).
+TEST_P(AttentionDT, WideScoreRangeAcrossTiles) {
+  AttnCase c;
+  c.Lq = 40, c.Lk = 300, c.Hq = 2, c.Hkv = 1, c.D = 16, c.scale = 40.f, c.dtype = GetParam();
+  check_attention(c, 60);
+  c.mask = MaskKind::kBool;
+  check_attention(c, 61, [](int64_t, int64_t i, int64_t j) { return (i + j) % 3 != 0; });
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, AttentionDT, ::testing::Values(DType::kF32, DType::kBF16),
-                         [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
+                         [](const ::testing::TestParamInfo<DType>& i) {
+                           return std::string(dtype_name(i.param));
+                         });
 
 // The portable tile kernels must agree with the reference too (the AVX-512 ones are picked at run
 // time on this machine, so call the kernel directly with force_generic).
 TEST(Attention, GenericTileKernelsMatchReference) {
-  for (bool bf16 : {false, true}) {
-    AttnCase c;
-    c.B = 2, c.Lq = 50, c.Lk = 150, c.Hq = 6, c.Hkv = 2, c.D = 72, c.Dv = 40, c.causal = true,
-    c.mask = MaskKind::kBool, c.dtype = bf16 ? DType::kBF16 : DType::kF32;
-    const AttnInputs in = make_inputs(c, 20, [](int64_t b, int64_t, int64_t j) { return j < 150 - 30 * b; });
-    kernels::AttentionParams p;
-    p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv();
-    p.causal = true, p.bf16 = bf16, p.mask = kernels::AttnMask::kBool;
-    kernels::FlashAttention fa(p, 2, /*force_generic=*/true);
-    EXPECT_STREQ(fa.isa(), "generic");
-    std::vector<float> scratch(fa.scratch_bytes() / sizeof(float) + 16);
-    float* ws = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
-    Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.dv()}, c.dtype);
-    fa.run(in.q.raw(), in.k.raw(), in.v.raw(), in.mask.raw(), out.raw(), ws);
-    const std::vector<float> ref =
-        ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
-    EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype));
-  }
+  for (bool bf16 : {false, true})
+    for (bool masked : {true, false}) {  // unmasked: the scores kernel supplies the tile max
+      AttnCase c;
+      c.B = 2, c.Lq = 50, c.Lk = masked ? 150 : 257, c.Hq = 6, c.Hkv = 2, c.D = 72, c.Dv = masked ? 40 : 80,
+      c.causal = masked, c.mask = masked ? MaskKind::kBool : MaskKind::kNone,
+      c.dtype = bf16 ? DType::kBF16 : DType::kF32;
+      const AttnInputs in =
+          make_inputs(c, 20, [](int64_t b, int64_t, int64_t j) { return j < 150 - 30 * b; });
+      kernels::AttentionParams p;
+      p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv();
+      p.causal = masked, p.bf16 = bf16, p.mask = masked ? kernels::AttnMask::kBool : kernels::AttnMask::kNone;
+      kernels::FlashAttention fa(p, 2, /*force_generic=*/true);
+      EXPECT_STREQ(fa.isa(), "generic");
+      std::vector<float> scratch(fa.scratch_bytes() / sizeof(float) + 16);
+      float* ws = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+      Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.dv()}, c.dtype);
+      fa.run(in.q.raw(), in.k.raw(), in.v.raw(), masked ? in.mask.raw() : nullptr, out.raw(), ws);
+      const std::vector<float> ref =
+          ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+      EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype)) << "bf16 " << bf16 << " masked " << masked;
+    }
 }
 
 TEST(Attention, RunDoesNotAllocate) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "vlart/dtype.h"
@@ -14,11 +15,56 @@ namespace {
 constexpr int QB = kRowBlock;
 constexpr int KT = kKeyTile;
 
-size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
+constexpr int64_t kHeadCacheFloats = int64_t{1} << 20;  // 4 MiB per thread for converted K and V
 
-inline float load_elem(const void* p, bool bf16, int64_t i) {
-  return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+constexpr float kLog2e = 1.44269504088896341f;
+
+// An additive mask value in the base-2 units of the scores. Finite values that would overflow (the
+// "finfo.min" masks of HF models, -3.4e38 * log2 e) stay finite at -FLT_MAX: a row whose keys are all
+// masked that way keeps the reference behaviour (equal scores, uniform weights) instead of turning
+// into a -inf row (zeros).
+inline float to_log2(float a) {
+  const float v = a * kLog2e;
+  return std::isinf(v) && !std::isinf(a) ? std::copysign(std::numeric_limits<float>::max(), a) : v;
 }
+
+enum : uint8_t { kAllAllowed, kSomeMasked, kAllMasked };
+
+// Whether a bool/u8 mask row segment allows all, some or none of its n keys; 8 bytes per step.
+inline uint8_t classify_bool_row(const uint8_t* m, int n) {
+  constexpr uint64_t kLow = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  bool any_allowed = false, any_masked = false;
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    uint64_t w;
+    std::memcpy(&w, m + j, 8);
+    any_allowed |= w != 0;
+    any_masked |= ((w - kLow) & ~w & kHigh) != 0;  // some byte is zero
+  }
+  for (; j < n; ++j) {
+    any_allowed |= m[j] != 0;
+    any_masked |= m[j] == 0;
+  }
+  return !any_masked ? kAllAllowed : any_allowed ? kSomeMasked : kAllMasked;
+}
+
+// s[j * kRowBlock] = -inf where m[j] == 0, skipping 8-byte runs without a zero.
+inline void mask_bool_row(const uint8_t* m, int n, float* s) {
+  constexpr uint64_t kLow = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    uint64_t w;
+    std::memcpy(&w, m + j, 8);
+    if (((w - kLow) & ~w & kHigh) == 0) continue;
+    for (int t = j; t < j + 8; ++t)
+      if (!m[t]) s[t * QB] = ninf;
+  }
+  for (; j < n; ++j)
+    if (!m[j]) s[j * QB] = ninf;
+}
+
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 64-byte aligned
 
 }  // namespace
 
@@ -40,8 +86,13 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   off_m_ = take(QB);
   off_l_ = take(QB);
   off_alpha_ = take(QB);
-  off_kf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.D : 0);
-  off_vf_ = take(p_.bf16 ? static_cast<size_t>(KT) * p_.Dv : 0);
+  off_tmax_ = take(QB);
+  // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
+  // cap, else tile by tile (each row block converting its tiles again).
+  head_cache_ = p_.bf16 && p_.Lk * (p_.D + p_.Dv) <= kHeadCacheFloats;
+  const size_t kv_rows = head_cache_ ? static_cast<size_t>(p_.Lk) : p_.bf16 ? static_cast<size_t>(KT) : 0;
+  off_kf_ = take(kv_rows * p_.D);
+  off_vf_ = take(kv_rows * p_.Dv);
   per_thread_floats_ = o;
   const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
@@ -51,14 +102,18 @@ void FlashAttention::run(const void* q, const void* k, const void* v, const void
                          void* scratch) const {
   const int64_t items = p_.B * p_.Hkv * blocks_;
   float* base = static_cast<float*>(scratch);
-  // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it)
-    run_item(it, q, k, v, mask, out, base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_);
+#pragma omp parallel num_threads(threads_)
+  {
+    float* ws = base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_;
+    int64_t cached_head = -1;  // (batch, kv head) whose converted K and V this thread's scratch holds
+    // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+  }
 }
 
 void FlashAttention::run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask,
-                              void* out, float* ws) const {
+                              void* out, float* ws, int64_t* cached_head) const {
   const int64_t D = p_.D, Dv = p_.Dv, Lq = p_.Lq, Lk = p_.Lk, Hq = p_.Hq, Hkv = p_.Hkv, G = group_;
   const int64_t blk = item % blocks_;
   const int64_t g = (item / blocks_) % Hkv;
@@ -76,17 +131,32 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   float* m = ws + off_m_;
   float* l = ws + off_l_;
   float* alpha = ws + off_alpha_;
+  float* tmax = ws + off_tmax_;
   const float ninf = -std::numeric_limits<float>::infinity();
 
-  // Queries, pre-scaled and transposed; padding rows are zero.
-  for (int r = 0; r < 16 * nvec; ++r) {
-    if (r < nr) {
-      const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
-      const int64_t qo = ((b * Lq + i) * Hq + h) * D;
-      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = load_elem(q, p_.bf16, qo + d) * p_.scale;
+  // Queries, pre-scaled and transposed; padding rows are zero. The scale includes log2(e): the tile
+  // kernels work in base 2 (exp2 is cheaper than exp), additive masks are scaled to match.
+  const float qscale = p_.scale * kLog2e;
+  // Gathered d-major (each d reads one element of every row, writes one contiguous run of Qt): the
+  // row-major order stored with a 256-byte stride and stalled on its own loads (4K aliasing), and
+  // touching all rows at once keeps many cache misses on q in flight.
+  int64_t qrow[QB];
+  for (int r = 0; r < nr; ++r) {
+    const int64_t i = (r0 + r) / G, h = g * G + (r0 + r) % G;
+    qrow[r] = ((b * Lq + i) * Hq + h) * D;
+  }
+  for (int64_t d = 0; d < D; ++d) {
+    float* qt = Qt + d * QB;
+    if (p_.bf16) {
+      const uint16_t* qb = static_cast<const uint16_t*>(q) + d;
+      for (int r = 0; r < nr; ++r) qt[r] = bf16_to_f32(qb[qrow[r]]) * qscale;
     } else {
-      for (int64_t d = 0; d < D; ++d) Qt[d * QB + r] = 0.f;
+      const float* qf = static_cast<const float*>(q) + d;
+      for (int r = 0; r < nr; ++r) qt[r] = qf[qrow[r]] * qscale;
     }
+    for (int r = nr; r < 16 * nvec; ++r) qt[r] = 0.f;
+  }
+  for (int r = 0; r < 16 * nvec; ++r) {
     m[r] = ninf;
     l[r] = 0.f;
   }
@@ -97,14 +167,40 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   const int64_t kend = p_.causal ? std::min(Lk, i_last + off + 1) : Lk;
   const int64_t mb = p_.mask_broadcast ? 0 : b;
   const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
+  float* kf = ws + off_kf_;
+  float* vf = ws + off_vf_;
+  if (head_cache_ && *cached_head != b * Hkv + g) {
+    const int64_t o = (b * Lk * Hkv + g);
+    tiles_->bf16_rows(static_cast<const uint16_t*>(k) + o * D, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), kf);
+    tiles_->bf16_rows(static_cast<const uint16_t*>(v) + o * Dv, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv),
+                      vf);
+    *cached_head = b * Hkv + g;
+  }
 
+  uint8_t row_state[QB];  // bool mask, per row of this tile: kAllAllowed / kSomeMasked / kAllMasked
   for (int64_t j0 = 0; j0 < kend; j0 += KT) {
     const int kt = static_cast<int>(std::min<int64_t>(KT, kend - j0));
+    // A bool mask is classified first, 8 bytes at a time: a tile that no row of the block may see is
+    // skipped outright (exact: it would leave m, l and acc unchanged), and rows that see all of it
+    // need no masking pass at all.
+    bool mask_changes_scores = p_.mask != AttnMask::kNone;
+    if (p_.mask == AttnMask::kBool) {
+      bool any_allowed = false, any_masked = false;
+      for (int r = 0; r < nr; ++r) {
+        const uint8_t* mr = static_cast<const uint8_t*>(mask) + (mb * Lq + (r0 + r) / G) * Lk + j0;
+        row_state[r] = classify_bool_row(mr, kt);
+        any_allowed |= row_state[r] != kAllMasked;
+        any_masked |= row_state[r] != kAllAllowed;
+      }
+      if (!any_allowed) continue;
+      mask_changes_scores = any_masked;
+    }
     const int64_t ko = ((b * Lk + j0) * Hkv + g) * D, vo = ((b * Lk + j0) * Hkv + g) * Dv;
     const float *K, *V;
-    if (p_.bf16) {
-      float* kf = ws + off_kf_;
-      float* vf = ws + off_vf_;
+    if (head_cache_) {
+      K = kf + j0 * D;
+      V = vf + j0 * Dv;
+    } else if (p_.bf16) {
       tiles_->bf16_rows(static_cast<const uint16_t*>(k) + ko, Hkv * D, kt, static_cast<int>(D), kf);
       tiles_->bf16_rows(static_cast<const uint16_t*>(v) + vo, Hkv * Dv, kt, static_cast<int>(Dv), vf);
       K = kf;
@@ -113,33 +209,34 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
       K = static_cast<const float*>(k) + ko;
       V = static_cast<const float*>(v) + vo;
     }
-    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S);
+    // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
+    const bool diag = p_.causal && j0 + kt - 1 > i_first + off;
+    // Without masking the scores kernel also yields the row maxima, saving the softmax a pass.
+    const bool fused_max = !mask_changes_scores && !diag;
+    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
 
-    if (p_.mask != AttnMask::kNone) {
+    if (mask_changes_scores) {
       for (int r = 0; r < nr; ++r) {
         const int64_t i = (r0 + r) / G;
         const int64_t mo = (mb * Lq + i) * Lk + j0;
         if (p_.mask == AttnMask::kBool) {
-          const uint8_t* mr = static_cast<const uint8_t*>(mask) + mo;
-          for (int j = 0; j < kt; ++j)
-            if (!mr[j]) S[j * QB + r] = ninf;
+          if (row_state[r] != kAllAllowed) mask_bool_row(static_cast<const uint8_t*>(mask) + mo, kt, S + r);
         } else if (p_.mask == AttnMask::kF32) {
           const float* mr = static_cast<const float*>(mask) + mo;
-          for (int j = 0; j < kt; ++j) S[j * QB + r] += mr[j];
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += to_log2(mr[j]);
         } else {
           const uint16_t* mr = static_cast<const uint16_t*>(mask) + mo;
-          for (int j = 0; j < kt; ++j) S[j * QB + r] += bf16_to_f32(mr[j]);
+          for (int j = 0; j < kt; ++j) S[j * QB + r] += to_log2(bf16_to_f32(mr[j]));
         }
       }
     }
-    // Causal diagonal: only tiles reaching past the first row's last allowed key need masking.
-    if (p_.causal && j0 + kt - 1 > i_first + off) {
+    if (diag) {
       for (int r = 0; r < nr; ++r) {
         const int64_t first_masked = (r0 + r) / G + off + 1 - j0;
         for (int64_t j = std::max<int64_t>(first_masked, 0); j < kt; ++j) S[j * QB + r] = ninf;
       }
     }
-    tiles_->softmax(S, kt, nvec, m, l, alpha);
+    tiles_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha);
     tiles_->pv(S, kt, nr, V, ldv, static_cast<int>(Dv), alpha, acc);
   }
 

@@ -24,7 +24,8 @@ class FlashAttention {
  public:
   // Picks the AVX-512 tile kernels when the CPU has them unless `force_generic`.
   FlashAttention(const AttentionParams& p, int threads, bool force_generic = false);
-  // Per-thread scratch (transposed query block, one score tile, accumulator, row stats, bf16 K/V tile)
+  // Per-thread scratch (transposed query block, one score tile, accumulator, row stats, bf16 K/V
+  // converted to f32: one tile, or all keys of one kv head when Lk * (D + Dv) <= 2^20)
   // times the thread count.
   size_t scratch_bytes() const { return per_thread_floats_ * sizeof(float) * static_cast<size_t>(threads_); }
   // Does not allocate. `scratch` must hold scratch_bytes() bytes, 64-byte aligned.
@@ -33,14 +34,15 @@ class FlashAttention {
 
  private:
   void run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask, void* out,
-                float* ws) const;
+                float* ws, int64_t* cached_head) const;
 
   AttentionParams p_;
   int threads_;
   int64_t group_;      // query heads per kv head
   int64_t rows_;       // query rows per (batch, kv head) = Lq * group_
   int64_t blocks_;     // row blocks per (batch, kv head)
-  size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_kf_, off_vf_, per_thread_floats_;
+  size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_tmax_, off_kf_, off_vf_, per_thread_floats_;
+  bool head_cache_;     // bf16: K and V of a whole (batch, kv head) converted at once, reused across row blocks
   const AttnTileKernels* tiles_;
 };
 

@@ -14,30 +14,33 @@ namespace {
 
 constexpr int QB = kRowBlock;
 
-// exp(x) for x <= 0 (softmax arguments): exp(x) = 2^n * exp(f), f = x - n ln2 in [-ln2/2, ln2/2],
-// exp(f) by its degree-7 Taylor polynomial (truncation < 6e-9, below f32 rounding). Inputs below
-// -87.3 (result under the smallest normal float, and -inf for masked keys) give exactly 0.
-VLART_AVX512 inline __m512 exp_neg(__m512 x) {
-  const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2 split hi/lo
-  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), f);
-  __m512 p = _mm512_set1_ps(1.f / 5040.f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f / 720.f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f / 120.f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f / 24.f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f / 6.f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+// exp2(x) for x <= 0 (softmax arguments in base 2): exp2(x) = 2^n * exp2(f), n = round(x),
+// f in [-1/2, 1/2], exp2(f) by a degree-6 minimax polynomial (relative error ~1e-7 in f32).
+// x is clamped at -160 first, so -inf (masked keys) and anything under the smallest float give
+// scalef(p, n <= -126) = exactly 0 (denormal results are flushed, FTZ is set by the backend and
+// 2^-160 is below even the denormals).
+VLART_AVX512 inline __m512 exp2_neg(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-160.f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.534580078e-04f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339993090e-03f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489072e-03f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550328642e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264625e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-01f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+  return _mm512_scalef_ps(p, n);
 }
 
-// NK keys x NV vectors of 16 query rows, accumulated over d in registers.
-template <int NK, int NV>
-VLART_AVX512 void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S) {
+// _mm512_max_ps written through the merge-masked form: GCC 12 warns (-Wuninitialized, a false
+// positive on _mm512_undefined_ps) when the plain one is inlined into the score blocks. Same vmaxps.
+VLART_AVX512 inline __m512 vmax(__m512 a, __m512 b) { return _mm512_mask_max_ps(a, 0xffff, a, b); }
+
+// NK keys x NV vectors of 16 query rows, accumulated over d in registers; the per-row max over the
+// NK keys is folded into tmax (kept in memory, one load/max/store per vector and block).
+template <int NK, int NV, bool MAX>
+VLART_AVX512 void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S, float* tmax) {
   __m512 acc[NK][NV];
   for (int kk = 0; kk < NK; ++kk)
     for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_ps();
@@ -51,78 +54,116 @@ VLART_AVX512 void scores_block(const float* Qt, const float* K, int64_t ldk, int
   }
   for (int kk = 0; kk < NK; ++kk)
     for (int c = 0; c < NV; ++c) _mm512_store_ps(S + kk * QB + 16 * c, acc[kk][c]);
+  if constexpr (MAX) {
+    for (int c = 0; c < NV; ++c) {
+      __m512 mx = _mm512_load_ps(tmax + 16 * c);
+      for (int kk = 0; kk < NK; ++kk) mx = vmax(mx, acc[kk][c]);
+      _mm512_store_ps(tmax + 16 * c, mx);
+    }
+  }
 }
 
 constexpr int kKeysPerBlock = 6;  // 6 x 4 accumulators + 4 query vectors + 1 broadcast <= 32 zmm
 
-template <int NV>
-VLART_AVX512 void scores_nv(const float* Qt, const float* K, int64_t ldk, int kt, int D, float* S) {
+template <int NV, bool MAX>
+VLART_AVX512 void scores_nv(const float* Qt, const float* K, int64_t ldk, int kt, int D, float* S, float* tmax) {
+  if constexpr (MAX)
+    for (int c = 0; c < NV; ++c)
+      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
   int j = 0;
   for (; j + kKeysPerBlock <= kt; j += kKeysPerBlock)
-    scores_block<kKeysPerBlock, NV>(Qt, K + j * ldk, ldk, D, S + j * QB);
+    scores_block<kKeysPerBlock, NV, MAX>(Qt, K + j * ldk, ldk, D, S + j * QB, tmax);
   const float* Kj = K + j * ldk;
   float* Sj = S + j * QB;
   switch (kt - j) {
-    case 5: scores_block<5, NV>(Qt, Kj, ldk, D, Sj); break;
-    case 4: scores_block<4, NV>(Qt, Kj, ldk, D, Sj); break;
-    case 3: scores_block<3, NV>(Qt, Kj, ldk, D, Sj); break;
-    case 2: scores_block<2, NV>(Qt, Kj, ldk, D, Sj); break;
-    case 1: scores_block<1, NV>(Qt, Kj, ldk, D, Sj); break;
+    case 5: scores_block<5, NV, MAX>(Qt, Kj, ldk, D, Sj, tmax); break;
+    case 4: scores_block<4, NV, MAX>(Qt, Kj, ldk, D, Sj, tmax); break;
+    case 3: scores_block<3, NV, MAX>(Qt, Kj, ldk, D, Sj, tmax); break;
+    case 2: scores_block<2, NV, MAX>(Qt, Kj, ldk, D, Sj, tmax); break;
+    case 1: scores_block<1, NV, MAX>(Qt, Kj, ldk, D, Sj, tmax); break;
     default: break;
   }
 }
 
-VLART_AVX512 void scores_avx512(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S) {
+template <bool MAX>
+VLART_AVX512 void scores_max(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S,
+                             float* tmax) {
   switch (nvec) {
-    case 1: scores_nv<1>(Qt, K, ldk, kt, D, S); break;
-    case 2: scores_nv<2>(Qt, K, ldk, kt, D, S); break;
-    case 3: scores_nv<3>(Qt, K, ldk, kt, D, S); break;
-    default: scores_nv<4>(Qt, K, ldk, kt, D, S); break;
+    case 1: scores_nv<1, MAX>(Qt, K, ldk, kt, D, S, tmax); break;
+    case 2: scores_nv<2, MAX>(Qt, K, ldk, kt, D, S, tmax); break;
+    case 3: scores_nv<3, MAX>(Qt, K, ldk, kt, D, S, tmax); break;
+    default: scores_nv<4, MAX>(Qt, K, ldk, kt, D, S, tmax); break;
   }
+}
+
+VLART_AVX512 void scores_avx512(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S,
+                                float* tile_max) {
+  if (tile_max)
+    scores_max<true>(Qt, nvec, K, ldk, kt, D, S, tile_max);
+  else
+    scores_max<false>(Qt, nvec, K, ldk, kt, D, S, nullptr);
 }
 static_assert(kRowBlock == 64, "scores_avx512 dispatches on at most 4 row vectors");
 
-VLART_AVX512 void softmax_avx512(float* S, int kt, int nvec, float* m, float* l, float* alpha) {
+VLART_AVX512 void softmax_avx512(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
+                                 float* alpha) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int c = 0; c < nvec; ++c) {
     float* s = S + 16 * c;
     const __m512 mold = _mm512_load_ps(m + 16 * c);
-    __m512 mx = ninf;
-    for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
+    __m512 mx;
+    if (tile_max) {
+      mx = _mm512_load_ps(tile_max + 16 * c);
+    } else {
+      mx = ninf;
+      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
+    }
     const __m512 mnew = _mm512_max_ps(mold, mx);
-    // Rows with every key masked so far subtract 0 instead of -inf: their exp() stays exactly 0.
+    // Rows with every key masked so far subtract 0 instead of -inf: their exp2() stays exactly 0.
     const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
     const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
-    const __m512 a = exp_neg(_mm512_sub_ps(mold, base));
-    __m512 sum = _mm512_setzero_ps();
-    for (int j = 0; j < kt; ++j) {
-      const __m512 p = exp_neg(_mm512_sub_ps(_mm512_load_ps(s + j * QB), base));
-      _mm512_store_ps(s + j * QB, p);
-      sum = _mm512_add_ps(sum, p);
+    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    // Two partial sums: the adds are a dependency chain, the exps are not.
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= kt; j += 2) {
+      const __m512 p0 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + j * QB), base));
+      const __m512 p1 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * QB), base));
+      _mm512_store_ps(s + j * QB, p0);
+      _mm512_store_ps(s + (j + 1) * QB, p1);
+      sum0 = _mm512_add_ps(sum0, p0);
+      sum1 = _mm512_add_ps(sum1, p1);
     }
-    _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), a, sum));
+    if (j < kt) {
+      const __m512 p0 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + j * QB), base));
+      _mm512_store_ps(s + j * QB, p0);
+      sum0 = _mm512_add_ps(sum0, p0);
+    }
+    _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), a, _mm512_add_ps(sum0, sum1)));
     _mm512_store_ps(m + 16 * c, mnew);
     _mm512_store_ps(alpha + 16 * c, a);
   }
 }
 
-// NR rows x NC vectors of 16 output columns (the last one masked by `tail`).
-template <int NR, int NC>
+// NR rows x NC vectors of 16 output columns; with TAIL the last vector is masked by `tail`. The
+// mask is a template choice so that the full-width blocks (the common case) have no masked
+// accesses at all: with a run-time mask on every access GCC kept the accumulator array in memory.
+template <int NR, int NC, bool TAIL>
 VLART_AVX512 void pv_block(const float* S, int kt, const float* V, int64_t ldv, const float* alpha, float* acc,
                            int64_t ldacc, __mmask16 tail) {
   __m512 o[NR][NC];
   for (int r = 0; r < NR; ++r) {
     const __m512 a = _mm512_set1_ps(alpha[r]);
     for (int c = 0; c < NC; ++c) {
-      const __mmask16 mk = c == NC - 1 ? tail : static_cast<__mmask16>(0xffff);
-      o[r][c] = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(mk, acc + r * ldacc + 16 * c));
+      const float* src = acc + r * ldacc + 16 * c;
+      o[r][c] = _mm512_mul_ps(a, TAIL && c == NC - 1 ? _mm512_maskz_loadu_ps(tail, src) : _mm512_loadu_ps(src));
     }
   }
   for (int j = 0; j < kt; ++j) {
     __m512 v[NC];
     for (int c = 0; c < NC; ++c) {
-      const __mmask16 mk = c == NC - 1 ? tail : static_cast<__mmask16>(0xffff);
-      v[c] = _mm512_maskz_loadu_ps(mk, V + j * ldv + 16 * c);
+      const float* src = V + j * ldv + 16 * c;
+      v[c] = TAIL && c == NC - 1 ? _mm512_maskz_loadu_ps(tail, src) : _mm512_loadu_ps(src);
     }
     for (int r = 0; r < NR; ++r) {
       const __m512 p = _mm512_set1_ps(S[j * QB + r]);
@@ -131,46 +172,57 @@ VLART_AVX512 void pv_block(const float* S, int kt, const float* V, int64_t ldv, 
   }
   for (int r = 0; r < NR; ++r)
     for (int c = 0; c < NC; ++c) {
-      const __mmask16 mk = c == NC - 1 ? tail : static_cast<__mmask16>(0xffff);
-      _mm512_mask_storeu_ps(acc + r * ldacc + 16 * c, mk, o[r][c]);
+      float* dst = acc + r * ldacc + 16 * c;
+      if (TAIL && c == NC - 1)
+        _mm512_mask_storeu_ps(dst, tail, o[r][c]);
+      else
+        _mm512_storeu_ps(dst, o[r][c]);
     }
 }
 
 constexpr int kRowsPerBlock = 6;  // 6 x 4 accumulators + 4 value vectors + 1 broadcast <= 32 zmm
 
-template <int NC>
+template <int NC, bool TAIL>
 VLART_AVX512 void pv_nc(const float* S, int kt, int nr, const float* V, int64_t ldv, const float* alpha,
                         float* acc, int64_t ldacc, __mmask16 tail) {
   int r = 0;
   for (; r + kRowsPerBlock <= nr; r += kRowsPerBlock)
-    pv_block<kRowsPerBlock, NC>(S + r, kt, V, ldv, alpha + r, acc + r * ldacc, ldacc, tail);
+    pv_block<kRowsPerBlock, NC, TAIL>(S + r, kt, V, ldv, alpha + r, acc + r * ldacc, ldacc, tail);
   const float* Sr = S + r;
   const float* ar = alpha + r;
   float* accr = acc + r * ldacc;
   switch (nr - r) {
-    case 5: pv_block<5, NC>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
-    case 4: pv_block<4, NC>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
-    case 3: pv_block<3, NC>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
-    case 2: pv_block<2, NC>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
-    case 1: pv_block<1, NC>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
+    case 5: pv_block<5, NC, TAIL>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
+    case 4: pv_block<4, NC, TAIL>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
+    case 3: pv_block<3, NC, TAIL>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
+    case 2: pv_block<2, NC, TAIL>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
+    case 1: pv_block<1, NC, TAIL>(Sr, kt, V, ldv, ar, accr, ldacc, tail); break;
     default: break;
+  }
+}
+
+template <bool TAIL>
+VLART_AVX512 void pv_chunk(int nc, const float* S, int kt, int nr, const float* V, int64_t ldv, const float* alpha,
+                           float* acc, int64_t ldacc, __mmask16 tail) {
+  switch (nc) {
+    case 1: pv_nc<1, TAIL>(S, kt, nr, V, ldv, alpha, acc, ldacc, tail); break;
+    case 2: pv_nc<2, TAIL>(S, kt, nr, V, ldv, alpha, acc, ldacc, tail); break;
+    case 3: pv_nc<3, TAIL>(S, kt, nr, V, ldv, alpha, acc, ldacc, tail); break;
+    default: pv_nc<4, TAIL>(S, kt, nr, V, ldv, alpha, acc, ldacc, tail); break;
   }
 }
 
 VLART_AVX512 void pv_avx512(const float* S, int kt, int nr, const float* V, int64_t ldv, int Dv, const float* alpha,
                             float* acc) {
-  // Output columns in chunks of up to 64 (4 vectors); the last vector of the last chunk is masked.
+  // Output columns in chunks of up to 64 (4 vectors); only a last vector short of 16 is masked.
   for (int c0 = 0; c0 < Dv; c0 += 64) {
     const int cols = Dv - c0 < 64 ? Dv - c0 : 64;
     const int nc = (cols + 15) / 16;
     const int rem = cols - 16 * (nc - 1);
-    const __mmask16 tail = static_cast<__mmask16>(rem == 16 ? 0xffff : (1u << rem) - 1u);
-    switch (nc) {
-      case 1: pv_nc<1>(S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, tail); break;
-      case 2: pv_nc<2>(S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, tail); break;
-      case 3: pv_nc<3>(S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, tail); break;
-      default: pv_nc<4>(S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, tail); break;
-    }
+    if (rem == 16)
+      pv_chunk<false>(nc, S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, 0xffff);
+    else
+      pv_chunk<true>(nc, S, kt, nr, V + c0, ldv, alpha, acc + c0, Dv, static_cast<__mmask16>((1u << rem) - 1u));
   }
 }
 

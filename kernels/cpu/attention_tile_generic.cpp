@@ -1,5 +1,6 @@
 // Portable inner kernels of the tiled attention: plain loops over the query-row dimension, which
 // the compiler vectorises with whatever the baseline ISA offers.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,7 +13,8 @@ namespace {
 
 constexpr int QB = kRowBlock;
 
-void scores_generic(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S) {
+void scores_generic(const float* Qt, int nvec, const float* K, int64_t ldk, int kt, int D, float* S,
+                    float* tile_max) {
   const int nr = 16 * nvec;
   for (int j = 0; j < kt; ++j) {
     float* s = S + j * QB;
@@ -24,20 +26,28 @@ void scores_generic(const float* Qt, int nvec, const float* K, int64_t ldk, int 
       for (int r = 0; r < nr; ++r) s[r] += kd * q[r];
     }
   }
+  if (tile_max) {
+    for (int r = 0; r < nr; ++r) tile_max[r] = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < kt; ++j)
+      for (int r = 0; r < nr; ++r) tile_max[r] = std::max(tile_max[r], S[j * QB + r]);
+  }
 }
 
-void softmax_generic(float* S, int kt, int nvec, float* m, float* l, float* alpha) {
+void softmax_generic(float* S, int kt, int nvec, const float* tile_max, float* m, float* l, float* alpha) {
   const float ninf = -std::numeric_limits<float>::infinity();
   const int nr = 16 * nvec;
   for (int r = 0; r < nr; ++r) {
     float mx = ninf;
-    for (int j = 0; j < kt; ++j) mx = std::max(mx, S[j * QB + r]);
+    if (tile_max)
+      mx = tile_max[r];
+    else
+      for (int j = 0; j < kt; ++j) mx = std::max(mx, S[j * QB + r]);
     const float mnew = std::max(m[r], mx);
     const float base = mnew == ninf ? 0.f : mnew;  // all masked so far: everything stays 0
-    const float a = std::exp(m[r] - base);
+    const float a = std::exp2(m[r] - base);
     float sum = 0.f;
     for (int j = 0; j < kt; ++j) {
-      const float p = std::exp(S[j * QB + r] - base);
+      const float p = std::exp2(S[j * QB + r] - base);
       S[j * QB + r] = p;
       sum += p;
     }
