@@ -11,7 +11,8 @@ namespace {
 double cos_from(double dot, double na, double nb) {
   if (na == 0 && nb == 0) return 1;
   if (na == 0 || nb == 0) return 0;
-  return dot / (std::sqrt(na) * std::sqrt(nb));
+  // sqrt(na * nb) (not sqrt(na) * sqrt(nb)): identical vectors give exactly 1.
+  return std::clamp(dot / std::sqrt(na * nb), -1.0, 1.0);
 }
 }  // namespace
 
