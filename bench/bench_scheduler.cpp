@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_policy_inputs.h"
 #include "vlart/policy.h"
 #include "vlart/scheduler.h"
 
@@ -30,29 +31,8 @@ namespace {
 
 constexpr int kRequests = 16;  // per client per iteration
 
-std::string model_dir() {
-  const char* d = std::getenv("VLART_SMOLVLA_DIR");
-  return d && *d ? d : std::string(VLART_SOURCE_DIR) + "/assets/default_policy";
-}
-
-Observation synthetic_obs(const Policy& p, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> px(0, 255);
-  Observation o;
-  for (const std::string& cam : p.camera_names()) {
-    Image im;
-    im.height = 480;
-    im.width = 640;
-    im.data.resize(480 * 640 * 3);
-    for (auto& b : im.data) b = static_cast<uint8_t>(px(rng));
-    o.images[cam] = std::move(im);
-  }
-  std::normal_distribution<float> nd(0.f, 1.f);
-  o.state.resize(static_cast<size_t>(p.state_dim()));
-  for (float& v : o.state) v = nd(rng);
-  o.task = "pick up the red cube and place it in the box";
-  return o;
-}
+using bench::policy_dir;
+using bench::synthetic_obs;
 
 Policy* shared_policy(std::string* error) {
   static std::unique_ptr<Policy> p;
@@ -63,7 +43,7 @@ Policy* shared_policy(std::string* error) {
     const char* t = std::getenv("VLART_BENCH_THREADS");
     opt.threads = t ? std::atoi(t) : 0;
     try {
-      p = Policy::load(model_dir(), opt);
+      p = Policy::load(policy_dir(), opt);
     } catch (const std::exception& e) {
       err = e.what();
     }

@@ -14,35 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "bench_policy_inputs.h"
 #include "vlart/policy.h"
 
 using namespace vlart;
 
 namespace {
 
-std::string model_dir() {
-  const char* d = std::getenv("VLART_SMOLVLA_DIR");
-  return d && *d ? d : std::string(VLART_SOURCE_DIR) + "/assets/default_policy";
-}
-
-Observation synthetic_obs(const Policy& p) {
-  std::mt19937 rng(7);
-  std::uniform_int_distribution<int> px(0, 255);
-  Observation o;
-  for (const std::string& cam : p.camera_names()) {
-    Image im;
-    im.height = 480;
-    im.width = 640;
-    im.data.resize(480 * 640 * 3);
-    for (auto& b : im.data) b = static_cast<uint8_t>(px(rng));
-    o.images[cam] = std::move(im);
-  }
-  std::normal_distribution<float> nd(0.f, 1.f);
-  o.state.resize(static_cast<size_t>(p.state_dim()));
-  for (float& v : o.state) v = nd(rng);
-  o.task = "pick up the red cube and place it in the box";
-  return o;
-}
+using bench::policy_dir;
+using bench::synthetic_obs;
 
 void BM_SmolVLAInfer(benchmark::State& st) {
   PolicyOptions opt;
@@ -50,12 +30,12 @@ void BM_SmolVLAInfer(benchmark::State& st) {
   opt.threads = static_cast<int>(st.range(1));
   std::unique_ptr<Policy> p;
   try {
-    p = Policy::load(model_dir(), opt);
+    p = Policy::load(policy_dir(), opt);
   } catch (const std::exception& e) {
     st.SkipWithError(e.what());
     return;
   }
-  const Observation o = synthetic_obs(*p);
+  const Observation o = synthetic_obs(*p, 7);
   std::vector<float> noise(static_cast<size_t>(p->horizon() * p->max_action_dim()));
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.f, 1.f);

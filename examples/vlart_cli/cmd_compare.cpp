@@ -139,12 +139,6 @@ std::vector<float> obs_noise(const ObsSpec& o, size_t index, uint64_t seed, int6
   return v;
 }
 
-double rss_now_mib() {
-  std::ifstream f("/proc/self/statm");
-  long long pages = 0, resident = 0;
-  if (!(f >> pages >> resident)) return -1;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
 
 // Body of the child process: load, run every observation once (recorded actions), then --iters
 // timed calls cycling over the observations.

@@ -225,19 +225,6 @@ Observation make_observation(const RunArgs& a, const Policy& p) {
   return obs;
 }
 
-// Resident set size now (from /proc/self/statm) and at peak (getrusage), in MiB.
-double rss_now_mib() {
-  std::ifstream f("/proc/self/statm");
-  long long pages = 0, resident = 0;
-  if (!(f >> pages >> resident)) return -1;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
-double rss_peak_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
-
 // Nearest-rank percentile of `v` (copied, sorted).
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
