@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,7 @@
 #include "io/npy.h"
 #include "vlart/error.h"
 #include "vlart/policy.h"
+#include "vlart/scheduler.h"
 
 namespace vlart::cli {
 namespace {
@@ -44,6 +47,8 @@ struct RunArgs {
   int iters = 10;               // bench only
   bool profile = false;         // bench only
   int64_t vision_cache_mib = 0;
+  int clients = 0;              // bench only: > 0 serves that many client threads through a Scheduler
+  int max_batch = 8;            // bench --clients: Scheduler max_batch
   DType dtype = DType::kF32;
 };
 
@@ -125,6 +130,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
     } else if (o == "--vision-cache") {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
+    } else if (bench && o == "--clients") {
+      a.clients = static_cast<int>(parse_int(o, next(), 1, 1024));
+    } else if (bench && o == "--max-batch") {
+      a.max_batch = static_cast<int>(parse_int(o, next(), 1, 1024));
     } else if (bench && o == "--profile") {
       a.profile = true;
     } else if (bench && o == "--iters") {
@@ -290,6 +299,82 @@ int cmd_run(int argc, char** argv) {
 
 namespace vlart::cli {
 
+namespace {
+
+void print_latency(const char* name, const LatencySummary& l) {
+  std::printf("%-11s %10.2f %10.2f %10.2f\n", name, l.p50_ms, l.p99_ms, l.max_ms);
+}
+
+// `vlart bench --clients N`: N client threads, each sending --iters requests one after the other
+// through one Scheduler; prints throughput, client-seen latency and the scheduler's telemetry.
+int bench_clients(const RunArgs& a, Policy& policy, const Observation& obs, const std::vector<float>& noise) {
+  SchedulerOptions so;
+  so.max_batch = a.max_batch;
+  so.noise_seed = a.seed;
+  Scheduler sched(policy, so);
+  std::vector<std::vector<double>> lat(static_cast<size_t>(a.clients));
+  std::vector<int> failures(static_cast<size_t>(a.clients), 0);
+  for (int i = 0; i < a.warmup; ++i) sched.submit(obs).get();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < a.clients; ++c)
+    threads.emplace_back([&, c] {
+      for (int i = 0; i < a.iters; ++i) {
+        const auto s = std::chrono::steady_clock::now();
+        std::optional<std::vector<float>> nz;
+        if (!noise.empty()) nz = noise;
+        const Scheduler::Result r = sched.submit(obs, std::nullopt, std::move(nz)).get();
+        if (r.status != Scheduler::Status::kOk) ++failures[static_cast<size_t>(c)];
+        lat[static_cast<size_t>(c)].push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+      }
+    });
+  for (auto& t : threads) t.join();
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<double> all;
+  int failed = 0;
+  for (size_t c = 0; c < lat.size(); ++c) {
+    all.insert(all.end(), lat[c].begin(), lat[c].end());
+    failed += failures[c];
+  }
+  const SchedulerStats st = sched.stats();
+  const double thr = static_cast<double>(all.size()) / wall_s;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model_dir"] = a.model_dir;
+    j["clients"] = a.clients;
+    j["requests"] = all.size();
+    j["failed"] = failed;
+    j["throughput_per_s"] = thr;
+    j["client_latency_ms"] = {{"p50", percentile(all, 0.5)}, {"p99", percentile(all, 0.99)},
+                              {"max", percentile(all, 1.0)}};
+    j["batches"] = st.batches;
+    j["batch_size_histogram"] = st.batch_size_histogram;
+    j["max_queue_depth"] = st.max_queue_depth;
+    j["rss_peak_mib"] = rss_peak_mib();
+    std::printf("%s\n", j.dump().c_str());
+    return failed == 0 ? 0 : 1;
+  }
+  std::printf("bench %s: %d client(s) x %d requests through a Scheduler (max_batch %d), %s compute, threads %d\n",
+              a.model_dir.c_str(), a.clients, a.iters, a.max_batch,
+              a.dtype == DType::kBF16 ? "bf16" : "f32", a.threads);
+  std::printf("throughput %.2f inferences/s over %.2f s; %d failed\n", thr, wall_s, failed);
+  std::printf("%-11s %10s %10s %10s\n", "latency ms", "p50", "p99", "max");
+  print_latency("client", {percentile(all, 0.5), percentile(all, 0.99), percentile(all, 1.0), all.size()});
+  print_latency("queue", st.queue_wait);
+  print_latency("vision", st.vision);
+  print_latency("prefix", st.prefix);
+  print_latency("denoise", st.denoise);
+  print_latency("total", st.total);
+  std::printf("batches %llu, sizes:", static_cast<unsigned long long>(st.batches));
+  for (size_t b = 1; b < st.batch_size_histogram.size(); ++b)
+    if (st.batch_size_histogram[b]) std::printf(" %zux%llu", b, static_cast<unsigned long long>(st.batch_size_histogram[b]));
+  std::printf("; max queue depth %zu; RSS peak %.0f MiB\n", st.max_queue_depth, rss_peak_mib());
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
 int cmd_bench(int argc, char** argv) {
   const RunArgs a = parse_args("bench", argc, argv);
   const auto t0 = std::chrono::steady_clock::now();
@@ -299,6 +384,7 @@ int cmd_bench(int argc, char** argv) {
   const Observation obs = make_observation(a, *policy);
   std::vector<float> noise;
   if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
+  if (a.clients > 0) return bench_clients(a, *policy, obs, noise);
   const float* nz = noise.empty() ? nullptr : noise.data();
   double first_ms = 0;
   for (int i = 0; i < a.warmup; ++i) {

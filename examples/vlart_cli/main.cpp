@@ -30,6 +30,7 @@ void usage() {
                "      [--backend cpu|cuda|auto] [--vision-cache MiB]\n"
                "                                one inference; prints the action chunk and stage timings\n"
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
+               "      [--clients N [--max-batch B]]  N client threads through a Scheduler\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
                "                                short op benchmark through the graph executor\n"
