@@ -30,8 +30,13 @@ struct PolicyOptions {
   DType compute_dtype = DType::kF32;
   int flow_steps = 0;                 // 0 = num_steps from the checkpoint config
   // Largest number of observations whose camera frames infer_batch() runs through the vision
-  // tower in one pass (larger batches are split into groups of this size).
-  int max_batch = 8;
+  // tower in one pass (larger batches are split into groups of this size). Default 1: on the CPU
+  // the vision tower is compute-bound at one observation already (>= 1024 patch rows per camera),
+  // so a joint pass gains nothing, while every new group size builds and packs another vision
+  // graph (measured on the smolvla_base-shaped checkpoint, 8 clients through a Scheduler: 0.71x
+  // the sequential throughput with groups, 1.0x without). Larger values suit backends whose
+  // throughput grows with batch size.
+  int max_batch = 1;
   // Time every graph step and sum by stage and op kind (see Policy::profile_report()).
   bool profile = false;
   // Exact vision-feature cache (0 = off): a camera frame identical to one seen before (same robot_id,
@@ -96,8 +101,9 @@ class Policy {
   ActionChunk infer(const Observation& obs, const float* noise = nullptr);
 
   // Several observations in one call: every observation is validated before anything runs (one
-  // bad observation throws, naming its index); the frames of up to max_batch observations go
-  // through the vision tower as one batch, then each observation's prefix and denoising run.
+  // bad observation throws, naming its index); the frames of up to PolicyOptions::max_batch
+  // observations go through the vision tower as one batch (default 1: each on its own), then each
+  // observation's prefix and denoising run.
   // `noise`: optional [obs.size(), horizon, max_action_dim]. Each chunk's vision_ms is the time
   // of the vision pass its frames were part of. Results equal infer() on each observation with
   // the same noise.

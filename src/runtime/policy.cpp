@@ -16,6 +16,7 @@
 #include "models/smolvla/model.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/weights.h"
+#include "runtime/compute_thread.h"
 #include "vlart/error.h"
 #include "vlart/tokenizer.h"
 
@@ -117,13 +118,14 @@ static uint64_t frame_hash(const Image& im) {
 }
 
 struct Policy::Impl {
+  std::unique_ptr<ComputeThread> compute;  // every graph run happens on this one thread
   SmolVLAConfig cfg;
   smolvla::NormStats stats;
   std::unique_ptr<smolvla::SmolVLAModel> model;
   std::unique_ptr<Tokenizer> tok;
   int32_t pad_id = -1;
   int64_t steps = 0;
-  int max_batch = 8;
+  int max_batch = 1;
   std::mt19937_64 rng;
   VisionCache vcache;
 };
@@ -155,8 +157,11 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   VLART_CHECK(impl->cfg.resize_h == impl->cfg.vision.image_size && impl->cfg.resize_w == impl->cfg.vision.image_size,
               UnsupportedError, "Policy::load: resize_imgs_with_padding ", impl->cfg.resize_h, "x",
               impl->cfg.resize_w, " differs from the vision image_size ", impl->cfg.vision.image_size);
-  impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir), opts.threads,
-                                                       opts.compute_dtype, opts.backend);
+  impl->compute = std::make_unique<ComputeThread>();
+  impl->compute->run([&] {
+    impl->model = std::make_unique<smolvla::SmolVLAModel>(impl->cfg, smolvla::SmolVLAWeights::open(dir),
+                                                         opts.threads, opts.compute_dtype, opts.backend);
+  });
   impl->max_batch = opts.max_batch;
   impl->vcache.budget = opts.vision_cache_bytes;
   if (opts.profile) impl->model->set_profiling(true);
@@ -334,8 +339,7 @@ static Tensor cached_vision(Policy::Impl& m, const Prepared& p) {
 
 void Policy::validate(const Observation& obs) const { check(*impl_, obs, "Policy::validate"); }
 
-ActionChunk Policy::infer(const Observation& obs, const float* noise) {
-  Impl& m = *impl_;
+static ActionChunk infer_one(Policy::Impl& m, const Observation& obs, const float* noise) {
   const auto t0 = std::chrono::steady_clock::now();
   Prepared p = prepare(m, obs, noise, "Policy::infer");
   const auto t1 = std::chrono::steady_clock::now();
@@ -345,8 +349,8 @@ ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   return out;
 }
 
-std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs, const float* noise) {
-  Impl& m = *impl_;
+static std::vector<ActionChunk> infer_many(Policy::Impl& m, const std::vector<Observation>& obs,
+                                           const float* noise) {
   const SmolVLAConfig& c = m.cfg;
   const int64_t n_noise = c.chunk_size * c.max_action_dim;
   std::vector<Prepared> prep;
@@ -388,6 +392,18 @@ int64_t Policy::action_dim() const { return impl_->cfg.action_dim; }
 int64_t Policy::horizon() const { return impl_->cfg.chunk_size; }
 int64_t Policy::max_action_dim() const { return impl_->cfg.max_action_dim; }
 DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
+ActionChunk Policy::infer(const Observation& obs, const float* noise) {
+  ActionChunk out;
+  impl_->compute->run([&] { out = infer_one(*impl_, obs, noise); });
+  return out;
+}
+
+std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs, const float* noise) {
+  std::vector<ActionChunk> out;
+  impl_->compute->run([&] { out = infer_many(*impl_, obs, noise); });
+  return out;
+}
+
 VisionCacheStats Policy::vision_cache_stats() const {
   const VisionCache& c = impl_->vcache;
   return {c.hits, c.misses, c.evictions, c.lru.size(), c.bytes, c.budget};
