@@ -38,7 +38,11 @@ namespace vlart {
 
 struct SchedulerOptions {
   int max_batch = 8;                // most requests per Policy::infer_batch call (>= 1)
-  int64_t max_wait_us = 2000;       // flush a partial batch this long after its oldest request arrived
+  // Flush a partial batch this long after its oldest request arrived. Default 0: the worker starts
+  // as soon as it is free, so a lone client pays no waiting, and requests that arrive while a
+  // batch runs form the next batch. A wait only pays off when a larger batch is cheaper per
+  // request (on the CPU today it is not: Policy::infer_batch runs observations one by one).
+  int64_t max_wait_us = 0;
   size_t max_queue = 1024;          // queued (not yet running) requests; more are rejected (>= 1)
   // Deadline given to requests submitted without one, relative to submit time (nullopt: none).
   std::optional<std::chrono::microseconds> default_deadline;
