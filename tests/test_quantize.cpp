@@ -445,9 +445,8 @@ TEST(QuantizeCheckpoint, MalformedFilesNameTheTensor) {
 // Gates. The issue asks for int8 cos >= 0.999, w8a8 >= 0.995, int4-g64 >= 0.99.
 //  * bf16 and int8 are raised to what was measured (worst min-cosine over all cases and samples:
 //    bf16 0.999991, int8 0.999874).
-//  * w8a8 keeps the issue's 0.995, and in phase 1 its actions must equal int8's exactly: activations
-//    are not quantized at run time yet (docs/quantization.md). When they are, that check fails on
-//    purpose and the gate gets re-measured.
+//  * w8a8 (activations quantized per token at run time, so its actions differ from int8's) is raised
+//    from the issue's 0.995 to 0.999: measured worst min-cosine 0.99977.
 //  * int4 does NOT reach 0.99 on these fixtures: measured int4-g64 min-cosine 0.978 .. 0.993
 //    (rel L2 0.12 .. 0.17). The quantizer meets its per-element bound (QuantMath tests), and
 //    int4/int8 action errors scale with the weight step (0.163 / 0.0109 ~ 15 for step ratio
@@ -462,7 +461,7 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
     double max_rel_l2;  // action-space relative L2 over all observations
   };
   const std::vector<Gate> gates = {{"bf16", 0.99995, 0.01},    {"int8", 0.9995, 0.03},
-                                   {"w8a8", 0.995, 0.03},      {"int4-g64", 0.95, 0.3},
+                                   {"w8a8", 0.999, 0.03},      {"int4-g64", 0.95, 0.3},
                                    {"int4-g32", 0.95, 0.3},    {"int4-g128", 0.95, 0.3},
                                    {"int4-g64-asym", 0.95, 0.3}};
   int int4_issue_gate_pass = 0;
@@ -515,8 +514,8 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
       errs[g.scheme] = e;
       fs::remove_all(out);
     }
-    // Phase 1: w8a8 = int8 weight-only, bit for bit.
-    EXPECT_EQ(actions["w8a8"], actions["int8"]) << c;
+    // w8a8 quantizes activations per token at run time (M > 16 rows), so it is not int8 weight-only.
+    EXPECT_NE(actions["w8a8"], actions["int8"]) << c << ": w8a8 gave int8's actions: activations not quantized?";
     // Coarser formats cost more: bf16 < int8 < int4.
     EXPECT_LT(errs["bf16"].rel_l2, errs["int8"].rel_l2) << c;
     EXPECT_LT(3 * errs["int8"].rel_l2, errs["int4-g64"].rel_l2) << c;
@@ -527,4 +526,51 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
   }
   std::printf("issue gate int4-g64 cos >= 0.99 met on %d of %zu fixture cases (random weights; see comment)\n",
               int4_issue_gate_pass, kCases.size());
+}
+
+// The quantized kernels compute with exactly the dequantized weights (f32 accumulation), so a
+// quantized checkpoint run on them matches the same checkpoint dequantized to f32 at load
+// (PolicyOptions::dequantize_weights) up to f32 rounding, on every fixture case and scheme.
+TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
+  for (const std::string& c : kCases) {
+    const std::string ck = kRoot + c + "/checkpoint";
+    const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
+    SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
+    PolicyOptions po;
+    po.threads = 1;
+    po.vlm_config_dir = kRoot + c + "/vlm";
+    po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
+    for (const char* scheme : {"int8", "int4-g64", "int4-g32-asym"}) {
+      SCOPED_TRACE(c + " " + scheme);
+      const fs::path out = temp_dir(std::string("kern_") + scheme);
+      QuantizeOptions qo;
+      qo.scheme = parse_scheme(scheme);
+      quantize_checkpoint(ck, out.string(), qo);
+      PolicyOptions pd = po;
+      pd.dequantize_weights = true;
+      auto pk = Policy::load(out.string(), po);
+      auto pr = Policy::load(out.string(), pd);
+      std::vector<std::vector<float>> a, b;
+      for (const auto& smp : cj["samples"]) {
+        const std::string s = smp["name"];
+        Observation o;
+        for (const std::string& cam : pk->camera_names()) {
+          const std::string sn = cam.substr(cam.rfind('.') + 1);
+          Tensor img = ref.get(s + ".input.image." + sn);
+          o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()),
+                               img.dim(0), img.dim(1)};
+        }
+        o.state = ref.get(s + ".input.state").to_float_vector();
+        o.task = smp["task"];
+        const std::vector<float> noise = ref.get(s + ".noise").to_float_vector();
+        a.push_back(pk->infer(o, noise.data()).data);
+        b.push_back(pr->infer(o, noise.data()).data);
+      }
+      const ActionError e = action_error(b, a, pk->action_dim());
+      std::printf("[%s] %-14s kernels vs dequantized: rel L2 %.3g max abs %.3g\n", c.c_str(), scheme, e.rel_l2,
+                  e.max_abs);
+      EXPECT_LE(e.rel_l2, 1e-4);
+      fs::remove_all(out);
+    }
+  }
 }

@@ -29,6 +29,11 @@ struct PolicyOptions {
   // norm and action_out_proj stay f32. Its action error against f32 is bounded in test_smolvla.
   DType compute_dtype = DType::kF32;
   int flow_steps = 0;                 // 0 = num_steps from the checkpoint config
+  // Quantized checkpoints (vlart quantize) keep their int8/int4 weights packed and run on the
+  // quantized kernels (weight-only int8/int4 dequantize in registers; w8a8 quantizes activations
+  // per token for its int8 matmuls). true = dequantize every weight to f32 at load instead (the
+  // reference for comparisons; no memory or speed gain).
+  bool dequantize_weights = false;
   // Largest number of observations whose camera frames infer_batch() runs through the vision
   // tower in one pass (larger batches are split into groups of this size). Default 1: on the CPU
   // the vision tower is compute-bound at one observation already (>= 1024 patch rows per camera),

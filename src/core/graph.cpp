@@ -54,6 +54,18 @@ ValueId Graph::weight(const std::string& name, const Tensor& t) {
   return add_value(std::move(v));
 }
 
+ValueId Graph::quant_weight(const std::string& name, std::shared_ptr<const QuantWeight> q) {
+  VLART_CHECK(q != nullptr && q->qweight.defined() && q->scales.defined(), InvalidArgument, "quantized weight '", name,
+              "' has no stored tensors");
+  Value v;
+  v.name = name;
+  v.kind = ValueKind::kWeight;
+  v.shape = Shape{q->n, q->k};
+  v.dtype = DType::kF32;
+  v.quant = std::move(q);
+  return add_value(std::move(v));
+}
+
 void Graph::mark_output(ValueId v) {
   Value& val = value(v);
   VLART_CHECK(val.kind != ValueKind::kWeight, InvalidArgument, "weight '", val.name,

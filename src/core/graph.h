@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/op.h"
+#include "core/quant_weight.h"
 #include "vlart/tensor.h"
 
 namespace vlart {
@@ -22,6 +24,9 @@ struct Value {
   Shape shape;
   DType dtype = DType::kF32;
   Tensor constant;        // kWeight only (usually a view into an mmapped checkpoint)
+  // kWeight only, instead of `constant`: a quantized weight (shape [n, k], dtype f32 as logical
+  // type). Only a CPU Linear consumes it (as its W input); it repacks it at prepare time.
+  std::shared_ptr<const QuantWeight> quant;
   bool is_output = false;
   ValueId producer = -1;  // node index, -1 for inputs and weights
 };
@@ -38,6 +43,7 @@ class Graph {
  public:
   ValueId input(const std::string& name, const Shape& shape, DType dtype);
   ValueId weight(const std::string& name, const Tensor& t);
+  ValueId quant_weight(const std::string& name, std::shared_ptr<const QuantWeight> q);
   void mark_output(ValueId v);
 
   // Adds a node after validating it and inferring its output. Throws InvalidArgument with the node

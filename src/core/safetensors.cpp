@@ -26,6 +26,7 @@ struct SafetensorsFile::Impl {
   uint64_t file_size = 0;
   uint64_t header_len = 0;
   uint64_t data_size = 0;
+  bool mapped = false;              // base .. base + file_size is an mmap of the file
   std::map<std::string, SafetensorsTensorInfo> tensors;
   std::map<std::string, std::string> metadata;
 };
@@ -275,7 +276,15 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   auto map = std::make_shared<Mapping>();
   map->addr = addr;
   map->len = static_cast<size_t>(size);
-  return SafetensorsFile(parse(static_cast<const uint8_t*>(addr), size, map, path));
+  auto impl = parse(static_cast<const uint8_t*>(addr), size, map, path);
+  const_cast<Impl&>(*impl).mapped = true;
+  return SafetensorsFile(impl);
+}
+
+void SafetensorsFile::release_resident_pages() const {
+  if (!impl_ || !impl_->mapped) return;
+  // Advice only: a failure leaves the pages resident, which is harmless.
+  (void)::madvise(const_cast<uint8_t*>(impl_->base), static_cast<size_t>(impl_->file_size), MADV_DONTNEED);
 }
 
 SafetensorsFile SafetensorsFile::from_memory(const void* data, size_t size, const std::string& label) {

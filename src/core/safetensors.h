@@ -71,6 +71,11 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const;
   uint64_t header_bytes() const;  // N
   uint64_t data_bytes() const;    // size of the data section
+  // For a mapped file: tells the kernel this process does not need the mapping's pages resident
+  // now (madvise MADV_DONTNEED). Views stay valid: a later read faults the page back in from the
+  // page cache. Called once kernels have repacked the weights they use, so the mapped copy stops
+  // counting in the resident set. No effect on from_memory() files.
+  void release_resident_pages() const;
 
   struct Impl;
 
@@ -96,6 +101,8 @@ class SafetensorsCheckpoint {
   // Shard holding `name` (NotFoundError if absent).
   const SafetensorsFile& file_of(const std::string& name) const;
   const std::vector<SafetensorsFile>& shards() const { return shards_; }
+  // SafetensorsFile::release_resident_pages() on every shard.
+  void release_resident_pages() const;
   // The index file, or empty for a single-file checkpoint.
   const std::string& index_path() const { return index_path_; }
 

@@ -122,6 +122,10 @@ std::vector<std::string> SafetensorsCheckpoint::names() const {
 
 bool SafetensorsCheckpoint::has(const std::string& name) const { return shard_of_.count(name) != 0; }
 
+void SafetensorsCheckpoint::release_resident_pages() const {
+  for (const SafetensorsFile& f : shards_) f.release_resident_pages();
+}
+
 const SafetensorsFile& SafetensorsCheckpoint::file_of(const std::string& name) const {
   auto it = shard_of_.find(name);
   if (it == shard_of_.end())

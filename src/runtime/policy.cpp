@@ -165,6 +165,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->max_batch = opts.max_batch;
   impl->vcache.budget = opts.vision_cache_bytes;
   if (opts.profile) impl->model->set_profiling(true);
+  if (opts.dequantize_weights) impl->model->set_dequantize_weights(true);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
 

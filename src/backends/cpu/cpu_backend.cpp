@@ -40,6 +40,9 @@ class CpuBackend final : public Backend {
 
   bool supports(const Graph& g, const Node& n) const override {
     if (n.op == OpKind::kReshape) return true;  // alias, executed by nobody
+    // A quantized weight is only readable as the W input of a Linear (kernels repack it).
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (n.inputs[i] != kNoValue && g.value(n.inputs[i]).quant && !(n.op == OpKind::kLinear && i == 1)) return false;
     const auto& e = table_[static_cast<size_t>(n.op)];
     return e.supports && e.create && e.supports(g, n);
   }

@@ -21,6 +21,7 @@ bool supports_linear(const Graph& g, const Node& n) {
   const Value& w = g.value(n.inputs[1]);
   if (!is_f32_or_bf16(x.dtype) || !is_f32_or_bf16(w.dtype) || w.shape[1] == 0) return false;
   if (has_input(n, 2) && !is_f32_or_bf16(g.value(n.inputs[2]).dtype)) return false;
+  if (w.quant) return quantized_linear_supported(*w.quant);
   const int64_t m = x.shape.numel() / w.shape[1];
   // The GEMV reads any f32/bf16 weight in place; oneDNN needs a constant or matching dtype.
   return m <= kLinearGemvMaxRows || weight_ok(x, w);

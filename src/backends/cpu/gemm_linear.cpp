@@ -11,6 +11,7 @@
 
 #include "backends/cpu/gemm_onednn.h"
 #include "cpu/gemv.h"
+#include "cpu/qgemm.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -148,12 +149,128 @@ class LinearOneDnnKernel final : public OpKernel {
   size_t bias_scratch_offset_ = 0;
 };
 
+// Linear with a quantized weight (int8 or int4, weight-only): qgemm dequantizes in registers for
+// every M (kernels/cpu/qgemm.h). Also W8A8 weights at M <= 16, where the product is memory-bound
+// and reading int8 weights with float activations is both faster and more accurate.
+class QuantLinearKernel final : public OpKernel {
+ public:
+  QuantLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act, int threads)
+      : has_bias_(has_bias) {
+    const bool int4 = q.kind == QuantWeight::Kind::kInt4;
+    L_ = qgemm_layout(int4 ? QWeightKind::kInt4 : QWeightKind::kInt8, q.n, q.k, q.group);
+    packed_ = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
+    const std::vector<float> s = q.scales_f32();
+    if (int4)
+      qgemm_pack_int4(L_, q.qweight.data<uint8_t>(), s.data(), q.offsets_f32().data(), packed_.raw());
+    else
+      qgemm_pack_int8(L_, q.qweight.data<int8_t>(), s.data(), packed_.raw());
+    p_.m = m;
+    p_.ldx = q.k;
+    p_.ldy = q.n;
+    p_.x_bf16 = p_.y_bf16 = x_dt == DType::kBF16;
+    p_.act = to_gemv_act(act);
+    p_.threads = threads;
+  }
+
+  size_t scratch_bytes() const override { return static_cast<size_t>(qgemm_work_floats(L_, p_.m)) * sizeof(float); }
+  bool owns_input(int i) const override { return i == 1; }
+
+  void run(const KernelArgs& a) override {
+    QGemmProblem p = p_;
+    p.x = a.inputs[0]->raw();
+    if (has_bias_ && a.num_inputs > 2 && a.inputs[2]) {
+      p.bias = a.inputs[2]->raw();
+      p.bias_bf16 = a.inputs[2]->dtype() == DType::kBF16;
+    }
+    p.y = a.output->raw();
+    p.work = static_cast<float*>(a.scratch);
+    qgemm(L_, packed_.raw(), p);
+  }
+
+ private:
+  QPackedLayout L_;
+  Tensor packed_;
+  QGemmProblem p_;
+  bool has_bias_;
+};
+
+// W8A8 Linear for M > 16: activations quantized to int8 per row at run time (symmetric,
+// scale = max|x_row| / 127), an s8 x s8 oneDNN matmul (VNNI / AMX where the CPU has them) with the
+// per-output-channel weight scales as output scales, then y = act(acc * row_scale + bias).
+class W8A8LinearKernel final : public OpKernel {
+ public:
+  W8A8LinearKernel(const Node& nd, int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act,
+                   CpuContext& ctx)
+      : m_(m), k_(q.k), n_(q.n), x_bf16_(x_dt == DType::kBF16), has_bias_(has_bias), act_(to_gemv_act(act)),
+        threads_(ctx.threads) {
+    using dt = dnnl::memory::data_type;
+    const dnnl::memory::desc src_md({m, k_}, dt::s8, tag::ab);
+    const dnnl::memory::desc dst_md({m, n_}, dt::f32, tag::ab);
+    const dnnl::memory::desc w_user_md({k_, n_}, dt::s8, tag::ba);
+    const dnnl::memory::desc w_md({k_, n_}, dt::s8, tag::any);
+    dnnl::primitive_attr attr = make_dnnl_attr(Activation::kNone);
+    attr.set_output_scales(1 << 1, q.scales_f32());
+    dnnl::matmul::primitive_desc pd;
+    try {
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, ctx.engine);
+    } catch (const dnnl::error& e) {
+      throw BackendError(detail::concat(node_label(nd), ": oneDNN int8 matmul ", m, "x", k_, "x", n_, ": ", e.what()));
+    }
+    call_.stream = ctx.stream;
+    call_.prim = dnnl::matmul(pd);
+    src_ = dnnl::memory(src_md, ctx.engine, nullptr);
+    dst_ = dnnl::memory(dst_md, ctx.engine, nullptr);
+    weights_ = reorder_weights(q.qweight, w_user_md, pd.weights_desc(), ctx);
+    call_.args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
+    call_.init_scratchpad(pd, ctx.engine);
+    q_off_ = align_up(call_.scratchpad_bytes, 64);
+    rs_off_ = align_up(q_off_ + static_cast<size_t>(m * k_), 64);
+    acc_off_ = align_up(rs_off_ + static_cast<size_t>(m) * sizeof(float), 64);
+    total_ = acc_off_ + (x_bf16_ ? static_cast<size_t>(m * n_) * sizeof(float) : 0);
+  }
+
+  size_t scratch_bytes() const override { return total_; }
+  bool owns_input(int i) const override { return i == 1; }
+
+  void run(const KernelArgs& a) override {
+    char* scratch = static_cast<char*>(a.scratch);
+    auto* qx = reinterpret_cast<int8_t*>(scratch + q_off_);
+    auto* rs = reinterpret_cast<float*>(scratch + rs_off_);
+    // f32 output: the matmul writes into y and the epilogue rescales in place.
+    float* acc = x_bf16_ ? reinterpret_cast<float*>(scratch + acc_off_) : static_cast<float*>(a.output->raw());
+    quantize_rows_s8(a.inputs[0]->raw(), x_bf16_, m_, k_, k_, qx, rs, threads_);
+    src_.set_data_handle(qx);
+    dst_.set_data_handle(acc);
+    call_.execute(scratch);
+    const Tensor* b = has_bias_ && a.num_inputs > 2 ? a.inputs[2] : nullptr;
+    qgemm_row_scale_epilogue(acc, n_, rs, m_, n_, b ? b->raw() : nullptr, b && b->dtype() == DType::kBF16, act_,
+                             a.output->raw(), n_, x_bf16_, threads_);
+  }
+
+ private:
+  DnnlCall call_;
+  dnnl::memory src_, weights_, dst_;
+  int64_t m_, k_, n_;
+  bool x_bf16_, has_bias_;
+  GemvAct act_;
+  int threads_;
+  size_t q_off_ = 0, rs_off_ = 0, acc_off_ = 0, total_ = 0;
+};
+
 class NoopKernel final : public OpKernel {
  public:
   void run(const KernelArgs&) override {}
 };
 
 }  // namespace
+
+bool quantized_linear_supported(const QuantWeight& q) {
+  if (q.kind == QuantWeight::Kind::kInt8)
+    return q.qweight.dtype() == DType::kI8 && q.qweight.numel() == q.n * q.k && q.scales.numel() == q.n;
+  return q.k % 2 == 0 && q.group > 0 && q.group % 2 == 0 && q.qweight.dtype() == DType::kU8 &&
+         q.qweight.numel() == q.n * (q.k / 2) && q.scales.numel() == q.n * q.groups() &&
+         (q.symmetric || (q.zeros.defined() && q.zeros.numel() == q.n * q.groups()));
+}
 
 std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuContext& ctx) {
   const Value& xv = g.value(n.inputs[0]);
@@ -166,6 +283,13 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
   const int64_t m = k > 0 ? xv.shape.numel() / k : 0;
   if (m == 0 || nout == 0) return std::make_unique<NoopKernel>();
   const bool has_bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
+  if (wv.quant) {
+    VLART_CHECK(quantized_linear_supported(*wv.quant), UnsupportedError, node_label(n),
+                ": quantized weight layout not supported (int4 needs even k and group)");
+    if (wv.quant->act_int8 && wv.quant->kind == QuantWeight::Kind::kInt8 && m > kLinearGemvMaxRows)
+      return std::make_unique<W8A8LinearKernel>(n, m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
+    return std::make_unique<QuantLinearKernel>(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads);
+  }
   if (m <= kLinearGemvMaxRows)
     return std::make_unique<LinearGemvKernel>(m, k, nout, xv.dtype, wv, has_bias, n.attrs.act, ctx.threads);
   return std::make_unique<LinearOneDnnKernel>(g, n, m, k, nout, ctx);

@@ -18,6 +18,9 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
 std::unique_ptr<OpKernel> create_cpu_matmul(const Graph& g, const Node& n, CpuContext& ctx);
 std::unique_ptr<OpKernel> create_cpu_conv2d(const Graph& g, const Node& n, CpuContext& ctx);
 
+// Whether the CPU Linear kernels can run this quantized weight (int8 any k; int4 even k and group).
+bool quantized_linear_supported(const QuantWeight& q);
+
 // Linear rows up to this count run on the hand-written GEMV (kernels/cpu/gemv.h); more go to oneDNN.
 constexpr int64_t kLinearGemvMaxRows = 16;
 

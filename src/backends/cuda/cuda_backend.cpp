@@ -89,6 +89,9 @@ CudaBackend::~CudaBackend() {
 
 bool CudaBackend::supports(const Graph& g, const Node& n) const {
   if (n.op == OpKind::kReshape) return true;  // alias, executed by nobody
+  // No quantized-weight kernels on the GPU yet: such Linear nodes stay on the CPU.
+  for (ValueId v : n.inputs)
+    if (v != kNoValue && g.value(v).quant) return false;
   const auto& e = table_[static_cast<size_t>(n.op)];
   return e.supports && e.create && e.supports(g, n);
 }

@@ -90,6 +90,12 @@ ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, s
     t = t.to(want);
   return g.weight(name, t);
 }
+ValueId SmolVLAModel::wq(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
+  if (!weights_.is_quantized(name) || dequantize_) return w(g, name, shape, dt);
+  ValueId id = g.find(name);
+  if (id != kNoValue) return id;
+  return g.quant_weight(name, weights_.get_quant(name, shape));
+}
 ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
   return weights_.has(name) ? w(g, name) : kNoValue;
 }
@@ -108,24 +114,24 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
     const std::string p = kVis + "encoder.layers." + std::to_string(i) + ".";
     ValueId h = g.layer_norm(x, w(g, p + "layer_norm1.weight", {C}), w(g, p + "layer_norm1.bias", {C}), v.ln_eps);
     auto proj = [&](const char* nm) {
-      return g.reshape(g.linear(h, w(g, p + "self_attn." + nm + ".weight", {C, C}),
+      return g.reshape(g.linear(h, wq(g, p + "self_attn." + nm + ".weight", {C, C}),
                                 w(g, p + "self_attn." + nm + ".bias", {C})),
                        {n, L, v.heads, hd});
     };
     ValueId a = g.attention(proj("q_proj"), proj("k_proj"), proj("v_proj"));
-    a = g.linear(g.reshape(a, {n, L, C}), w(g, p + "self_attn.out_proj.weight", {C, C}),
+    a = g.linear(g.reshape(a, {n, L, C}), wq(g, p + "self_attn.out_proj.weight", {C, C}),
                  w(g, p + "self_attn.out_proj.bias", {C}));
     x = g.add(x, a);
     h = g.layer_norm(x, w(g, p + "layer_norm2.weight", {C}), w(g, p + "layer_norm2.bias", {C}), v.ln_eps);
-    h = g.linear(h, w(g, p + "mlp.fc1.weight", {v.mlp, C}), w(g, p + "mlp.fc1.bias", {v.mlp}),
+    h = g.linear(h, wq(g, p + "mlp.fc1.weight", {v.mlp, C}), w(g, p + "mlp.fc1.bias", {v.mlp}),
                  v.gelu_tanh ? Activation::kGeluTanh : Activation::kGeluErf);
-    h = g.linear(h, w(g, p + "mlp.fc2.weight", {C, v.mlp}), w(g, p + "mlp.fc2.bias", {C}));
+    h = g.linear(h, wq(g, p + "mlp.fc2.weight", {C, v.mlp}), w(g, p + "mlp.fc2.bias", {C}));
     x = g.add(x, h);
   }
   x = g.layer_norm(x, w(g, kVis + "post_layernorm.weight", {C}), w(g, kVis + "post_layernorm.bias", {C}), v.ln_eps);
   g.mark_output(x);
   const int r = cfg_.scale_factor;
-  ValueId c = g.linear(g.pixel_shuffle(x, r), w(g, kConn, {cfg_.text.hidden, C * r * r}));
+  ValueId c = g.linear(g.pixel_shuffle(x, r), wq(g, kConn, {cfg_.text.hidden, C * r * r}));
   g.mark_output(c);
 }
 
@@ -141,15 +147,15 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
   const float sq = static_cast<float>(std::sqrt(static_cast<double>(D)));
   ValueId e_img = g.scale(img, sq);
   ValueId e_lang = g.scale(g.embedding(w(g, kText + "embed_tokens.weight"), ids), sq);
-  ValueId e_st = g.linear(st, w(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
+  ValueId e_st = g.linear(st, wq(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
   ValueId x = g.concat({e_img, e_lang, e_st}, 1);
   g.mark_output(x);
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const std::string p = kText + "layers." + std::to_string(i) + ".";
     ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {D}), t.rms_eps);
-    ValueId q = g.reshape(g.linear(h, w(g, p + "self_attn.q_proj.weight", {t.heads * hd, D})), {1, P, t.heads, hd});
-    ValueId kf = g.linear(h, w(g, p + "self_attn.k_proj.weight", {t.kv_heads * hd, D}));
-    ValueId vf = g.linear(h, w(g, p + "self_attn.v_proj.weight", {t.kv_heads * hd, D}));
+    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {t.heads * hd, D})), {1, P, t.heads, hd});
+    ValueId kf = g.linear(h, wq(g, p + "self_attn.k_proj.weight", {t.kv_heads * hd, D}));
+    ValueId vf = g.linear(h, wq(g, p + "self_attn.v_proj.weight", {t.kv_heads * hd, D}));
     q = g.rope(q, pos, kRopeTheta);
     ValueId k = g.rope(g.reshape(kf, {1, P, t.kv_heads, hd}), pos, kRopeTheta);
     g.mark_output(k);
@@ -164,16 +170,16 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
                   "k_proj.weight' has shape ", ki.shape.str(), "; cross-attention layer ", i,
                   " needs input width ", kvw);
       ValueId kin = g.reshape(k, {1, P, kvw});
-      g.mark_output(g.linear(kin, w(g, ep + "k_proj.weight"), w_opt(g, ep + "k_proj.bias")));
-      g.mark_output(g.linear(vf, w(g, ep + "v_proj.weight"), w_opt(g, ep + "v_proj.bias")));
+      g.mark_output(g.linear(kin, wq(g, ep + "k_proj.weight"), w_opt(g, ep + "k_proj.bias")));
+      g.mark_output(g.linear(vf, wq(g, ep + "v_proj.weight"), w_opt(g, ep + "v_proj.bias")));
     }
     if (i + 1 == cfg_.num_vlm_layers) break;  // the last layer's output is never used
     ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask);
-    x = g.add(x, g.linear(g.reshape(a, {1, P, t.heads * hd}), w(g, p + "self_attn.o_proj.weight", {D, t.heads * hd})));
+    x = g.add(x, g.linear(g.reshape(a, {1, P, t.heads * hd}), wq(g, p + "self_attn.o_proj.weight", {D, t.heads * hd})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {D}), t.rms_eps);
-    ValueId m = g.swiglu(g.linear(h, w(g, p + "mlp.gate_proj.weight", {t.mlp, D})),
-                         g.linear(h, w(g, p + "mlp.up_proj.weight", {t.mlp, D})));
-    x = g.add(x, g.linear(m, w(g, p + "mlp.down_proj.weight", {D, t.mlp})));
+    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {t.mlp, D})),
+                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {t.mlp, D})));
+    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {D, t.mlp})));
   }
 }
 
@@ -187,10 +193,10 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
   ValueId mself = g.input("mask_self", {1, C, P + C}, DType::kBool);
   ValueId mcross = g.input("mask_cross", {1, C, P}, DType::kBool);
   const DType f32 = DType::kF32;
-  ValueId a = g.linear(xt, w(g, "action_in_proj.weight", {We, A}, f32), w(g, "action_in_proj.bias", {We}, f32));
-  ValueId x = g.linear(g.concat({a, temb}, 2), w(g, "action_time_mlp_in.weight", {We, 2 * We}, f32),
+  ValueId a = g.linear(xt, wq(g, "action_in_proj.weight", {We, A}, f32), w(g, "action_in_proj.bias", {We}, f32));
+  ValueId x = g.linear(g.concat({a, temb}, 2), wq(g, "action_time_mlp_in.weight", {We, 2 * We}, f32),
                        w(g, "action_time_mlp_in.bias", {We}, f32), Activation::kSilu);
-  x = g.linear(x, w(g, "action_time_mlp_out.weight", {We, We}, f32), w(g, "action_time_mlp_out.bias", {We}, f32));
+  x = g.linear(x, wq(g, "action_time_mlp_out.weight", {We, We}, f32), w(g, "action_time_mlp_out.bias", {We}, f32));
   if (cdt_ != f32) x = g.cast(x, cdt_);
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const int64_t e = cfg_.expert_layer_of(i);
@@ -200,12 +206,12 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
     ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {We}), t.rms_eps);
     const int64_t qw = weights_.info(p + "self_attn.q_proj.weight").shape[0];
     const int64_t H = qw / hd;
-    ValueId q = g.reshape(g.linear(h, w(g, p + "self_attn.q_proj.weight", {qw, We})), {1, C, H, hd});
+    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {qw, We})), {1, C, H, hd});
     ValueId att;
     if (cfg_.is_self_attn(i)) {
       const int64_t kvw = t.kv_heads * hd;
-      ValueId k = g.reshape(g.linear(h, w(g, p + "self_attn.k_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
-      ValueId v = g.reshape(g.linear(h, w(g, p + "self_attn.v_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
+      ValueId k = g.reshape(g.linear(h, wq(g, p + "self_attn.k_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
+      ValueId v = g.reshape(g.linear(h, wq(g, p + "self_attn.v_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
       q = g.rope(q, spos, kRopeTheta);
       k = g.rope(k, spos, kRopeTheta);
       ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, cdt_);
@@ -219,16 +225,16 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
       ValueId vc = g.reshape(g.input("cv" + si, {1, P, vw}, cdt_), {1, P, vw / hd, hd});
       att = g.attention(q, kc, vc, mcross);
     }
-    x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), w(g, p + "self_attn.o_proj.weight", {We, qw})));
+    x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), wq(g, p + "self_attn.o_proj.weight", {We, qw})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {We}), t.rms_eps);
     const int64_t mw = weights_.info(p + "mlp.gate_proj.weight").shape[0];
-    ValueId m = g.swiglu(g.linear(h, w(g, p + "mlp.gate_proj.weight", {mw, We})),
-                         g.linear(h, w(g, p + "mlp.up_proj.weight", {mw, We})));
-    x = g.add(x, g.linear(m, w(g, p + "mlp.down_proj.weight", {We, mw})));
+    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {mw, We})),
+                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {mw, We})));
+    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {We, mw})));
   }
   if (cdt_ != f32) x = g.cast(x, f32);
   x = g.rms_norm(x, w(g, kExp + "norm.weight", {We}, f32), t.rms_eps);
-  g.mark_output(g.linear(x, w(g, "action_out_proj.weight", {A, We}, f32), w(g, "action_out_proj.bias", {A}, f32)));
+  g.mark_output(g.linear(x, wq(g, "action_out_proj.weight", {A, We}, f32), w(g, "action_out_proj.bias", {A}, f32)));
 }
 
 SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
@@ -238,6 +244,7 @@ SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
     build_vision(s->graph, n);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
     s->graph = Graph();  // kernels hold the (repacked) weights they need
+    weights_.release_resident_pages();
   }
   return *s;
 }
@@ -248,6 +255,7 @@ SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
     build_prefix(s->graph, n, lt);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
     s->graph = Graph();
+    weights_.release_resident_pages();
   }
   return *s;
 }
@@ -258,6 +266,7 @@ SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
     build_denoise(s->graph, P);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
     s->graph = Graph();
+    weights_.release_resident_pages();
   }
   return *s;
 }

@@ -53,6 +53,9 @@ class SmolVLAModel {
   void set_profiling(bool on);
   std::string profile_report() const;
   DType compute_dtype() const { return cdt_; }
+  // Run a quantized checkpoint with its weights dequantized to f32 at load instead of the quantized
+  // kernels (reference behaviour for comparisons; call before the first inference).
+  void set_dequantize_weights(bool on) { dequantize_ = on; }
 
   // Connector output (before the sqrt(D) scale), [n_cams, T, D] in the compute dtype; `n_cams` may
   // cover several observations (their frames back to back). `last_hidden` optionally gets the
@@ -84,10 +87,14 @@ class SmolVLAModel {
   // Weight `name` as a graph constant in dtype `dt` (default: the compute dtype).
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId w_opt(Graph& g, const std::string& name) const;
+  // The W input of a Linear: a quantized weight stays packed (QuantWeight, run by the quantized
+  // kernels) unless dequantize_ is set; anything else as w().
+  ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
 
   SmolVLAConfig cfg_;
   SmolVLAWeights weights_;
   DType cdt_ = DType::kF32;
+  bool dequantize_ = false;
   ExecutorOptions exec_opts_;
   struct ProfileEntry {
     double us = 0;

@@ -65,6 +65,26 @@ Tensor SmolVLAWeights::get(const std::string& name, const Shape& shape) const {
   return ckpt_.get("model." + name);
 }
 
+std::shared_ptr<const QuantWeight> SmolVLAWeights::get_quant(const std::string& name, const Shape& shape) const {
+  const std::string full = "model." + name;
+  auto it = qinfo_.find(full);
+  VLART_CHECK(it != qinfo_.end(), NotFoundError, "smolvla: tensor '", full, "' is not quantized in ", dir_);
+  VLART_CHECK(shape.rank() == 0 || it->second.shape == shape, FormatError, "smolvla: tensor '", full, "' in ", dir_,
+              " has shape ", it->second.shape.str(), ", expected ", shape.str());
+  const compress::QuantScheme& sc = quant_->scheme;
+  auto q = std::make_shared<QuantWeight>();
+  q->kind = sc.kind == compress::Scheme::kInt4 ? QuantWeight::Kind::kInt4 : QuantWeight::Kind::kInt8;
+  q->n = it->second.shape[0];
+  q->k = it->second.shape[1];
+  q->group = sc.kind == compress::Scheme::kInt4 ? sc.group_size : 0;
+  q->symmetric = sc.symmetric;
+  q->act_int8 = sc.act_int8;
+  q->qweight = ckpt_.get(full + compress::kQWeightSuffix);
+  q->scales = ckpt_.get(full + compress::kScalesSuffix);
+  if (ckpt_.has(full + compress::kZerosSuffix)) q->zeros = ckpt_.get(full + compress::kZerosSuffix);
+  return q;
+}
+
 namespace {
 
 std::vector<float> stat(const SafetensorsFile& f, const std::string& name, int64_t n) {

@@ -1,0 +1,526 @@
+// Quantized-weight GEMV/GEMM (see qgemm.h for the layout and the contract).
+#include "cpu/qgemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/gemv_internal.h"
+#include "cpu/vec_math.h"
+#include "vlart/error.h"
+
+namespace vlart {
+using namespace gemv_detail;
+
+namespace {
+
+constexpr int P = kQPanel;
+
+size_t align64(size_t v) { return (v + 63) / 64 * 64; }
+
+// Per-panel pointers into a packed buffer.
+struct PanelRef {
+  const void* data;
+  const float* scale;   // [16] (int8) or [G][16]
+  const float* offset;  // int4: [G][16]
+};
+
+PanelRef panel_ref(const QPackedLayout& L, const void* packed, int64_t p) {
+  const auto* base = static_cast<const uint8_t*>(packed);
+  PanelRef r;
+  if (L.kind == QWeightKind::kInt8) {
+    r.data = base + static_cast<size_t>(p) * static_cast<size_t>(L.k) * P;
+    r.scale = reinterpret_cast<const float*>(base + L.scale_offset) + p * P;
+    r.offset = nullptr;
+  } else {
+    r.data = base + static_cast<size_t>(p) * static_cast<size_t>(L.k / 2) * P;
+    r.scale = reinterpret_cast<const float*>(base + L.scale_offset) + p * L.groups * P;
+    r.offset = reinterpret_cast<const float*>(base + L.offset_offset) + p * L.groups * P;
+  }
+  return r;
+}
+
+// ---- portable path ----
+// xt: block activations transposed, [k][mr]; gs: int4 group sums of x, [G][mr].
+void panel_scalar(const QPackedLayout& L, const PanelRef& pr, const float* xt, const float* gs, int mr,
+                  float (*out)[P]) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < P; ++j) out[i][j] = 0.f;
+  if (L.kind == QWeightKind::kInt8) {
+    const auto* w = static_cast<const int8_t*>(pr.data);
+    for (int64_t kk = 0; kk < L.k; ++kk) {
+      const int8_t* wr = w + kk * P;
+      for (int i = 0; i < mr; ++i) {
+        const float xv = xt[kk * mr + i];
+        for (int j = 0; j < P; ++j) out[i][j] += xv * static_cast<float>(wr[j]);
+      }
+    }
+    for (int i = 0; i < mr; ++i)
+      for (int j = 0; j < P; ++j) out[i][j] *= pr.scale[j];
+    return;
+  }
+  const auto* w = static_cast<const uint8_t*>(pr.data);
+  const int64_t kp_total = L.k / 2, gp = L.group / 2;
+  float acc[P][P];
+  for (int64_t g = 0; g < L.groups; ++g) {
+    for (int i = 0; i < mr; ++i)
+      for (int j = 0; j < P; ++j) acc[i][j] = 0.f;
+    const int64_t kp1 = std::min(kp_total, (g + 1) * gp);
+    for (int64_t kp = g * gp; kp < kp1; ++kp) {
+      const uint8_t* wr = w + kp * P;
+      for (int i = 0; i < mr; ++i) {
+        const float x0 = xt[(2 * kp) * mr + i], x1 = xt[(2 * kp + 1) * mr + i];
+        for (int j = 0; j < P; ++j)
+          acc[i][j] += x0 * static_cast<float>(wr[j] & 15) + x1 * static_cast<float>(wr[j] >> 4);
+      }
+    }
+    const float* s = pr.scale + g * P;
+    const float* o = pr.offset + g * P;
+    for (int i = 0; i < mr; ++i)
+      for (int j = 0; j < P; ++j) out[i][j] += acc[i][j] * s[j] + gs[g * mr + i] * o[j];
+  }
+}
+
+// ---- AVX-512 path ----
+#define VLART_QAVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+constexpr int i8_unroll(int mr) { return mr == 1 ? 4 : mr == 2 ? 2 : 1; }
+
+template <int MR>
+VLART_QAVX512 void panel_i8_avx512(const QPackedLayout& L, const PanelRef& pr, const float* xt, const float*,
+                                   float (*out)[P]) {
+  constexpr int U = i8_unroll(MR);
+  const auto* w = static_cast<const int8_t*>(pr.data);
+  const int64_t k = L.k;
+  __m512 a[MR][U];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) a[i][u] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + U <= k; kk += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const __m512 wv = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w + (kk + u) * P))));
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) a[i][u] = _mm512_fmadd_ps(_mm512_set1_ps(xt[(kk + u) * MR + i]), wv, a[i][u]);
+    }
+  }
+  for (; kk < k; ++kk) {
+    const __m512 wv =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w + kk * P))));
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) a[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(xt[kk * MR + i]), wv, a[i][0]);
+  }
+  const __m512 s = _mm512_load_ps(pr.scale);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __m512 t = a[i][0];
+#pragma GCC unroll 4
+    for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, a[i][u]);
+    _mm512_store_ps(out[i], _mm512_mul_ps(t, s));
+  }
+}
+
+// Independent accumulator sets per row (each set has a low- and a high-nibble chain).
+constexpr int i4_sets(int mr) { return mr == 1 ? 2 : 1; }
+
+template <int MR>
+VLART_QAVX512 void panel_i4_avx512(const QPackedLayout& L, const PanelRef& pr, const float* xt, const float* gs,
+                                   float (*out)[P]) {
+  constexpr int S = i4_sets(MR);
+  constexpr bool kSplit = MR <= 8;  // separate low/high chains while registers allow
+  const auto* w = static_cast<const uint8_t*>(pr.data);
+  const int64_t kp_total = L.k / 2, gp = L.group / 2;
+  const __m512i mask = _mm512_set1_epi32(15);
+  __m512 tot[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < L.groups; ++g) {
+    __m512 lo[MR][S], hi[MR][S];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int u = 0; u < S; ++u) {
+        lo[i][u] = _mm512_setzero_ps();
+        if (kSplit) hi[i][u] = _mm512_setzero_ps();
+      }
+    const int64_t kp0 = g * gp, kp1 = std::min(kp_total, kp0 + gp);
+    int64_t kp = kp0;
+    for (; kp + S <= kp1; kp += S) {
+#pragma GCC unroll 2
+      for (int u = 0; u < S; ++u) {
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w + (kp + u) * P)));
+        const __m512 wl = _mm512_cvtepi32_ps(_mm512_and_si512(v, mask));
+        const __m512 wh = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+        const float* x0 = xt + (2 * (kp + u)) * MR;
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+          lo[i][u] = _mm512_fmadd_ps(_mm512_set1_ps(x0[i]), wl, lo[i][u]);
+          if (kSplit)
+            hi[i][u] = _mm512_fmadd_ps(_mm512_set1_ps(x0[MR + i]), wh, hi[i][u]);
+          else
+            lo[i][u] = _mm512_fmadd_ps(_mm512_set1_ps(x0[MR + i]), wh, lo[i][u]);
+        }
+      }
+    }
+    for (; kp < kp1; ++kp) {
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(w + kp * P)));
+      const __m512 wl = _mm512_cvtepi32_ps(_mm512_and_si512(v, mask));
+      const __m512 wh = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+      const float* x0 = xt + (2 * kp) * MR;
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        lo[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(x0[i]), wl, lo[i][0]);
+        lo[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(x0[MR + i]), wh, lo[i][0]);
+      }
+    }
+    const __m512 sc = _mm512_load_ps(pr.scale + g * P);
+    const __m512 of = _mm512_load_ps(pr.offset + g * P);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      __m512 t = lo[i][0];
+#pragma GCC unroll 2
+      for (int u = 0; u < S; ++u) {
+        if (u > 0) t = _mm512_add_ps(t, lo[i][u]);
+        if (kSplit) t = _mm512_add_ps(t, hi[i][u]);
+      }
+      tot[i] = _mm512_fmadd_ps(t, sc, tot[i]);
+      tot[i] = _mm512_fmadd_ps(_mm512_set1_ps(gs[g * MR + i]), of, tot[i]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], tot[i]);
+}
+
+using PanelFn = void (*)(const QPackedLayout&, const PanelRef&, const float*, const float*, float (*)[P]);
+
+template <int MR>
+struct I8Fn {
+  static constexpr PanelFn fn = &panel_i8_avx512<MR>;
+};
+template <int MR>
+struct I4Fn {
+  static constexpr PanelFn fn = &panel_i4_avx512<MR>;
+};
+
+template <template <int> class K>
+constexpr std::array<PanelFn, P + 1> make_table() {
+  return {nullptr,      K<1>::fn,  K<2>::fn,  K<3>::fn,  K<4>::fn,  K<5>::fn,  K<6>::fn,  K<7>::fn, K<8>::fn,
+          K<9>::fn,     K<10>::fn, K<11>::fn, K<12>::fn, K<13>::fn, K<14>::fn, K<15>::fn, K<16>::fn};
+}
+
+const std::array<PanelFn, P + 1> kI8Avx512 = make_table<I8Fn>();
+const std::array<PanelFn, P + 1> kI4Avx512 = make_table<I4Fn>();
+
+bool use_avx512() {
+  const GemvIsa isa = gemv_active_isa();
+  return isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx512Bf16;
+}
+
+inline float load_x(const void* x, bool bf16, int64_t i) {
+  return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(x)[i]) : static_cast<const float*>(x)[i];
+}
+
+// Bias, activation and store of one panel's outputs for `mr` rows starting at row r0.
+void store_panel(const QGemmProblem& p, int64_t n, int64_t r0, int mr, int64_t c0, const float (*out)[P]) {
+  const int nc = static_cast<int>(std::min<int64_t>(P, n - c0));
+  float b[P] = {};
+  if (p.bias)
+    for (int j = 0; j < nc; ++j) b[j] = load_x(p.bias, p.bias_bf16, c0 + j);
+  for (int i = 0; i < mr; ++i) {
+    float v[P];
+#pragma omp simd
+    for (int j = 0; j < P; ++j) v[j] = out[i][j] + b[j];
+    switch (p.act) {
+      case GemvAct::kNone: break;
+      case GemvAct::kRelu:
+#pragma omp simd
+        for (int j = 0; j < P; ++j) v[j] = v[j] > 0.f ? v[j] : 0.f;
+        break;
+      case GemvAct::kSilu:
+#pragma omp simd
+        for (int j = 0; j < P; ++j) v[j] = kernels::silu_f(v[j]);
+        break;
+      case GemvAct::kGeluTanh:
+#pragma omp simd
+        for (int j = 0; j < P; ++j) v[j] = kernels::gelu_tanh_f(v[j]);
+        break;
+      case GemvAct::kGeluErf:
+        for (int j = 0; j < nc; ++j) v[j] = kernels::gelu_erf_f(v[j]);
+        break;
+    }
+    const int64_t off = (r0 + i) * p.ldy + c0;
+    if (p.y_bf16) {
+      auto* y = static_cast<uint16_t*>(p.y) + off;
+      for (int j = 0; j < nc; ++j) y[j] = f32_to_bf16(v[j]);
+    } else {
+      std::memcpy(static_cast<float*>(p.y) + off, v, sizeof(float) * static_cast<size_t>(nc));
+    }
+  }
+}
+
+}  // namespace
+
+QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group) {
+  VLART_CHECK(n >= 0 && k >= 0, InvalidArgument, "qgemm: negative shape [", n, ", ", k, "]");
+  QPackedLayout L;
+  L.kind = kind;
+  L.n = n;
+  L.k = k;
+  L.panels = (n + P - 1) / P;
+  size_t data = 0;
+  if (kind == QWeightKind::kInt8) {
+    L.group = k;
+    L.groups = 1;
+    data = static_cast<size_t>(L.panels) * static_cast<size_t>(k) * P;
+    L.scale_offset = align64(data);
+    L.offset_offset = L.scale_offset;
+    L.total_bytes = align64(L.scale_offset + static_cast<size_t>(L.panels) * P * sizeof(float));
+  } else {
+    VLART_CHECK(k % 2 == 0 && group > 0 && group % 2 == 0, InvalidArgument, "qgemm: int4 needs even k and group, got k=",
+                k, " group=", group);
+    L.group = group;
+    L.groups = k == 0 ? 0 : (k + group - 1) / group;
+    data = static_cast<size_t>(L.panels) * static_cast<size_t>(k / 2) * P;
+    const size_t table = static_cast<size_t>(L.panels) * static_cast<size_t>(L.groups) * P * sizeof(float);
+    L.scale_offset = align64(data);
+    L.offset_offset = align64(L.scale_offset + table);
+    L.total_bytes = align64(L.offset_offset + table);
+  }
+  if (L.total_bytes == 0) L.total_bytes = 64;
+  return L;
+}
+
+void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scales, void* dst) {
+  auto* base = static_cast<uint8_t*>(dst);
+  std::memset(base, 0, L.total_bytes);
+  auto* sc = reinterpret_cast<float*>(base + L.scale_offset);
+  for (int64_t p = 0; p < L.panels; ++p) {
+    auto* panel = reinterpret_cast<int8_t*>(base) + static_cast<size_t>(p) * static_cast<size_t>(L.k) * P;
+    for (int j = 0; j < P; ++j) {
+      const int64_t r = p * P + j;
+      if (r >= L.n) break;
+      sc[p * P + j] = scales[r];
+      const int8_t* row = q + r * L.k;
+      for (int64_t kk = 0; kk < L.k; ++kk) panel[kk * P + j] = row[kk];
+    }
+  }
+}
+
+void qgemm_pack_int4(const QPackedLayout& L, const uint8_t* q, const float* scales, const float* offsets,
+                     void* dst) {
+  auto* base = static_cast<uint8_t*>(dst);
+  std::memset(base, 0, L.total_bytes);
+  auto* sc = reinterpret_cast<float*>(base + L.scale_offset);
+  auto* of = reinterpret_cast<float*>(base + L.offset_offset);
+  const int64_t kp = L.k / 2;
+  for (int64_t p = 0; p < L.panels; ++p) {
+    uint8_t* panel = base + static_cast<size_t>(p) * static_cast<size_t>(kp) * P;
+    for (int j = 0; j < P; ++j) {
+      const int64_t r = p * P + j;
+      if (r >= L.n) break;
+      const uint8_t* row = q + r * kp;
+      for (int64_t i = 0; i < kp; ++i) panel[i * P + j] = row[i];
+      for (int64_t g = 0; g < L.groups; ++g) {
+        sc[(p * L.groups + g) * P + j] = scales[r * L.groups + g];
+        of[(p * L.groups + g) * P + j] = offsets[r * L.groups + g];
+      }
+    }
+  }
+}
+
+void qgemm_unpack(const QPackedLayout& L, const void* packed, float* w) {
+  for (int64_t p = 0; p < L.panels; ++p) {
+    const PanelRef pr = panel_ref(L, packed, p);
+    for (int j = 0; j < P; ++j) {
+      const int64_t r = p * P + j;
+      if (r >= L.n) break;
+      for (int64_t kk = 0; kk < L.k; ++kk) {
+        if (L.kind == QWeightKind::kInt8) {
+          w[r * L.k + kk] = pr.scale[j] * static_cast<float>(static_cast<const int8_t*>(pr.data)[kk * P + j]);
+        } else {
+          const uint8_t b = static_cast<const uint8_t*>(pr.data)[(kk / 2) * P + j];
+          const int64_t g = kk / L.group;
+          const float u = static_cast<float>((kk & 1) ? (b >> 4) : (b & 15));
+          w[r * L.k + kk] = pr.scale[g * P + j] * u + pr.offset[g * P + j];
+        }
+      }
+    }
+  }
+}
+
+int64_t qgemm_work_floats(const QPackedLayout& L, int64_t m) {
+  const int64_t blocks = (m + P - 1) / P;
+  // Transposed blocks (fixed stride 16 * k per block) plus int4 group sums, each block 16-aligned.
+  const int64_t kx = (L.k + 15) / 16 * 16;
+  const int64_t gx = (L.groups + 0) * P;
+  return blocks * (kx * P + (L.kind == QWeightKind::kInt4 ? gx : 0)) + 16;
+}
+
+void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
+  if (p.m <= 0 || L.n == 0) return;
+  const int64_t m = p.m, k = L.k;
+  const int64_t blocks = (m + P - 1) / P;
+  const int64_t kx = (k + 15) / 16 * 16;
+  const int64_t block_stride = kx * P + (L.kind == QWeightKind::kInt4 ? L.groups * P : 0);
+  float* work = p.work;
+  const bool avx = use_avx512();
+  const PanelFn* table = avx ? (L.kind == QWeightKind::kInt8 ? kI8Avx512.data() : kI4Avx512.data()) : nullptr;
+
+  // Threads: not more than panels, and one for tiny problems (fork/join would dominate).
+  const double flops = static_cast<double>(m) * static_cast<double>(L.n) * static_cast<double>(k);
+  int nt = static_cast<int>(std::min<int64_t>(std::max(1, p.threads), L.panels));
+  if (flops < 65536.0) nt = 1;
+
+  auto transpose_block = [&](int64_t b) {
+    const int64_t r0 = b * P;
+    const int mr = static_cast<int>(std::min<int64_t>(P, m - r0));
+    float* xt = work + b * block_stride;
+    for (int i = 0; i < mr; ++i) {
+      const int64_t row = (r0 + i) * p.ldx;
+      if (p.x_bf16) {
+        const auto* xs = static_cast<const uint16_t*>(p.x) + row;
+        for (int64_t kk = 0; kk < k; ++kk) xt[kk * mr + i] = bf16_to_f32(xs[kk]);
+      } else {
+        const auto* xs = static_cast<const float*>(p.x) + row;
+        for (int64_t kk = 0; kk < k; ++kk) xt[kk * mr + i] = xs[kk];
+      }
+    }
+    if (L.kind == QWeightKind::kInt4) {
+      float* gs = xt + kx * P;
+      for (int64_t g = 0; g < L.groups; ++g) {
+        const int64_t k0 = g * L.group, k1 = std::min(k, k0 + L.group);
+        for (int i = 0; i < mr; ++i) {
+          float s = 0.f;
+          for (int64_t kk = k0; kk < k1; ++kk) s += xt[kk * mr + i];
+          gs[g * mr + i] = s;
+        }
+      }
+    }
+  };
+
+  auto compute = [&](int tid, int nthreads) {
+    const int64_t per = L.panels / nthreads, extra = L.panels % nthreads;
+    const int64_t p0 = tid * per + std::min<int64_t>(tid, extra);
+    const int64_t p1 = p0 + per + (tid < extra ? 1 : 0);
+    alignas(64) float out[P][P];
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * P;
+      const int mr = static_cast<int>(std::min<int64_t>(P, m - r0));
+      const float* xt = work + b * block_stride;
+      const float* gs = xt + kx * P;
+      for (int64_t pi = p0; pi < p1; ++pi) {
+        const PanelRef pr = panel_ref(L, packed, pi);
+        if (avx)
+          table[mr](L, pr, xt, gs, out);
+        else
+          panel_scalar(L, pr, xt, gs, mr, out);
+        store_panel(p, L.n, r0, mr, pi * P, out);
+      }
+    }
+  };
+
+  if (nt <= 1) {
+    for (int64_t b = 0; b < blocks; ++b) transpose_block(b);
+    compute(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    for (int64_t b = tid; b < blocks; b += nth) transpose_block(b);
+#pragma omp barrier
+    compute(tid, nth);
+  }
+}
+
+void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
+                      int threads) {
+  kernels::parallel_for(m, k, threads, [&](int64_t r) {
+    float amax = 0.f;
+    float rowbuf[256];
+    if (x_bf16) {
+      const auto* xs = static_cast<const uint16_t*>(x) + r * ldx;
+      for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(bf16_to_f32(xs[kk])));
+    } else {
+      const auto* xs = static_cast<const float*>(x) + r * ldx;
+#pragma omp simd reduction(max : amax)
+      for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(xs[kk]));
+    }
+    int8_t* qr = q + r * k;
+    if (!(amax > 0.f) || !std::isfinite(amax)) {
+      // An all-zero row quantizes to zeros. A non-finite row cannot be represented; zeros plus a
+      // NaN scale make the product NaN, as the float path would.
+      std::fill(qr, qr + k, int8_t{0});
+      scales[r] = amax > 0.f || std::isnan(amax) ? std::numeric_limits<float>::quiet_NaN() : 0.f;
+      return;
+    }
+    const float inv = 127.f / amax;
+    scales[r] = amax / 127.f;
+    for (int64_t k0 = 0; k0 < k; k0 += 256) {
+      const int64_t len = std::min<int64_t>(256, k - k0);
+      for (int64_t i = 0; i < len; ++i) rowbuf[i] = load_x(x, x_bf16, r * ldx + k0 + i);
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        // Round half to even via the 1.5 * 2^23 trick (|v| <= 127 here).
+        float v = rowbuf[i] * inv;
+        v = (v + 12582912.f) - 12582912.f;
+        v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
+        qr[k0 + i] = static_cast<int8_t>(static_cast<int>(v));
+      }
+    }
+  });
+}
+
+void qgemm_row_scale_epilogue(const float* acc, int64_t ldacc, const float* row_scale, int64_t m, int64_t n,
+                              const void* bias, bool bias_bf16, GemvAct act, void* y, int64_t ldy, bool y_bf16,
+                              int threads) {
+  kernels::parallel_for(m, n * 4, threads, [&](int64_t r) {
+    const float s = row_scale[r];
+    const float* a = acc + r * ldacc;
+    float buf[256];
+    for (int64_t c0 = 0; c0 < n; c0 += 256) {
+      const int64_t len = std::min<int64_t>(256, n - c0);
+      if (bias) {
+        for (int64_t j = 0; j < len; ++j) buf[j] = load_x(bias, bias_bf16, c0 + j);
+      } else {
+        for (int64_t j = 0; j < len; ++j) buf[j] = 0.f;
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) buf[j] += a[c0 + j] * s;
+      switch (act) {
+        case GemvAct::kNone: break;
+        case GemvAct::kRelu:
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) buf[j] = buf[j] > 0.f ? buf[j] : 0.f;
+          break;
+        case GemvAct::kSilu:
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::silu_f(buf[j]);
+          break;
+        case GemvAct::kGeluTanh:
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::gelu_tanh_f(buf[j]);
+          break;
+        case GemvAct::kGeluErf:
+          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::gelu_erf_f(buf[j]);
+          break;
+      }
+      if (y_bf16) {
+        auto* yr = static_cast<uint16_t*>(y) + r * ldy + c0;
+        for (int64_t j = 0; j < len; ++j) yr[j] = f32_to_bf16(buf[j]);
+      } else {
+        std::memcpy(static_cast<float*>(y) + r * ldy + c0, buf, sizeof(float) * static_cast<size_t>(len));
+      }
+    }
+  });
+}
+
+}  // namespace vlart
