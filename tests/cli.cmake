@@ -85,6 +85,21 @@ if(TARGET vlart_cli)
             --threads 1 --iters 2 --json)
   set_tests_properties(cli_compare_json PROPERTIES FIXTURES_REQUIRED "cli_quant;cli_obs" PASS_REGULAR_EXPRESSION
     "\"role\": \"candidate\",[ \n]*\"scheme\": \"int8\",[ \n]*\"cosine\": 0\\.999.*\"peak_rss_mib\": [0-9.]+")
+  add_test(NAME cli_quantize_calibrated_int4
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/int4_awq --scheme int4-g64
+            --calibrate ${_cli_quant}/obs --threads 1 --force)
+  set_tests_properties(cli_quantize_calibrated_int4 PROPERTIES FIXTURES_REQUIRED cli_obs PASS_REGULAR_EXPRESSION
+    "calibrating on [1-9][0-9]* observation.*calibration: activation-aware scales chosen for [0-9]+ of [1-9][0-9]* weights; output error on the sampled rows")
+  add_test(NAME cli_quantize_calibrated_w8a8
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/w8a8_static --scheme w8a8
+            --calibrate ${_cli_quant}/obs --threads 1 --force)
+  set_tests_properties(cli_quantize_calibrated_w8a8 PROPERTIES FIXTURES_REQUIRED cli_obs PASS_REGULAR_EXPRESSION
+    "calibration: static activation scales for [1-9][0-9]* of [1-9][0-9]* weights")
+  add_test(NAME cli_quantize_calibrate_int8_message
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/int8_cal --scheme int8
+            --calibrate ${_cli_quant}/obs --force)
+  set_tests_properties(cli_quantize_calibrate_int8_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--calibrate applies to int4 .* and w8a8 .*, not to scheme int8")
   add_test(NAME cli_compare_missing_obs_message
     COMMAND $<TARGET_FILE:vlart_cli> compare ${_cli_policy} ${_cli_policy} --obs ${_cli_quant}/no_such_obs)
   set_tests_properties(cli_compare_missing_obs_message PROPERTIES PASS_REGULAR_EXPRESSION
@@ -93,7 +108,8 @@ if(TARGET vlart_cli)
     cli_run_bad_image_message cli_run_undecodable_image_message cli_run_wrong_state_message
     cli_quantize_int8 cli_quantize_refuses_nonempty_out cli_info_quantized cli_quantize_bad_scheme_fails
     cli_quantize_bad_scheme_message cli_compare_obs_setup cli_compare_table cli_compare_json
-    cli_compare_missing_obs_message
+    cli_compare_missing_obs_message cli_quantize_calibrated_int4 cli_quantize_calibrated_w8a8
+    cli_quantize_calibrate_int8_message
     PROPERTIES LABELS "cli")
 endif()
 

@@ -11,6 +11,7 @@
 //    uniform activations is ~ (amax/127)/sqrt(12) per element, rel L2 ~ 0.4%: bound 1e-2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/gemm_onednn.h"
 #include "compress/quantize.h"
 #include "core/alloc_guard.h"
 #include "core/graph.h"
@@ -336,8 +338,11 @@ TEST(QuantLinear, W8A8MatchesPerTokenEmulationAndFloatWithinBudget) {
       const std::vector<float> wdq = q->dequantize().to_float_vector();
       const std::vector<double> fl = reference(wdq, x, m, c.n, c.k, &bias, GemvAct::kSilu);
       const double bound = xdt == DType::kBF16 ? 2e-5 : 1e-10;
-      if (m <= 16) {
-        // Memory-bound rows run weight-only (float activations): exact up to rounding.
+      if (m <= 16 || !w8a8_int8_compute_available()) {
+        // Memory-bound rows run weight-only (float activations): exact up to rounding. So does
+        // every M where oneDNN has no saturation-free int8 dot product (ISA capped below VNNI).
+        if (m > 16) std::printf("[ INFO ] w8a8 m=%lld runs weight-only: no VNNI/AMX in oneDNN's ISA\n",
+                                static_cast<long long>(m));
         EXPECT_LE(nmse(r.y, fl), bound) << "m=" << m;
         continue;
       }
@@ -378,4 +383,60 @@ TEST(QuantLinear, OtherOpsAndBackendsRejectAQuantizedWeight) {
   const ValueId x2 = g2.input("x", Shape{2, 63}, DType::kF32);
   g2.mark_output(g2.linear(x2, g2.quant_weight("w", odd)));
   EXPECT_FALSE(be->supports(g2, g2.nodes().back()));
+}
+
+// Activation-aware weights: the stored values quantize w * in_scale (per input channel) and the
+// kernel divides x by in_scale while transposing; the product equals x . dequant^T with the scaled
+// dequantization, on both paths and every row count.
+TEST(QGemm, InputScalesEveryRowCountAndIsa) {
+  const GemvIsa best = gemv_active_isa();
+  uint32_t seed = 4000;
+  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(best)) continue;
+    gemv_force_isa(isa);
+    for (const QCase& c : weight_cases()) {
+      auto q = make_weight(c, seed++);
+      q->input_scales = Tensor::from_vector(uniform(static_cast<size_t>(c.k), seed++, 0.25f, 4.f), Shape{c.k});
+      const std::vector<float> wdq = q->dequantize().to_float_vector();
+      for (int64_t m : {1, 5, 16, 40}) {
+        const std::vector<float> x = uniform(static_cast<size_t>(m * c.k), seed++);
+        LinearRun r = run_linear(q, x, m, DType::kF32, nullptr, Activation::kNone);
+        ASSERT_TRUE(r.supported);
+        EXPECT_LE(nmse(r.y, reference(wdq, x, m, c.n, c.k, nullptr, GemvAct::kNone)), 1e-10) << describe(c, m);
+      }
+    }
+  }
+  gemv_force_isa(GemvIsa::kAuto);
+  // The scales divide the dequantized weight.
+  auto q = make_weight({QuantWeight::Kind::kInt8, 4, 6, 0, true}, 9);
+  const std::vector<float> plain = q->dequantize().to_float_vector();
+  q->input_scales = Tensor::from_vector({1, 2, 4, 8, 0.5f, 1}, Shape{6});
+  const std::vector<float> scaled = q->dequantize().to_float_vector();
+  const float div[6] = {1, 2, 4, 8, 0.5f, 1};
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 6; ++c) EXPECT_FLOAT_EQ(scaled[r * 6 + c], plain[r * 6 + c] / div[c]);
+}
+
+// W8A8 with a calibrated static activation scale: every row is quantized with that scale
+// (saturating beyond it) instead of its own max.
+TEST(QuantLinear, W8A8StaticScaleMatchesEmulation) {
+  QCase c{QuantWeight::Kind::kInt8, 80, 128, 0, true};
+  auto q = make_weight(c, 77);
+  q->act_int8 = true;
+  q->act_scale = 1.5f / 127.f;  // rows reach |x| = 2: the largest values saturate
+  const int64_t m = 48;
+  const std::vector<float> x = uniform(static_cast<size_t>(m * c.k), 78, -2.f, 2.f);
+  LinearRun r = run_linear(q, x, m, DType::kF32, nullptr, Activation::kNone);
+  ASSERT_TRUE(r.supported);
+  if (!w8a8_int8_compute_available()) {
+    std::printf("[ SKIPPED ] static w8a8 scale: no VNNI/AMX in oneDNN's ISA, w8a8 runs weight-only\n");
+    return;
+  }
+  std::vector<float> xq(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = std::nearbyint(x[i] / q->act_scale);
+    xq[i] = std::clamp(v, -127.f, 127.f) * q->act_scale;
+  }
+  const std::vector<float> wdq = q->dequantize().to_float_vector();
+  EXPECT_LE(nmse(r.y, reference(wdq, xq, m, c.n, c.k, nullptr, GemvAct::kNone)), 1e-10);
 }

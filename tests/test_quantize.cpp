@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
+#include "compress/calibrate.h"
 #include "compress/metrics.h"
 #include "compress/quantize.h"
 #include "core/safetensors.h"
@@ -406,8 +408,8 @@ TEST(QuantizeCheckpoint, MalformedFilesNameTheTensor) {
     fs::remove_all(d);
     return msg;
   };
-  m = with_config("ver", [](nlohmann::json& c) { c["quantization"]["version"] = 2; });
-  EXPECT_NE(m.find("version 2 is not supported"), std::string::npos) << m;
+  m = with_config("ver", [](nlohmann::json& c) { c["quantization"]["version"] = 3; });
+  EXPECT_NE(m.find("version 3 is not supported (this build reads versions 1 to 2)"), std::string::npos) << m;
   m = with_config("scheme", [](nlohmann::json& c) { c["quantization"]["scheme"] = "int3"; });
   EXPECT_NE(m.find("unknown quantization scheme 'int3'"), std::string::npos) << m;
   m = with_config("fmt", [](nlohmann::json& c) { c["quantization"]["format"] = "gptq"; });
@@ -573,4 +575,190 @@ TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
       fs::remove_all(out);
     }
   }
+}
+
+namespace {
+
+// The fixture case's recorded observations and LeRobot noise, for `p`'s cameras.
+void case_observations(const std::string& c, const Policy& p, std::vector<Observation>* obs,
+                       std::vector<std::vector<float>>* noise) {
+  const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
+  SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
+  for (const auto& smp : cj["samples"]) {
+    const std::string s = smp["name"];
+    Observation o;
+    for (const std::string& cam : p.camera_names()) {
+      const std::string sn = cam.substr(cam.rfind('.') + 1);
+      Tensor img = ref.get(s + ".input.image." + sn);
+      o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()), img.dim(0),
+                           img.dim(1)};
+    }
+    o.state = ref.get(s + ".input.state").to_float_vector();
+    o.task = smp["task"];
+    obs->push_back(std::move(o));
+    noise->push_back(ref.get(s + ".noise").to_float_vector());
+  }
+}
+
+PolicyOptions case_options(const std::string& c) {
+  PolicyOptions po;
+  po.threads = 1;
+  po.vlm_config_dir = kRoot + c + "/vlm";
+  po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
+  return po;
+}
+
+std::vector<std::vector<float>> run_all(Policy& p, const std::vector<Observation>& obs,
+                                        const std::vector<std::vector<float>>& noise) {
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < obs.size(); ++i) out.push_back(p.infer(obs[i], noise[i].data()).data);
+  return out;
+}
+
+}  // namespace
+
+// Calibration (--calibrate): statistics are collected for every quantizable Linear; int4 gets
+// activation-aware input scales that lower the layer output error on the sampled rows (alpha 0,
+// plain rounding, is one of the candidates, so never higher), the checkpoint is written as format
+// version 2 and loads and runs; w8a8 gets static activation ranges and still meets its gate.
+TEST(QuantizeCalibration, AwqInt4AndStaticW8A8OnEveryFixtureCase) {
+  for (const std::string& c : kCases) {
+    SCOPED_TRACE(c);
+    const std::string ck = kRoot + c + "/checkpoint";
+    const PolicyOptions po = case_options(c);
+    auto pf = Policy::load(ck, po);
+    std::vector<Observation> obs;
+    std::vector<std::vector<float>> noise;
+    case_observations(c, *pf, &obs, &noise);
+    const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
+    CalibrateOptions co;
+    co.policy = po;
+    co.max_rows = 64;
+    const CalibrationData cal = collect_calibration(ck, obs, noise, co);
+    EXPECT_EQ(cal.observations, static_cast<int64_t>(obs.size()));
+    ASSERT_FALSE(cal.layers.empty());
+    for (const auto& [name, st] : cal.layers) {
+      EXPECT_EQ(name.rfind("model.", 0), 0u) << name;
+      EXPECT_GT(st.rows, 0) << name;
+      EXPECT_EQ(st.sampled, std::min<int64_t>(st.rows, 64)) << name;
+      EXPECT_GT(st.absmax, 0.f) << name;
+    }
+    std::map<std::string, ActionError> errs;
+    for (const char* scheme : {"int4-g64", "w8a8"}) {
+      for (bool calibrated : {false, true}) {
+        const std::string tag = std::string(scheme) + (calibrated ? "+calib" : "");
+        const fs::path out = temp_dir("calib_" + tag);
+        QuantizeOptions qo;
+        qo.scheme = parse_scheme(scheme);
+        if (calibrated) qo.calibration = &cal;
+        const QuantizeSummary sum = quantize_checkpoint(ck, out.string(), qo);
+        auto qc = read_quant_config((out / "config.json").string());
+        ASSERT_TRUE(qc.has_value());
+        if (calibrated) {
+          EXPECT_GT(sum.calibrated, 0);
+          EXPECT_EQ(qc->version, 2);
+          EXPECT_EQ(qc->calibration, qo.scheme.act_int8 ? "static" : "awq");
+          if (!qo.scheme.act_int8) EXPECT_LE(sum.calib_err_chosen, sum.calib_err_plain);
+        } else {
+          EXPECT_EQ(qc->version, 1);
+        }
+        auto pq = Policy::load(out.string(), po);
+        const ActionError e = action_error(want, run_all(*pq, obs, noise), pf->action_dim());
+        std::printf("[%s] %-16s cos %.6f (min %.6f) rel L2 %.4g max abs %.3g  (%lld calibrated; layer error %.4g -> %.4g)\n",
+                    c.c_str(), tag.c_str(), e.cosine, e.min_cosine, e.rel_l2, e.max_abs,
+                    static_cast<long long>(sum.calibrated), sum.calib_err_plain, sum.calib_err_chosen);
+        errs[tag] = e;
+        fs::remove_all(out);
+      }
+    }
+    EXPECT_GE(errs["w8a8+calib"].min_cosine, 0.995);  // the w8a8 gate
+    EXPECT_GE(errs["int4-g64+calib"].min_cosine, 0.95);
+  }
+}
+
+TEST(QuantizeCalibration, RejectsQuantizedInputAndEmptyObservations) {
+  const std::string c = "a_one_cam_square";
+  const std::string ck = kRoot + c + "/checkpoint";
+  CalibrateOptions co;
+  co.policy = case_options(c);
+  EXPECT_THROW(collect_calibration(ck, {}, {}, co), InvalidArgument);
+  const fs::path out = temp_dir("calib_reject");
+  QuantizeOptions qo;
+  qo.scheme = parse_scheme("int8");
+  quantize_checkpoint(ck, out.string(), qo);
+  auto pf = Policy::load(ck, co.policy);
+  std::vector<Observation> obs;
+  std::vector<std::vector<float>> noise;
+  case_observations(c, *pf, &obs, &noise);
+  const std::string msg = error_of([&] { collect_calibration(out.string(), obs, noise, co); });
+  EXPECT_NE(msg.find("already quantized"), std::string::npos) << msg;
+  fs::remove_all(out);
+}
+
+// Version-2 tensors are validated when the checkpoint opens: values, dtype/shape, scheme, version.
+TEST(QuantizeCalibration, MalformedCalibrationTensorsNameTheTensor) {
+  const std::string c = "a_one_cam_square";
+  const std::string ck = kRoot + c + "/checkpoint";
+  const PolicyOptions po = case_options(c);
+  auto pf = Policy::load(ck, po);
+  std::vector<Observation> obs;
+  std::vector<std::vector<float>> noise;
+  case_observations(c, *pf, &obs, &noise);
+  CalibrateOptions co;
+  co.policy = po;
+  const CalibrationData cal = collect_calibration(ck, obs, noise, co);
+  const fs::path out = temp_dir("calib_bad");
+  QuantizeOptions qo;
+  qo.scheme = parse_scheme("int4-g64");
+  qo.calibration = &cal;
+  quantize_checkpoint(ck, out.string(), qo);
+  const fs::path st = out / "model.safetensors";
+  const std::string cfg = read_file(out / "config.json");
+  // Rewrites model.safetensors with `edit` applied to the tensor list (and config.json as given).
+  auto rewrite = [&](const std::function<void(NamedTensors&)>& edit, const std::string& config) {
+    SafetensorsFile f = SafetensorsFile::open(st.string());
+    NamedTensors ts;
+    for (const std::string& n : f.names()) ts.emplace_back(n, f.get(n).clone());
+    edit(ts);
+    f = SafetensorsFile();
+    write_safetensors(st.string(), ts);
+    std::ofstream(out / "config.json") << config;
+  };
+  SafetensorsFile orig = SafetensorsFile::open(st.string());
+  NamedTensors keep;
+  for (const std::string& n : orig.names()) keep.emplace_back(n, orig.get(n).clone());
+  orig = SafetensorsFile();
+  std::string in_name;
+  for (const auto& [n, t] : keep)
+    if (n.size() > 13 && n.compare(n.size() - 13, 13, ".input_scales") == 0) in_name = n;
+  ASSERT_FALSE(in_name.empty()) << "no input_scales written";
+  auto restore = [&](NamedTensors& ts) { ts = keep; };
+
+  rewrite([&](NamedTensors& ts) {
+    restore(ts);
+    for (auto& [n, t] : ts)
+      if (n == in_name) {
+        t = t.clone();  // `keep` shares the storage of the restored tensors
+        t.data<float>()[3] = -1.f;
+      }
+  }, cfg);
+  std::string msg = error_of([&] { Policy::load(out.string(), po); });
+  EXPECT_NE(msg.find(in_name + "' holds -1 at index 3, expected a positive finite scale"), std::string::npos) << msg;
+
+  rewrite([&](NamedTensors& ts) {
+    restore(ts);
+    const std::string base = in_name.substr(0, in_name.size() - 13);
+    ts.emplace_back(base + ".act_scale", Tensor::from_vector({0.1f}, {1}));
+  }, cfg);
+  msg = error_of([&] { Policy::load(out.string(), po); });
+  EXPECT_NE(msg.find(".act_scale' is only expected for scheme 'w8a8', not 'int4-g64'"), std::string::npos) << msg;
+
+  std::string v1 = cfg;
+  const size_t vp = v1.find("\"version\": 2");
+  ASSERT_NE(vp, std::string::npos);
+  v1.replace(vp, 12, "\"version\": 1");
+  rewrite(restore, v1);
+  msg = error_of([&] { Policy::load(out.string(), po); });
+  EXPECT_NE(msg.find("'calibration' needs version 2"), std::string::npos) << msg;
+  fs::remove_all(out);
 }

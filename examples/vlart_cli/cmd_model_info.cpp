@@ -110,7 +110,7 @@ int cmd_model_info(const char* model_dir) {
   // its `.scales` / `.zeros` add bytes but no parameters.
   const auto quant = compress::read_quant_config((fs::path(dir) / "config.json").string());
   if (quant)
-    std::printf("quantization: %s, %lld tensors quantized (phase 1: dequantized to f32 at load)\n",
+    std::printf("quantization: %s, %lld tensors quantized\n",
                 quant->scheme.name().c_str(), static_cast<long long>(quant->quantized));
   auto ends = [](const std::string& n, const char* suf) {
     const size_t k = std::char_traits<char>::length(suf);

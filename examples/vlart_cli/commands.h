@@ -1,5 +1,11 @@
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vlart/policy.h"
+
 namespace vlart::cli {
 int cmd_info(int argc, char** argv);  // no argument: system info; <model_dir>: model summary
 int cmd_model_info(const char* model_dir);
@@ -11,4 +17,8 @@ int cmd_compare(int argc, char** argv);   // action error / size / memory / late
 // Resident set size of this process now (/proc/self/statm) and at its peak (getrusage), in MiB.
 double rss_now_mib();
 double rss_peak_mib();
+// Observations of a `vlart compare --obs` directory for `policy`'s cameras, with their noise
+// (cmd_compare.cpp).
+void read_obs_dir(const std::string& dir, const Policy& policy, uint64_t seed, std::vector<Observation>* obs,
+                  std::vector<std::vector<float>>* noise);
 }  // namespace vlart::cli

@@ -137,6 +137,7 @@ class Policy {
   struct Impl;
 
  private:
+  friend struct PolicyInternals;  // library-internal hooks (src/runtime/policy_internal.h)
   explicit Policy(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -268,7 +268,7 @@ void store_panel(const QGemmProblem& p, int64_t n, int64_t r0, int mr, int64_t c
 
 }  // namespace
 
-QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group) {
+QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group, bool in_scaled) {
   VLART_CHECK(n >= 0 && k >= 0, InvalidArgument, "qgemm: negative shape [", n, ", ", k, "]");
   QPackedLayout L;
   L.kind = kind;
@@ -294,13 +294,29 @@ QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group
     L.offset_offset = align64(L.scale_offset + table);
     L.total_bytes = align64(L.offset_offset + table);
   }
+  if (in_scaled) {
+    L.in_scaled = true;
+    L.in_scale_offset = L.total_bytes;
+    L.total_bytes = align64(L.total_bytes + static_cast<size_t>(k) * sizeof(float));
+  }
   if (L.total_bytes == 0) L.total_bytes = 64;
   return L;
 }
 
-void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scales, void* dst) {
+namespace {
+// Stores 1 / in_scale (the kernel multiplies x by it while transposing).
+void pack_in_scale(const QPackedLayout& L, const float* in_scale, uint8_t* base) {
+  if (!L.in_scaled) return;
+  VLART_CHECK(in_scale != nullptr, InvalidArgument, "qgemm: layout has input scales but none were given");
+  auto* inv = reinterpret_cast<float*>(base + L.in_scale_offset);
+  for (int64_t c = 0; c < L.k; ++c) inv[c] = 1.f / in_scale[c];
+}
+}  // namespace
+
+void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scales, void* dst, const float* in_scale) {
   auto* base = static_cast<uint8_t*>(dst);
   std::memset(base, 0, L.total_bytes);
+  pack_in_scale(L, in_scale, base);
   auto* sc = reinterpret_cast<float*>(base + L.scale_offset);
   for (int64_t p = 0; p < L.panels; ++p) {
     auto* panel = reinterpret_cast<int8_t*>(base) + static_cast<size_t>(p) * static_cast<size_t>(L.k) * P;
@@ -315,9 +331,10 @@ void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scale
 }
 
 void qgemm_pack_int4(const QPackedLayout& L, const uint8_t* q, const float* scales, const float* offsets,
-                     void* dst) {
+                     void* dst, const float* in_scale) {
   auto* base = static_cast<uint8_t*>(dst);
   std::memset(base, 0, L.total_bytes);
+  pack_in_scale(L, in_scale, base);
   auto* sc = reinterpret_cast<float*>(base + L.scale_offset);
   auto* of = reinterpret_cast<float*>(base + L.offset_offset);
   const int64_t kp = L.k / 2;
@@ -337,6 +354,8 @@ void qgemm_pack_int4(const QPackedLayout& L, const uint8_t* q, const float* scal
 }
 
 void qgemm_unpack(const QPackedLayout& L, const void* packed, float* w) {
+  const float* inv =
+      L.in_scaled ? reinterpret_cast<const float*>(static_cast<const uint8_t*>(packed) + L.in_scale_offset) : nullptr;
   for (int64_t p = 0; p < L.panels; ++p) {
     const PanelRef pr = panel_ref(L, packed, p);
     for (int j = 0; j < P; ++j) {
@@ -351,6 +370,7 @@ void qgemm_unpack(const QPackedLayout& L, const void* packed, float* w) {
           const float u = static_cast<float>((kk & 1) ? (b >> 4) : (b & 15));
           w[r * L.k + kk] = pr.scale[g * P + j] * u + pr.offset[g * P + j];
         }
+        if (inv) w[r * L.k + kk] *= inv[kk];
       }
     }
   }
@@ -379,6 +399,8 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
   int nt = static_cast<int>(std::min<int64_t>(std::max(1, p.threads), L.panels));
   if (flops < 65536.0) nt = 1;
 
+  const float* inv =
+      L.in_scaled ? reinterpret_cast<const float*>(static_cast<const uint8_t*>(packed) + L.in_scale_offset) : nullptr;
   auto transpose_block = [&](int64_t b) {
     const int64_t r0 = b * P;
     const int mr = static_cast<int>(std::min<int64_t>(P, m - r0));
@@ -392,6 +414,8 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
         const auto* xs = static_cast<const float*>(p.x) + row;
         for (int64_t kk = 0; kk < k; ++kk) xt[kk * mr + i] = xs[kk];
       }
+      if (inv)
+        for (int64_t kk = 0; kk < k; ++kk) xt[kk * mr + i] *= inv[kk];
     }
     if (L.kind == QWeightKind::kInt4) {
       float* gs = xt + kx * P;
@@ -442,11 +466,13 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
 }
 
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
-                      int threads) {
+                      int threads, float static_scale) {
   kernels::parallel_for(m, k, threads, [&](int64_t r) {
     float amax = 0.f;
     float rowbuf[256];
-    if (x_bf16) {
+    if (static_scale > 0.f) {
+      amax = static_scale * 127.f;
+    } else if (x_bf16) {
       const auto* xs = static_cast<const uint16_t*>(x) + r * ldx;
       for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(bf16_to_f32(xs[kk])));
     } else {
@@ -462,8 +488,8 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
       scales[r] = amax > 0.f || std::isnan(amax) ? std::numeric_limits<float>::quiet_NaN() : 0.f;
       return;
     }
-    const float inv = 127.f / amax;
-    scales[r] = amax / 127.f;
+    const float inv = static_scale > 0.f ? 1.f / static_scale : 127.f / amax;
+    scales[r] = static_scale > 0.f ? static_scale : amax / 127.f;
     for (int64_t k0 = 0; k0 < k; k0 += 256) {
       const int64_t len = std::min<int64_t>(256, k - k0);
       for (int64_t i = 0; i < len; ++i) rowbuf[i] = load_x(x, x_bf16, r * ldx + k0 + i);

@@ -40,19 +40,24 @@ struct QPackedLayout {
   int64_t group = 0;    // int4: values per (scale, offset) along k (even); int8: k
   int64_t panels = 0;   // ceil(n / 16)
   int64_t groups = 0;   // int4: ceil(k / group); int8: 1
-  size_t scale_offset = 0, offset_offset = 0, total_bytes = 0;  // byte offsets in the buffer
+  bool in_scaled = false;  // activation-aware: x[:, c] is divided by in_scale[c] before the product
+  size_t scale_offset = 0, offset_offset = 0, in_scale_offset = 0, total_bytes = 0;  // byte offsets
 };
 
 // Layout for an [n, k] weight. int4 needs k and group even (InvalidArgument otherwise).
-QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group = 0);
+// `in_scaled`: the weight carries per-input-channel scales (activation-aware quantization, AWQ
+// style): the stored values quantize w[r, c] * in_scale[c], and the kernel divides x[:, c] by
+// in_scale[c] while transposing it (free), so the product is still x w^T.
+QPackedLayout qgemm_layout(QWeightKind kind, int64_t n, int64_t k, int64_t group = 0, bool in_scaled = false);
 
-// q: [n, k] int8 row-major; scales: [n]; w[r, c] = scales[r] * q[r, c]. dst: L.total_bytes,
-// 64-byte aligned.
-void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scales, void* dst);
+// q: [n, k] int8 row-major; scales: [n]; w[r, c] = scales[r] * q[r, c] / in_scale[c] (in_scale:
+// [k] when L.in_scaled, else nullptr). dst: L.total_bytes, 64-byte aligned.
+void qgemm_pack_int8(const QPackedLayout& L, const int8_t* q, const float* scales, void* dst,
+                     const float* in_scale = nullptr);
 // q: [n, k/2] bytes (element 2i in the low nibble of byte i, unsigned 0..15); scales, offsets:
-// [n, G]; w[r, c] = scales[r, c / group] * nibble + offsets[r, c / group]. dst as above.
+// [n, G]; w[r, c] = (scales[r, c / group] * nibble + offsets[r, c / group]) / in_scale[c].
 void qgemm_pack_int4(const QPackedLayout& L, const uint8_t* q, const float* scales, const float* offsets,
-                     void* dst);
+                     void* dst, const float* in_scale = nullptr);
 // Dequantizes packed weights back to f32 [n, k] (tests, debugging).
 void qgemm_unpack(const QPackedLayout& L, const void* packed, float* w);
 
@@ -76,9 +81,10 @@ int64_t qgemm_work_floats(const QPackedLayout& L, int64_t m);
 void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p);
 
 // Symmetric per-row int8 quantization: scale[r] = max|x[r, :]| / 127, q = round(x / scale) in
-// [-127, 127] (an all-zero row gets scale 0 and q = 0).
+// [-127, 127] (an all-zero row gets scale 0 and q = 0). With static_scale > 0 (a calibrated range)
+// every row uses that scale instead (values beyond 127 steps saturate).
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
-                      int threads);
+                      int threads, float static_scale = 0.f);
 // y[r, c] = act(acc[r, c] * row_scale[r] + bias[c]); acc may alias y when y is f32 with ldy == ldacc.
 void qgemm_row_scale_epilogue(const float* acc, int64_t ldacc, const float* row_scale, int64_t m, int64_t n,
                               const void* bias, bool bias_bf16, GemvAct act, void* y, int64_t ldy, bool y_bf16,

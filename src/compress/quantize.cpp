@@ -7,8 +7,10 @@
 #include <fstream>
 #include <set>
 
+#include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "compress/calibrate.h"
 #include "vlart/error.h"
 
 namespace vlart::compress {
@@ -230,6 +232,56 @@ Tensor from_bytes(const void* src, size_t nbytes, const Shape& shape, DType dt) 
 
 }  // namespace
 
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Activation-aware int4 scales for one weight: for each alpha, s[k] = mean|x_k|^alpha (normalised
+// so that sqrt(max * min) = 1), quantize w * s, and measure ||X (dequant / s)^T - X w^T||^2 on the
+// sampled activation rows X. Returns the best s (empty when alpha = 0, plain rounding, wins).
+std::vector<float> awq_scales(const std::vector<float>& w, int64_t n, int64_t k, const QuantScheme& sc,
+                              const LayerActStats& st, const std::vector<double>& alphas, double* err_plain,
+                              double* err_best) {
+  const Eigen::Map<const RowMat> X(st.sample.data(), st.sampled, k);
+  const Eigen::Map<const RowMat> W(w.data(), n, k);
+  const RowMat Y = X * W.transpose();
+  const std::vector<float> mean = st.mean_abs();
+  std::vector<float> best;
+  double best_err = -1;
+  std::vector<float> ws(w.size()), dq(w.size());
+  for (double a : alphas) {
+    std::vector<float> s(static_cast<size_t>(k), 1.f);
+    if (a > 0) {
+      float mx = 0, mn = std::numeric_limits<float>::max();
+      for (int64_t i = 0; i < k; ++i) {
+        s[static_cast<size_t>(i)] = std::pow(std::max(mean[static_cast<size_t>(i)], 1e-6f), static_cast<float>(a));
+        mx = std::max(mx, s[static_cast<size_t>(i)]);
+        mn = std::min(mn, s[static_cast<size_t>(i)]);
+      }
+      const float norm = std::sqrt(mx * mn);
+      for (float& v : s) v = std::clamp(v / norm, 1e-4f, 1e4f);
+    }
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < k; ++i) ws[static_cast<size_t>(r * k + i)] = w[static_cast<size_t>(r * k + i)] * s[static_cast<size_t>(i)];
+    const Int4Weight q = quantize_int4(ws.data(), n, k, sc.group_size, sc.symmetric);
+    dequantize_int4(q.packed.data(), q.scales.data(), sc.symmetric ? nullptr : q.zeros.data(), n, k, sc.group_size,
+                    dq.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < k; ++i) dq[static_cast<size_t>(r * k + i)] /= s[static_cast<size_t>(i)];
+    const Eigen::Map<const RowMat> D(dq.data(), n, k);
+    const double err = static_cast<double>((X * D.transpose() - Y).squaredNorm());
+    if (a == 0) *err_plain = err;
+    if (best_err < 0 || err < best_err) {
+      best_err = err;
+      best = a > 0 ? s : std::vector<float>();
+    }
+  }
+  *err_best = best_err;
+  return best;
+}
+
+}  // namespace
+
 QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string& out_dir,
                                     const QuantizeOptions& opts) {
   const fs::path in(in_dir), out(out_dir);
@@ -323,6 +375,16 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
       continue;
     }
     const std::vector<float> wf = t.to_float_vector();
+    const LayerActStats* st = nullptr;
+    if (opts.calibration) {
+      auto it = opts.calibration->layers.find(n);
+      if (it != opts.calibration->layers.end() && it->second.k == K && it->second.sampled > 0) st = &it->second;
+    }
+    if (sc.kind == Scheme::kW8A8 && st && st->absmax > 0.f) {
+      const float a = st->absmax / 127.f;
+      outs.emplace_back(n + kActScaleSuffix, Tensor::from_vector({a}, {1}));
+      ++sum.calibrated;
+    }
     if (sc.kind == Scheme::kInt8 || sc.kind == Scheme::kW8A8) {
       Int8Weight q = quantize_int8(wf.data(), N, K);
       outs.emplace_back(n + kQWeightSuffix, from_bytes(q.q.data(), q.q.size(), {N, K}, DType::kI8));
@@ -344,7 +406,21 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
       }
       outs.emplace_back(n + kScalesSuffix, s);
     } else {
-      Int4Weight q = quantize_int4(wf.data(), N, K, sc.group_size, sc.symmetric);
+      std::vector<float> in_scales;
+      if (st) {
+        double e0 = 0, e1 = 0;
+        in_scales = awq_scales(wf, N, K, sc, *st, opts.awq_alphas, &e0, &e1);
+        sum.calib_err_plain += e0;
+        sum.calib_err_chosen += e1;
+      }
+      std::vector<float> wq = wf;
+      if (!in_scales.empty()) {
+        for (int64_t r = 0; r < N; ++r)
+          for (int64_t i = 0; i < K; ++i) wq[static_cast<size_t>(r * K + i)] *= in_scales[static_cast<size_t>(i)];
+        outs.emplace_back(n + kInputScalesSuffix, Tensor::from_vector(in_scales, {K}));
+        ++sum.calibrated;
+      }
+      Int4Weight q = quantize_int4(wq.data(), N, K, sc.group_size, sc.symmetric);
       const int64_t ng = (K + sc.group_size - 1) / sc.group_size;
       outs.emplace_back(n + kQWeightSuffix, from_bytes(q.packed.data(), q.packed.size(), {N, K / 2}, DType::kU8));
       outs.emplace_back(n + kScalesSuffix, from_bytes(q.scales.data(), q.scales.size() * 2, {N, ng}, DType::kF16));
@@ -365,13 +441,21 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
                     {{"format", "pt"}, {"vlart.quantization", sc.name()}});
   nlohmann::ordered_json q;
   q["format"] = "vlart";
-  q["version"] = kQuantFormatVersion;
+  q["version"] = sum.calibrated > 0 ? 2 : 1;
   q["scheme"] = sc.name();
   q["group_size"] = sc.kind == Scheme::kInt4 ? sc.group_size : 0;
   q["symmetric"] = sc.symmetric;
   q["activations"] = sc.act_int8 ? "int8_per_token" : "none";
   q["quantized"] = sum.quantized;
   q["kept_float"] = sum.kept_patterns;
+  if (sum.calibrated > 0) {
+    nlohmann::ordered_json c;
+    c["method"] = sc.kind == Scheme::kW8A8 ? "static" : "awq";
+    c["observations"] = opts.calibration->observations;
+    c["layers"] = sum.calibrated;
+    if (sc.kind != Scheme::kW8A8) c["alphas"] = opts.awq_alphas;
+    q["calibration"] = c;
+  }
   cfg["quantization"] = q;
   const fs::path cfg_out = out / "config.json";
   std::ofstream f(cfg_out);
@@ -397,10 +481,20 @@ std::optional<QuantConfig> read_quant_config(const std::string& path) {
   if (fmt != "vlart") throw bad("format is '" + fmt + "', expected 'vlart'");
   if (!q.contains("version") || !q["version"].is_number_integer()) throw bad("field 'version' missing or not an integer");
   const int64_t ver = q["version"].get<int64_t>();
-  if (ver != kQuantFormatVersion)
-    throw bad("version " + std::to_string(ver) + " is not supported (this build reads version " +
+  if (ver < 1 || ver > kQuantFormatVersion)
+    throw bad("version " + std::to_string(ver) + " is not supported (this build reads versions 1 to " +
               std::to_string(kQuantFormatVersion) + ")");
   QuantConfig c;
+  c.version = static_cast<int>(ver);
+  if (q.contains("calibration")) {
+    if (ver < 2) throw bad("field 'calibration' needs version 2, the file says version " + std::to_string(ver));
+    const auto& cal = q["calibration"];
+    if (!cal.is_object() || !cal.contains("method") || !cal["method"].is_string())
+      throw bad("field 'calibration' must be an object with a string 'method'");
+    c.calibration = cal["method"].get<std::string>();
+    if (c.calibration != "awq" && c.calibration != "static")
+      throw bad("calibration method '" + c.calibration + "' is not 'awq' or 'static'");
+  }
   const std::string scheme = str("scheme");
   try {
     c.scheme = parse_scheme(scheme);
@@ -433,7 +527,48 @@ std::optional<QuantConfig> read_quant_config(const std::string& path) {
   return c;
 }
 
+namespace {
+// The optional version-2 tensors of a quantized weight of logical shape [N, K].
+void validate_calibration(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc, int64_t K) {
+  const std::string in = base + kInputScalesSuffix, an = base + kActScaleSuffix;
+  const bool w8a8 = qc.scheme.kind == Scheme::kW8A8;
+  if (ck.has(in)) {
+    const std::string f = ck.file_of(in).path();
+    VLART_CHECK(qc.version >= 2, FormatError, f, ": tensor '", in, "' needs quantization format version 2, config says ",
+                qc.version);
+    VLART_CHECK(!w8a8, FormatError, f, ": tensor '", in, "' is not expected for scheme 'w8a8'");
+    const SafetensorsTensorInfo& i = ck.info(in);
+    VLART_CHECK(i.stored_dtype == DType::kF32 && i.shape == Shape({K}), FormatError, f, ": tensor '", in, "' is ",
+                dtype_name(i.stored_dtype), " ", i.shape.str(), ", expected f32 [", K, "]");
+    const Tensor t = ck.get(in);
+    const float* v = t.data<float>();
+    for (int64_t j = 0; j < K; ++j)
+      VLART_CHECK(std::isfinite(v[j]) && v[j] > 0.f, FormatError, f, ": tensor '", in, "' holds ", v[j], " at index ",
+                  j, ", expected a positive finite scale");
+  }
+  if (ck.has(an)) {
+    const std::string f = ck.file_of(an).path();
+    VLART_CHECK(qc.version >= 2, FormatError, f, ": tensor '", an, "' needs quantization format version 2, config says ",
+                qc.version);
+    VLART_CHECK(w8a8, FormatError, f, ": tensor '", an, "' is only expected for scheme 'w8a8', not '", qc.scheme.name(),
+                "'");
+    const SafetensorsTensorInfo& i = ck.info(an);
+    VLART_CHECK(i.stored_dtype == DType::kF32 && i.shape.numel() == 1, FormatError, f, ": tensor '", an, "' is ",
+                dtype_name(i.stored_dtype), " ", i.shape.str(), ", expected f32 [1]");
+    const float v = ck.get(an).data<float>()[0];
+    VLART_CHECK(std::isfinite(v) && v > 0.f, FormatError, f, ": tensor '", an, "' holds ", v,
+                ", expected a positive finite scale");
+  }
+}
+}  // namespace
+
 Shape validate_quantized(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc) {
+  const Shape sh = validate_quantized_tensors(ck, base, qc);
+  validate_calibration(ck, base, qc, sh[1]);
+  return sh;
+}
+
+Shape validate_quantized_tensors(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc) {
   const std::string qn = base + kQWeightSuffix, sn = base + kScalesSuffix, zn = base + kZerosSuffix;
   VLART_CHECK(ck.has(qn), NotFoundError, "quantized weight '", qn, "' not in checkpoint");
   const std::string file = ck.file_of(qn).path();
@@ -483,6 +618,19 @@ Shape validate_quantized(const SafetensorsCheckpoint& ck, const std::string& bas
   return Shape({N, K});
 }
 
+namespace {
+Tensor apply_input_scales(const SafetensorsCheckpoint& ck, const std::string& base, Tensor w) {
+  if (!ck.has(base + kInputScalesSuffix)) return w;
+  const Tensor in = ck.get(base + kInputScalesSuffix);
+  const float* s = in.data<float>();
+  float* p = w.data<float>();
+  const int64_t n = w.dim(0), k = w.dim(1);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) p[r * k + c] /= s[c];
+  return w;
+}
+}  // namespace
+
 Tensor dequantize_weight(const SafetensorsCheckpoint& ck, const std::string& base, const QuantConfig& qc) {
   const Shape sh = validate_quantized(ck, base, qc);
   const int64_t N = sh[0], K = sh[1];
@@ -492,7 +640,7 @@ Tensor dequantize_weight(const SafetensorsCheckpoint& ck, const std::string& bas
   if (qc.scheme.kind == Scheme::kInt8 || qc.scheme.kind == Scheme::kW8A8) {
     const std::vector<float> sf = s.to_float_vector();
     dequantize_int8(q.data<int8_t>(), sf.data(), N, K, out.data<float>());
-    return out;
+    return apply_input_scales(ck, base, out);
   }
   const Tensor sc = s.contiguous();
   Tensor z;
@@ -505,7 +653,7 @@ Tensor dequantize_weight(const SafetensorsCheckpoint& ck, const std::string& bas
   }
   dequantize_int4(q.data<uint8_t>(), sc.data<uint16_t>(), z.defined() ? z.data<uint8_t>() : nullptr, N, K,
                   qc.scheme.group_size, out.data<float>());
-  return out;
+  return apply_input_scales(ck, base, out);
 }
 
 }  // namespace vlart::compress

@@ -28,10 +28,20 @@
 
 namespace vlart::compress {
 
-constexpr int kQuantFormatVersion = 1;
+// Newest format version this build reads and writes. Version 1: qweight/scales/zeros. Version 2
+// (written only for calibrated checkpoints) adds the optional per-weight tensors
+//   int4 / int8   X.weight.input_scales F32 [K]  activation-aware scales: the stored values
+//                                                quantize w[:, k] * input_scales[k], so
+//                                                w ~= dequant(q)[:, k] / input_scales[k]
+//   w8a8          X.weight.act_scale    F32 [1]  static activation scale (calibrated max|x| / 127)
+constexpr int kQuantFormatVersion = 2;
 constexpr const char* kQWeightSuffix = ".qweight";
 constexpr const char* kScalesSuffix = ".scales";
 constexpr const char* kZerosSuffix = ".zeros";
+constexpr const char* kInputScalesSuffix = ".input_scales";
+constexpr const char* kActScaleSuffix = ".act_scale";
+
+struct CalibrationData;  // compress/calibrate.h
 
 enum class Scheme : uint8_t { kBF16, kInt8, kInt4, kW8A8 };
 
@@ -84,6 +94,12 @@ struct QuantizeOptions {
   bool use_default_keep = true;
   bool force = false;                   // allow a non-empty out_dir (its contents are replaced)
   bool scales_f16 = false;              // int8: F16 instead of F32 per-row scales
+  // Optional activation statistics (collect_calibration): int4 weights get activation-aware
+  // input scales (per layer the best of an alpha grid on the sampled rows; alpha 0 = plain
+  // rounding, so never worse on them), w8a8 weights a static activation scale. Layers without
+  // statistics are quantized as without calibration.
+  const CalibrationData* calibration = nullptr;
+  std::vector<double> awq_alphas = {0.0, 0.25, 0.5, 0.75, 1.0};
 };
 
 struct QuantizeSummary {
@@ -96,6 +112,10 @@ struct QuantizeSummary {
   std::vector<std::string> kept_patterns;      // effective keep patterns
   std::vector<std::string> unmatched_patterns;  // user patterns that matched no tensor
   std::vector<std::string> skipped_names;       // tensors of skipped_shape
+  // Calibration: weights that got input scales / a static activation scale, and the summed squared
+  // output error on the sampled rows with plain rounding vs the chosen scales (int4).
+  int64_t calibrated = 0;
+  double calib_err_plain = 0, calib_err_chosen = 0;
 };
 
 // Reads the checkpoint in `in_dir` (model.safetensors or an index of shards), writes
@@ -110,6 +130,8 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
 // The "quantization" section of a checkpoint's config.json.
 struct QuantConfig {
   QuantScheme scheme;
+  int version = 1;
+  std::string calibration;  // "" (none), "awq" or "static"
   int64_t quantized = 0;
   std::vector<std::string> kept_float;
 };
@@ -122,6 +144,10 @@ std::optional<QuantConfig> read_quant_config(const std::string& config_json_path
 Tensor dequantize_weight(const SafetensorsCheckpoint& ckpt, const std::string& base, const QuantConfig& qc);
 // Checks that `base`.qweight/.scales(/.zeros) exist with the dtypes and shapes the scheme needs;
 // FormatError naming the file, the tensor and expected vs got. Returns the logical shape [N, K].
+// Also checks the optional version-2 tensors (input_scales, act_scale: dtype, shape, positive
+// finite values, allowed for the scheme and version).
 Shape validate_quantized(const SafetensorsCheckpoint& ckpt, const std::string& base, const QuantConfig& qc);
+// Only qweight/scales/zeros.
+Shape validate_quantized_tensors(const SafetensorsCheckpoint& ckpt, const std::string& base, const QuantConfig& qc);
 
 }  // namespace vlart::compress

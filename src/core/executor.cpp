@@ -37,6 +37,7 @@ struct Step {
   OpKind op = OpKind::kCount;
   std::vector<const Tensor*> arg_ptrs;
   KernelArgs args;
+  std::string observe;  // Linear with a weight W: the weight's name (for linear_input_observer)
 };
 
 bool elementwise_inplace_ok(OpKind op) {
@@ -179,6 +180,8 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     st.kind = StepKind::kKernel;
     st.backend = chosen;
     st.op = n.op;
+    if (n.op == OpKind::kLinear && n.inputs.size() > 1 && graph.value(n.inputs[1]).kind == ValueKind::kWeight)
+      st.observe = graph.value(n.inputs[1]).name;
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const ValueId v = n.inputs[i];
       if (v == kNoValue) {
@@ -355,6 +358,11 @@ void Executor::run() {
       const auto t0 = opts_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       switch (st.kind) {
         case StepKind::kKernel:
+          if (opts_.linear_input_observer && !st.observe.empty() && st.arg_ptrs[0] &&
+              st.arg_ptrs[0]->device().is_cpu()) {
+            alloc_guard::PauseScope pause;
+            opts_.linear_input_observer(st.observe, *st.arg_ptrs[0]);
+          }
           st.kernel->run(st.args);
           break;
         case StepKind::kCopy:

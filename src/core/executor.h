@@ -2,6 +2,7 @@
 // (weights repacked once), then runs it any number of times without allocating.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct ExecutorOptions {
   bool forbid_allocations_in_run = false;
   // Record the wall time of every step (read with step_times_us()).
   bool profile = false;
+  // Calibration hook: called before every Linear whose W is a weight, with the weight's value name
+  // and the activation input (a CPU tensor, valid during the call only). Empty = off (the default;
+  // costs one branch per step).
+  std::function<void(const std::string& weight, const Tensor& x)> linear_input_observer;
 };
 
 struct StepInfo {

@@ -23,18 +23,26 @@ std::vector<float> QuantWeight::offsets_f32() const {
 }
 
 size_t QuantWeight::nbytes() const {
-  return qweight.nbytes() + scales.nbytes() + (zeros.defined() ? zeros.nbytes() : 0);
+  return qweight.nbytes() + scales.nbytes() + (zeros.defined() ? zeros.nbytes() : 0) +
+         (input_scales.defined() ? input_scales.nbytes() : 0);
 }
 
 Tensor QuantWeight::dequantize() const {
   Tensor out = Tensor::empty(Shape{n, k}, DType::kF32);
   float* w = out.data<float>();
   const std::vector<float> s = scales_f32();
+  const std::vector<float> in = input_scales.defined() ? input_scales.to_float_vector() : std::vector<float>();
+  auto finish = [&]() {
+    if (!in.empty())
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < k; ++c) w[r * k + c] /= in[static_cast<size_t>(c)];
+    return out;
+  };
   if (kind == Kind::kInt8) {
     const int8_t* q = qweight.data<int8_t>();
     for (int64_t r = 0; r < n; ++r)
       for (int64_t c = 0; c < k; ++c) w[r * k + c] = s[static_cast<size_t>(r)] * static_cast<float>(q[r * k + c]);
-    return out;
+    return finish();
   }
   const std::vector<float> off = offsets_f32();
   const uint8_t* q = qweight.data<uint8_t>();
@@ -46,7 +54,7 @@ Tensor QuantWeight::dequantize() const {
       const size_t i = static_cast<size_t>(r * g + c / group);
       w[r * k + c] = s[i] * u + off[i];
     }
-  return out;
+  return finish();
 }
 
 }  // namespace vlart

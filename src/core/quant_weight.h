@@ -20,6 +20,10 @@ struct QuantWeight {
   Tensor qweight;           // I8 [n, k] or U8 [n, k/2] (low nibble = even column)
   Tensor scales;            // F32 or F16 [n] (int8); F16 [n, ceil(k/group)] (int4)
   Tensor zeros;             // U8 [n, ceil(k/group)] (asymmetric int4), else undefined
+  // Calibrated checkpoints (format version 2), optional:
+  Tensor input_scales;      // F32 [k]: activation-aware scales; the stored values quantize
+                            // w[:, c] * input_scales[c], so w = dequant / input_scales[c]
+  float act_scale = 0.f;    // W8A8 static activation scale (calibrated range / 127); 0 = per token
 
   // Scales as f32, [n] (int8) or [n, groups] (int4).
   std::vector<float> scales_f32() const;

@@ -1,4 +1,5 @@
 #include "vlart/policy.h"
+#include "runtime/policy_internal.h"
 
 #include <chrono>
 #include <cmath>
@@ -131,6 +132,11 @@ struct Policy::Impl {
 };
 
 Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void PolicyInternals::set_linear_observer(Policy& p, std::function<void(const std::string&, const Tensor&)> fn) {
+  Policy::Impl& m = *p.impl_;
+  m.compute->run([&] { m.model->set_linear_observer(std::move(fn)); });
+}
 Policy::~Policy() = default;
 
 std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions& opts) {

@@ -157,13 +157,16 @@ class QuantLinearKernel final : public OpKernel {
   QuantLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act, int threads)
       : has_bias_(has_bias) {
     const bool int4 = q.kind == QuantWeight::Kind::kInt4;
-    L_ = qgemm_layout(int4 ? QWeightKind::kInt4 : QWeightKind::kInt8, q.n, q.k, q.group);
+    const bool in_scaled = q.input_scales.defined();
+    L_ = qgemm_layout(int4 ? QWeightKind::kInt4 : QWeightKind::kInt8, q.n, q.k, q.group, in_scaled);
     packed_ = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
     const std::vector<float> s = q.scales_f32();
+    const std::vector<float> in = in_scaled ? q.input_scales.to_float_vector() : std::vector<float>();
+    const float* inp = in_scaled ? in.data() : nullptr;
     if (int4)
-      qgemm_pack_int4(L_, q.qweight.data<uint8_t>(), s.data(), q.offsets_f32().data(), packed_.raw());
+      qgemm_pack_int4(L_, q.qweight.data<uint8_t>(), s.data(), q.offsets_f32().data(), packed_.raw(), inp);
     else
-      qgemm_pack_int8(L_, q.qweight.data<int8_t>(), s.data(), packed_.raw());
+      qgemm_pack_int8(L_, q.qweight.data<int8_t>(), s.data(), packed_.raw(), inp);
     p_.m = m;
     p_.ldx = q.k;
     p_.ldy = q.n;
@@ -202,7 +205,7 @@ class W8A8LinearKernel final : public OpKernel {
   W8A8LinearKernel(const Node& nd, int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act,
                    CpuContext& ctx)
       : m_(m), k_(q.k), n_(q.n), x_bf16_(x_dt == DType::kBF16), has_bias_(has_bias), act_(to_gemv_act(act)),
-        threads_(ctx.threads) {
+        threads_(ctx.threads), static_scale_(q.act_scale) {
     using dt = dnnl::memory::data_type;
     const dnnl::memory::desc src_md({m, k_}, dt::s8, tag::ab);
     const dnnl::memory::desc dst_md({m, n_}, dt::f32, tag::ab);
@@ -238,7 +241,7 @@ class W8A8LinearKernel final : public OpKernel {
     auto* rs = reinterpret_cast<float*>(scratch + rs_off_);
     // f32 output: the matmul writes into y and the epilogue rescales in place.
     float* acc = x_bf16_ ? reinterpret_cast<float*>(scratch + acc_off_) : static_cast<float*>(a.output->raw());
-    quantize_rows_s8(a.inputs[0]->raw(), x_bf16_, m_, k_, k_, qx, rs, threads_);
+    quantize_rows_s8(a.inputs[0]->raw(), x_bf16_, m_, k_, k_, qx, rs, threads_, static_scale_);
     src_.set_data_handle(qx);
     dst_.set_data_handle(acc);
     call_.execute(scratch);
@@ -254,6 +257,7 @@ class W8A8LinearKernel final : public OpKernel {
   bool x_bf16_, has_bias_;
   GemvAct act_;
   int threads_;
+  float static_scale_;  // calibrated activation scale, 0 = per token
   size_t q_off_ = 0, rs_off_ = 0, acc_off_ = 0, total_ = 0;
 };
 
@@ -264,7 +268,14 @@ class NoopKernel final : public OpKernel {
 
 }  // namespace
 
+bool w8a8_int8_compute_available() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||
+         isa == dnnl::cpu_isa::avx512_core_amx || isa == dnnl::cpu_isa::avx2_vnni;
+}
+
 bool quantized_linear_supported(const QuantWeight& q) {
+  if (q.input_scales.defined() && q.input_scales.numel() != q.k) return false;
   if (q.kind == QuantWeight::Kind::kInt8)
     return q.qweight.dtype() == DType::kI8 && q.qweight.numel() == q.n * q.k && q.scales.numel() == q.n;
   return q.k % 2 == 0 && q.group > 0 && q.group % 2 == 0 && q.qweight.dtype() == DType::kU8 &&
@@ -286,7 +297,8 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
   if (wv.quant) {
     VLART_CHECK(quantized_linear_supported(*wv.quant), UnsupportedError, node_label(n),
                 ": quantized weight layout not supported (int4 needs even k and group)");
-    if (wv.quant->act_int8 && wv.quant->kind == QuantWeight::Kind::kInt8 && m > kLinearGemvMaxRows)
+    if (wv.quant->act_int8 && wv.quant->kind == QuantWeight::Kind::kInt8 && !wv.quant->input_scales.defined() &&
+        m > kLinearGemvMaxRows && w8a8_int8_compute_available())
       return std::make_unique<W8A8LinearKernel>(n, m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
     return std::make_unique<QuantLinearKernel>(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads);
   }

@@ -90,6 +90,13 @@ ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, s
     t = t.to(want);
   return g.weight(name, t);
 }
+void SmolVLAModel::set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn) {
+  exec_opts_.linear_input_observer = std::move(fn);
+  vision_.clear();
+  prefix_.clear();
+  denoise_.clear();
+}
+
 ValueId SmolVLAModel::wq(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
   if (!weights_.is_quantized(name) || dequantize_) return w(g, name, shape, dt);
   ValueId id = g.find(name);

@@ -3,6 +3,7 @@
 // bucket (camera count, prompt length), so repeated inference does not rebuild graphs.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,9 @@ class SmolVLAModel {
   // Run a quantized checkpoint with its weights dequantized to f32 at load instead of the quantized
   // kernels (reference behaviour for comparisons; call before the first inference).
   void set_dequantize_weights(bool on) { dequantize_ = on; }
+  // Executor hook on the inputs of every Linear (ExecutorOptions::linear_input_observer), for
+  // calibration. Drops the stages built so far so that every later stage carries it.
+  void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
 
   // Connector output (before the sqrt(D) scale), [n_cams, T, D] in the compute dtype; `n_cams` may
   // cover several observations (their frames back to back). `last_hidden` optionally gets the

@@ -22,7 +22,8 @@ SmolVLAWeights SmolVLAWeights::open(const std::string& checkpoint_dir) {
   const std::string qs = compress::kQWeightSuffix;
   for (const std::string& n : w.ckpt_.names()) {
     std::string base;
-    for (const char* suf : {compress::kQWeightSuffix, compress::kScalesSuffix, compress::kZerosSuffix})
+    for (const char* suf : {compress::kQWeightSuffix, compress::kScalesSuffix, compress::kZerosSuffix,
+                            compress::kInputScalesSuffix, compress::kActScaleSuffix})
       if (ends_with(n, suf)) base = n.substr(0, n.size() - std::string(suf).size());
     if (base.empty()) continue;
     const bool is_q = ends_with(n, qs);
@@ -81,7 +82,17 @@ std::shared_ptr<const QuantWeight> SmolVLAWeights::get_quant(const std::string& 
   q->act_int8 = sc.act_int8;
   q->qweight = ckpt_.get(full + compress::kQWeightSuffix);
   q->scales = ckpt_.get(full + compress::kScalesSuffix);
-  if (ckpt_.has(full + compress::kZerosSuffix)) q->zeros = ckpt_.get(full + compress::kZerosSuffix);
+  if (ckpt_.has(full + compress::kZerosSuffix)) {
+    q->zeros = ckpt_.get(full + compress::kZerosSuffix);
+    const uint8_t* z = q->zeros.data<uint8_t>();
+    for (int64_t i = 0; i < q->zeros.numel(); ++i)
+      VLART_CHECK(z[i] <= 15, FormatError, ckpt_.file_of(full + compress::kZerosSuffix).path(), ": tensor '", full,
+                  compress::kZerosSuffix, "' holds zero point ", int(z[i]), " at index ", i,
+                  ", expected a value in [0, 15]");
+  }
+  if (ckpt_.has(full + compress::kInputScalesSuffix)) q->input_scales = ckpt_.get(full + compress::kInputScalesSuffix);
+  if (ckpt_.has(full + compress::kActScaleSuffix))
+    q->act_scale = ckpt_.get(full + compress::kActScaleSuffix).data<float>()[0];
   return q;
 }
 
