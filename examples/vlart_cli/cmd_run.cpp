@@ -41,8 +41,9 @@ struct RunArgs {
   std::string task;
   bool json = false;
   uint64_t seed = 0;
-  std::string noise, noise_key, tokenizer;
+  std::string noise, noise_key, tokenizer, vlm_config;
   std::string backend = "cpu";
+  int visual_tokens = 0;        // visual-token pruning: tokens kept per camera, 0 = off
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
   bool profile = false;         // bench only
@@ -122,6 +123,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.warmup = static_cast<int>(parse_int(o, next(), 0, 1000));
     } else if (o == "--tokenizer") {
       a.tokenizer = next();
+    } else if (o == "--vlm-config") {
+      a.vlm_config = next();
+    } else if (o == "--visual-tokens") {
+      a.visual_tokens = static_cast<int>(parse_int(o, next(), 0, 1 << 20));
     } else if (o == "--backend") {
       a.backend = next();
     } else if (o == "--dtype") {
@@ -199,6 +204,8 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.flow_steps = a.steps;
   opts.noise_seed = a.seed;
   opts.tokenizer_path = a.tokenizer;
+  opts.vlm_config_dir = a.vlm_config;
+  opts.visual_tokens_keep = a.visual_tokens;
   opts.compute_dtype = a.dtype;
   opts.profile = a.profile;
   opts.backend = a.backend;

@@ -8,6 +8,8 @@ int cmd_run(int argc, char** argv);
 int cmd_bench(int argc, char** argv);  // timed policy inference
 int cmd_quantize(int argc, char** argv);  // quantized copy of a checkpoint
 int cmd_compare(int argc, char** argv);   // action error / size / memory / latency of candidates
+int cmd_prune(int argc, char** argv);     // structurally pruned copy of a checkpoint
+int cmd_rank_layers(int argc, char** argv);  // per-layer input/output cosine on recorded observations
 // Resident set size of this process now (/proc/self/statm) and at its peak (getrusage), in MiB.
 double rss_now_mib();
 double rss_peak_mib();
