@@ -522,7 +522,8 @@ int cmd_rank_layers(int argc, char** argv) {
   for (size_t i : re) se += (se.empty() ? "" : ",") + std::to_string(i);
   std::printf("\nVLM layers, least important first: %s\nexpert layers, least important first: %s\n", sv.c_str(),
               se.c_str());
-  std::printf("(dropping a VLM layer also drops its paired expert layer; see docs/compression.md)\n");
+  std::printf("(dropping a VLM layer also drops its paired expert layer; the last VLM layer's output feeds nothing,\n"
+              " only its K/V (read by its expert layer) do, so its cosine says little; see docs/compression.md)\n");
   return 0;
 }
 
