@@ -262,6 +262,16 @@ TEST(Prune, DroppingTrailingLayersEqualsLeRobotTruncation) {
   prune(c, ckpt(c), out, o);
   const std::string trunc = modified_copy(c, "trunc", {}, [](nlohmann::json& j) { j["num_vlm_layers"] = 2; });
   EXPECT_EQ(actions(out, c), actions(trunc, c));
+  // The last VLM layer contributes only its K/V, read by its expert layer: dropping that layer
+  // (which drops its expert layer) equals dropping the expert layer alone.
+  const std::string last = tmp("last_vlm"), last_e = tmp("last_expert");
+  compress::PruneOptions a, b;
+  a.drop_vlm_layers = {3};
+  b.drop_expert_layers = {3};
+  prune(c, ckpt(c), last, a);
+  prune(c, ckpt(c), last_e, b);
+  EXPECT_EQ(actions(last, c), actions(last_e, c));
+  EXPECT_NE(actions(last, c), actions(ckpt(c), c));
 }
 
 // Layers, heads and channels whose contribution is zero can be removed without changing the
