@@ -15,6 +15,9 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> run ${_pr_out}/p1 ${_pr_inputs} --json)
   set_tests_properties(cli_prune_run PROPERTIES FIXTURES_REQUIRED cli_pruned PASS_REGULAR_EXPRESSION
     "\"actions\":\\[\\[.*\"horizon\":50,\"action_dim\":4")
+  add_test(NAME cli_info_pruned COMMAND $<TARGET_FILE:vlart_cli> info ${_pr_out}/p1)
+  set_tests_properties(cli_info_pruned PROPERTIES FIXTURES_REQUIRED cli_pruned PASS_REGULAR_EXPRESSION
+    "per VLM layer: S C .*pruned: .*VLM source +0,2\n +VLM heads +2,2\n +VLM mlp +64,64\n.*expert mlp +128,128")
   add_test(NAME cli_prune_bad_index_fails
     COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --drop-vlm-layers 0,5)
   set_tests_properties(cli_prune_bad_index_fails PROPERTIES WILL_FAIL TRUE)
@@ -47,7 +50,7 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> rank-layers ${_pr_policy} --obs ${_pr_out}/obs --threads 1)
   set_tests_properties(cli_rank_layers PROPERTIES FIXTURES_REQUIRED cli_prune_obs PASS_REGULAR_EXPRESSION
     "\\| vlm \\| 2 \\| [-0-9.]+ \\|.*\\| expert \\| 2 \\| [-0-9.]+ \\|.*VLM layers, least important first: [0-2],[0-2],[0-2]")
-  set_tests_properties(cli_prune_layers_heads_mlp cli_prune_run cli_prune_bad_index_fails
+  set_tests_properties(cli_prune_layers_heads_mlp cli_prune_run cli_info_pruned cli_prune_bad_index_fails
     cli_prune_bad_index_message cli_prune_bad_fraction_message cli_prune_obs_setup cli_prune_compare
     cli_visual_tokens_compare cli_run_visual_tokens cli_rank_layers PROPERTIES LABELS "cli")
 endif()
