@@ -413,6 +413,7 @@ int cmd_bench(int argc, char** argv) {
     nlohmann::ordered_json j;
     j["model_dir"] = a.model_dir;
     j["dtype"] = dt;
+    j["visual_tokens"] = a.visual_tokens;
     j["backend"] = policy->backend();
     j["cameras"] = policy->camera_names().size();
     j["threads"] = a.threads;
@@ -441,6 +442,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("bench %s: %zu camera(s), %s compute on %s, threads %d, %d warm-up + %d timed calls\n",
               a.model_dir.c_str(), policy->camera_names().size(), dt, policy->backend().c_str(), a.threads, a.warmup,
               a.iters);
+  if (a.visual_tokens > 0) std::printf("visual-token pruning: %d tokens kept per camera\n", a.visual_tokens);
   std::printf("load %.0f ms, first call %.1f ms\n", load_ms, first_ms);
   std::printf("%-11s %10s %10s %10s\n", "stage (ms)", "p50", "p99", "max");
   for (int k = 0; k < 5; ++k)
