@@ -43,6 +43,15 @@ if(TARGET vlart_cli)
             --iters 2 --visual-tokens 2)
   set_tests_properties(cli_visual_tokens_compare PROPERTIES FIXTURES_REQUIRED cli_prune_obs
     PASS_REGULAR_EXPRESSION "\\| float, visual tokens 2 \\| 0\\.[0-9]+ ")
+  add_test(NAME cli_prune_by_rank
+    COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/by_rank --drop-vlm-layers-by-rank 1
+            --calibrate ${_pr_out}/obs --threads 1 --force)
+  set_tests_properties(cli_prune_by_rank PROPERTIES FIXTURES_REQUIRED cli_prune_obs PASS_REGULAR_EXPRESSION
+    "ranked on 1 observation\\(s\\) of .*: dropping VLM layers 2, expert layers none.*dropped VLM layers: 2; dropped expert layers: 2")
+  add_test(NAME cli_prune_by_rank_needs_calibrate_message
+    COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --drop-vlm-layers-by-rank 1)
+  set_tests_properties(cli_prune_by_rank_needs_calibrate_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--drop-vlm-layers-by-rank / --drop-expert-layers-by-rank need --calibrate OBS_DIR")
   add_test(NAME cli_run_visual_tokens
     COMMAND $<TARGET_FILE:vlart_cli> run ${_pr_policy} ${_pr_inputs} --visual-tokens 2 --json)
   set_tests_properties(cli_run_visual_tokens PROPERTIES PASS_REGULAR_EXPRESSION "\"horizon\":50,\"action_dim\":4")
@@ -52,5 +61,6 @@ if(TARGET vlart_cli)
     "\\| vlm \\| 2 \\| [-0-9.]+ \\|.*\\| expert \\| 2 \\| [-0-9.]+ \\|.*VLM layers, least important first: [0-2],[0-2],[0-2]")
   set_tests_properties(cli_prune_layers_heads_mlp cli_prune_run cli_info_pruned cli_prune_bad_index_fails
     cli_prune_bad_index_message cli_prune_bad_fraction_message cli_prune_obs_setup cli_prune_compare
-    cli_visual_tokens_compare cli_run_visual_tokens cli_rank_layers PROPERTIES LABELS "cli")
+    cli_visual_tokens_compare cli_run_visual_tokens cli_rank_layers cli_prune_by_rank
+    cli_prune_by_rank_needs_calibrate_message PROPERTIES LABELS "cli")
 endif()

@@ -431,6 +431,50 @@ int cmd_compare(int argc, char** argv) {
   return 0;
 }
 
+LayerRanking rank_layers(const std::string& dir, const std::string& obs_dir, int threads, const std::string& tokenizer,
+                         const std::string& vlm_config) {
+  const std::vector<ObsSpec> obs = scan_obs(obs_dir);
+  PolicyOptions po;
+  po.threads = threads;
+  po.tokenizer_path = tokenizer;
+  po.vlm_config_dir = vlm_config;
+  std::unique_ptr<Policy> p = Policy::load(dir, po);
+  std::vector<double> vlm, expert;
+  for (size_t i = 0; i < obs.size(); ++i) {
+    const ObsSpec& s = obs[i];
+    Observation o;
+    for (const std::string& cam : p->camera_names()) {
+      const std::string sn = cam.substr(cam.rfind('.') + 1);
+      auto it = s.images.find(sn);
+      VLART_CHECK(it != s.images.end(), NotFoundError, "rank-layers: observation '", s.name, "' has no image ", sn,
+                  ".png for camera ", cam);
+      o.images[sn] = io::load_image_rgb(it->second);
+    }
+    o.state = parse_state(s.state, s.name + "/state.txt");
+    o.task = s.task;
+    const std::vector<float> noise = obs_noise(s, i, /*seed=*/0, p->horizon(), p->max_action_dim());
+    const LayerCosines c = p->layer_cosines(o, noise.data());
+    if (vlm.empty()) vlm.assign(c.vlm.size(), 0.0);
+    if (expert.empty()) expert.assign(c.expert.size(), 0.0);
+    for (size_t l = 0; l < c.vlm.size(); ++l) vlm[l] += c.vlm[l] / static_cast<double>(obs.size());
+    for (size_t l = 0; l < c.expert.size(); ++l) expert[l] += c.expert[l] / static_cast<double>(obs.size());
+  }
+  auto by_cosine = [](const std::vector<double>& v) {
+    std::vector<int64_t> idx(v.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](int64_t x, int64_t y) { return v[static_cast<size_t>(x)] > v[static_cast<size_t>(y)]; });
+    return idx;
+  };
+  LayerRanking r;
+  r.observations = obs.size();
+  r.vlm_least_important_first = by_cosine(vlm);
+  r.expert_least_important_first = by_cosine(expert);
+  r.vlm_cosine = std::move(vlm);
+  r.expert_cosine = std::move(expert);
+  return r;
+}
+
 // `vlart rank-layers <model_dir> --obs OBS_DIR`: per-layer input/output cosine similarity (the
 // importance measure of docs/compression.md) averaged over the observations of OBS_DIR (same
 // layout and noise rules as compare), printed per layer and as the layers ordered from least to
@@ -468,43 +512,16 @@ int cmd_rank_layers(int argc, char** argv) {
   }
   VLART_CHECK(!dir.empty(), InvalidArgument, "rank-layers: missing <model_dir>");
   VLART_CHECK(!a.obs_dir.empty(), InvalidArgument, "rank-layers: missing --obs OBS_DIR");
-  const std::vector<ObsSpec> obs = scan_obs(a.obs_dir);
-  PolicyOptions po;
-  po.threads = a.threads;
-  po.tokenizer_path = a.tokenizer;
-  po.vlm_config_dir = a.vlm_config;
-  std::unique_ptr<Policy> p = Policy::load(dir, po);
-  std::vector<double> vlm, expert;
-  for (size_t i = 0; i < obs.size(); ++i) {
-    const ObsSpec& s = obs[i];
-    Observation o;
-    for (const std::string& cam : p->camera_names()) {
-      const std::string sn = cam.substr(cam.rfind('.') + 1);
-      auto it = s.images.find(sn);
-      VLART_CHECK(it != s.images.end(), NotFoundError, "rank-layers: observation '", s.name, "' has no image ", sn,
-                  ".png for camera ", cam);
-      o.images[sn] = io::load_image_rgb(it->second);
-    }
-    o.state = parse_state(s.state, s.name + "/state.txt");
-    o.task = s.task;
-    const std::vector<float> noise = obs_noise(s, i, a.seed, p->horizon(), p->max_action_dim());
-    const LayerCosines c = p->layer_cosines(o, noise.data());
-    if (vlm.empty()) vlm.assign(c.vlm.size(), 0.0);
-    if (expert.empty()) expert.assign(c.expert.size(), 0.0);
-    for (size_t l = 0; l < c.vlm.size(); ++l) vlm[l] += c.vlm[l] / static_cast<double>(obs.size());
-    for (size_t l = 0; l < c.expert.size(); ++l) expert[l] += c.expert[l] / static_cast<double>(obs.size());
-  }
-  auto by_cosine = [](const std::vector<double>& v) {
-    std::vector<size_t> idx(v.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-    std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return v[x] > v[y]; });
-    return idx;
-  };
-  const std::vector<size_t> rv = by_cosine(vlm), re = by_cosine(expert);
+  const LayerRanking rk = rank_layers(dir, a.obs_dir, a.threads, a.tokenizer, a.vlm_config);
+  const std::vector<double>& vlm = rk.vlm_cosine;
+  const std::vector<double>& expert = rk.expert_cosine;
+  const size_t n_obs = rk.observations;
+  const std::vector<int64_t>& rv = rk.vlm_least_important_first;
+  const std::vector<int64_t>& re = rk.expert_least_important_first;
   if (a.json) {
     nlohmann::ordered_json j;
     j["model_dir"] = dir;
-    j["observations"] = obs.size();
+    j["observations"] = n_obs;
     j["vlm_cosine"] = vlm;
     j["expert_cosine"] = expert;
     j["vlm_least_important_first"] = rv;
@@ -513,13 +530,13 @@ int cmd_rank_layers(int argc, char** argv) {
     return 0;
   }
   std::printf("layer input/output cosine over %zu observation(s) of %s (higher = the layer changes its input less)\n\n",
-              obs.size(), a.obs_dir.c_str());
+              n_obs, a.obs_dir.c_str());
   std::printf("| part | layer | cosine |\n|---|---:|---:|\n");
   for (size_t l = 0; l < vlm.size(); ++l) std::printf("| vlm | %zu | %.6f |\n", l, vlm[l]);
   for (size_t l = 0; l < expert.size(); ++l) std::printf("| expert | %zu | %.6f |\n", l, expert[l]);
   std::string sv, se;
-  for (size_t i : rv) sv += (sv.empty() ? "" : ",") + std::to_string(i);
-  for (size_t i : re) se += (se.empty() ? "" : ",") + std::to_string(i);
+  for (int64_t i : rv) sv += (sv.empty() ? "" : ",") + std::to_string(i);
+  for (int64_t i : re) se += (se.empty() ? "" : ",") + std::to_string(i);
   std::printf("\nVLM layers, least important first: %s\nexpert layers, least important first: %s\n", sv.c_str(),
               se.c_str());
   std::printf("(dropping a VLM layer also drops its paired expert layer; the last VLM layer's output feeds nothing,\n"

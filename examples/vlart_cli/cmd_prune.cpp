@@ -1,6 +1,7 @@
 // `vlart prune <in_dir> <out_dir> [options]`: writes a structurally pruned copy of a SmolVLA
 // checkpoint (compress/prune.h; format and measured costs in docs/compression.md) and prints the
 // per-layer shapes it kept.
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +36,9 @@ std::string list(const std::vector<int64_t>& v) {
 int cmd_prune(int argc, char** argv) {
   std::vector<std::string> pos;
   compress::PruneOptions o;
+  int64_t rank_vlm = 0, rank_expert = 0;  // --drop-*-layers-by-rank N
+  std::string calibrate;
+  int threads = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -45,6 +49,22 @@ int cmd_prune(int argc, char** argv) {
       o.drop_vlm_layers = compress::parse_index_list(next(), "prune: --drop-vlm-layers");
     } else if (a == "--drop-expert-layers") {
       o.drop_expert_layers = compress::parse_index_list(next(), "prune: --drop-expert-layers");
+    } else if (a == "--drop-vlm-layers-by-rank" || a == "--drop-expert-layers-by-rank") {
+      const std::string v = next();
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      VLART_CHECK(!v.empty() && *end == '\0' && n > 0, InvalidArgument, "prune: ", a,
+                  " expects a positive number of layers, got '", v, "'");
+      (a == "--drop-vlm-layers-by-rank" ? rank_vlm : rank_expert) = n;
+    } else if (a == "--calibrate") {
+      calibrate = next();
+    } else if (a == "--threads") {
+      const std::string v = next();
+      char* end = nullptr;
+      const long t = std::strtol(v.c_str(), &end, 10);
+      VLART_CHECK(!v.empty() && *end == '\0' && t >= 0 && t <= 4096, InvalidArgument,
+                  "prune: --threads expects an integer in [0, 4096], got '", v, "'");
+      threads = static_cast<int>(t);
     } else if (a == "--prune-heads-frac") {
       o.heads_frac = parse_frac(a, next());
     } else if (a == "--prune-mlp-frac") {
@@ -67,6 +87,30 @@ int cmd_prune(int argc, char** argv) {
   }
   VLART_CHECK(pos.size() == 2, InvalidArgument, "prune: expected <in_dir> <out_dir>, got ", pos.size(),
               " positional argument(s)");
+  VLART_CHECK((rank_vlm == 0 && rank_expert == 0) || !calibrate.empty(), InvalidArgument,
+              "prune: --drop-vlm-layers-by-rank / --drop-expert-layers-by-rank need --calibrate OBS_DIR");
+  VLART_CHECK(calibrate.empty() || rank_vlm > 0 || rank_expert > 0, InvalidArgument,
+              "prune: --calibrate is used by --drop-vlm-layers-by-rank / --drop-expert-layers-by-rank N only");
+  VLART_CHECK(rank_vlm == 0 || o.drop_vlm_layers.empty(), InvalidArgument,
+              "prune: give --drop-vlm-layers or --drop-vlm-layers-by-rank, not both");
+  VLART_CHECK(rank_expert == 0 || o.drop_expert_layers.empty(), InvalidArgument,
+              "prune: give --drop-expert-layers or --drop-expert-layers-by-rank, not both");
+  if (!calibrate.empty()) {
+    // Importance on the calibration observations: the layers whose output is closest to their input
+    // (highest input/output cosine) go first.
+    const LayerRanking rk = rank_layers(pos[0], calibrate, threads, "", o.vlm_config_dir);
+    auto take = [](const std::vector<int64_t>& order, int64_t n, const char* opt, const char* what) {
+      VLART_CHECK(n < static_cast<int64_t>(order.size()), InvalidArgument, "prune: ", opt, " ", n,
+                  " would drop all ", order.size(), " ", what, " layers; at least one must stay");
+      std::vector<int64_t> v(order.begin(), order.begin() + n);
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    if (rank_vlm > 0) o.drop_vlm_layers = take(rk.vlm_least_important_first, rank_vlm, "--drop-vlm-layers-by-rank", "VLM");
+    if (rank_expert > 0) o.drop_expert_layers = take(rk.expert_least_important_first, rank_expert, "--drop-expert-layers-by-rank", "expert");
+    std::printf("ranked on %zu observation(s) of %s: dropping VLM layers %s, expert layers %s\n", rk.observations,
+                calibrate.c_str(), list(o.drop_vlm_layers).c_str(), list(o.drop_expert_layers).c_str());
+  }
   const compress::PruneSummary s = compress::prune_checkpoint(pos[0], pos[1], o);
 
   std::printf("pruned %s -> %s\n", pos[0].c_str(), pos[1].c_str());
