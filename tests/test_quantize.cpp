@@ -658,7 +658,9 @@ TEST(QuantizeCalibration, AwqInt4AndStaticW8A8OnEveryFixtureCase) {
           EXPECT_GT(sum.calibrated, 0);
           EXPECT_EQ(qc->version, 2);
           EXPECT_EQ(qc->calibration, qo.scheme.act_int8 ? "static" : "awq");
-          if (!qo.scheme.act_int8) EXPECT_LE(sum.calib_err_chosen, sum.calib_err_plain);
+          if (!qo.scheme.act_int8) {
+            EXPECT_LE(sum.calib_err_chosen, sum.calib_err_plain);
+          }
         } else {
           EXPECT_EQ(qc->version, 1);
         }

@@ -23,7 +23,7 @@ namespace {
 
 const std::string kRoot = std::string(VLART_TEST_DATA_DIR) + "/smolvla/";
 const std::vector<std::string> kCases = {"a_one_cam_square", "b_three_cam_nonsquare", "c_task_lengths",
-                                         "d_shallow_distilled", "e_expert_skip_all_cross"};
+                                         "d_shallow_distilled", "e_expert_skip_all_cross", "f_student"};
 
 nlohmann::json case_json(const std::string& c) {
   std::ifstream f(kRoot + c + "/case.json");

@@ -230,6 +230,23 @@ def small_cases() -> list[CaseSpec]:
             samples=[Sample("s0", "insert the peg into the hole", {"camera1": (72, 96)}, 500)],
             seed=5,
         ),
+        CaseSpec(
+            name="f_student",
+            description="distilled-student-shaped: 1 camera, VLM config with 4 text layers truncated to "
+            "num_vlm_layers=2, expert at 0.25x width (hidden 24), 4 flow steps, chunk_size 10, state 4 / "
+            "action 3, SA every 2 layers (layer 0 self-attention, layer 1 cross-attention).",
+            vlm=VlmSpec(image_size=64, scale_factor=2, text_layers=4, vision_layers=1),
+            cameras=["camera1"],
+            state_dim=4,
+            action_dim=3,
+            num_vlm_layers=2,
+            self_attn_every_n_layers=2,
+            expert_width_multiplier=0.25,
+            chunk_size=10,
+            num_steps=4,
+            samples=[Sample("s0", "push the block to the left", {"camera1": (64, 48)}, 600)],
+            seed=6,
+        ),
     ]
 
 

@@ -50,6 +50,7 @@ struct CompareArgs {
   std::vector<std::string> dirs;  // reference first
   std::string obs_dir, tokenizer, vlm_config;
   int threads = 0, iters = 5;
+  int visual_tokens = 0;  // candidates only: visual tokens kept per camera (0 = off)
   uint64_t seed = 0;
   bool json = false;
 };
@@ -142,9 +143,11 @@ std::vector<float> obs_noise(const ObsSpec& o, size_t index, uint64_t seed, int6
 
 // Body of the child process: load, run every observation once (recorded actions), then --iters
 // timed calls cycling over the observations.
-nlohmann::json run_model(const CompareArgs& a, const std::string& dir, const std::vector<ObsSpec>& obs) {
+nlohmann::json run_model(const CompareArgs& a, const std::string& dir, const std::vector<ObsSpec>& obs,
+                         int visual_tokens) {
   PolicyOptions po;
   po.threads = a.threads;
+  po.visual_tokens_keep = visual_tokens;
   po.tokenizer_path = a.tokenizer;
   po.vlm_config_dir = a.vlm_config;
   const auto t0 = std::chrono::steady_clock::now();
@@ -186,7 +189,8 @@ nlohmann::json run_model(const CompareArgs& a, const std::string& dir, const std
   return j;
 }
 
-RunResult run_in_child(const CompareArgs& a, const std::string& dir, const std::vector<ObsSpec>& obs) {
+RunResult run_in_child(const CompareArgs& a, const std::string& dir, const std::vector<ObsSpec>& obs,
+                       int visual_tokens) {
   int fds[2];
   VLART_CHECK(pipe(fds) == 0, IoError, "compare: pipe() failed: ", std::strerror(errno));
   std::fflush(stdout);
@@ -198,7 +202,7 @@ RunResult run_in_child(const CompareArgs& a, const std::string& dir, const std::
     std::string out;
     int rc = 0;
     try {
-      out = run_model(a, dir, obs).dump();
+      out = run_model(a, dir, obs, visual_tokens).dump();
     } catch (const std::exception& e) {
       out = nlohmann::json({{"error", std::string(e.what())}}).dump();
       rc = 1;
@@ -263,7 +267,13 @@ std::string scheme_of(const std::string& dir) {
   const fs::path cfg = fs::path(dir) / "config.json";
   if (!fs::exists(cfg)) return "?";
   const auto q = compress::read_quant_config(cfg.string());
-  return q ? q->scheme.name() : "float";
+  std::string s = q ? q->scheme.name() : "float";
+  std::ifstream f(cfg);
+  const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+  if (!j.is_discarded() && j.contains("pruning") && j["pruning"].is_object())
+    s += ", pruned (" + std::to_string(j.value("num_vlm_layers", 0)) + " VLM / " +
+         std::to_string(j.value("num_expert_layers", 0)) + " expert layers)";
+  return s;
 }
 
 CompareArgs parse(int argc, char** argv) {
@@ -295,6 +305,8 @@ CompareArgs parse(int argc, char** argv) {
       a.tokenizer = next();
     } else if (o == "--vlm-config") {
       a.vlm_config = next();
+    } else if (o == "--visual-tokens") {
+      a.visual_tokens = static_cast<int>(num(0, 1 << 20));
     } else if (o == "--json") {
       a.json = true;
     } else if (!o.empty() && o[0] == '-') {
@@ -324,9 +336,10 @@ int cmd_compare(int argc, char** argv) {
   const std::vector<ObsSpec> obs = scan_obs(a.obs_dir);
   const double baseline_rss = rss_now_mib();
   std::vector<RunResult> runs;
-  for (const std::string& d : a.dirs) {
+  for (size_t m = 0; m < a.dirs.size(); ++m) {
+    const std::string& d = a.dirs[m];
     if (!a.json) std::fprintf(stderr, "vlart compare: running %s on %zu observation(s)...\n", d.c_str(), obs.size());
-    runs.push_back(run_in_child(a, d, obs));
+    runs.push_back(run_in_child(a, d, obs, m == 0 ? 0 : a.visual_tokens));
   }
   const RunResult& ref = runs[0];
   const double ref_p50 = median(ref.latencies_ms);
@@ -345,6 +358,7 @@ int cmd_compare(int argc, char** argv) {
     Row row;
     row.dir = a.dirs[m];
     row.scheme = scheme_of(a.dirs[m]);
+    if (m > 0 && a.visual_tokens > 0) row.scheme += ", visual tokens " + std::to_string(a.visual_tokens);
     row.err = compress::action_error(ref.actions, r.actions, ref.action_dim);
     row.size = safetensors_bytes(a.dirs[m]);
     row.rss = r.peak_rss_mib;
@@ -414,6 +428,119 @@ int cmd_compare(int argc, char** argv) {
                   fmt("%.3g", r.err.dim_rel_l2[d]).c_str());
   }
   std::printf("\nNote: %s.\n", note);
+  return 0;
+}
+
+LayerRanking rank_layers(const std::string& dir, const std::string& obs_dir, int threads, const std::string& tokenizer,
+                         const std::string& vlm_config) {
+  const std::vector<ObsSpec> obs = scan_obs(obs_dir);
+  PolicyOptions po;
+  po.threads = threads;
+  po.tokenizer_path = tokenizer;
+  po.vlm_config_dir = vlm_config;
+  std::unique_ptr<Policy> p = Policy::load(dir, po);
+  std::vector<double> vlm, expert;
+  for (size_t i = 0; i < obs.size(); ++i) {
+    const ObsSpec& s = obs[i];
+    Observation o;
+    for (const std::string& cam : p->camera_names()) {
+      const std::string sn = cam.substr(cam.rfind('.') + 1);
+      auto it = s.images.find(sn);
+      VLART_CHECK(it != s.images.end(), NotFoundError, "rank-layers: observation '", s.name, "' has no image ", sn,
+                  ".png for camera ", cam);
+      o.images[sn] = io::load_image_rgb(it->second);
+    }
+    o.state = parse_state(s.state, s.name + "/state.txt");
+    o.task = s.task;
+    const std::vector<float> noise = obs_noise(s, i, /*seed=*/0, p->horizon(), p->max_action_dim());
+    const LayerCosines c = p->layer_cosines(o, noise.data());
+    if (vlm.empty()) vlm.assign(c.vlm.size(), 0.0);
+    if (expert.empty()) expert.assign(c.expert.size(), 0.0);
+    for (size_t l = 0; l < c.vlm.size(); ++l) vlm[l] += c.vlm[l] / static_cast<double>(obs.size());
+    for (size_t l = 0; l < c.expert.size(); ++l) expert[l] += c.expert[l] / static_cast<double>(obs.size());
+  }
+  auto by_cosine = [](const std::vector<double>& v) {
+    std::vector<int64_t> idx(v.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](int64_t x, int64_t y) { return v[static_cast<size_t>(x)] > v[static_cast<size_t>(y)]; });
+    return idx;
+  };
+  LayerRanking r;
+  r.observations = obs.size();
+  r.vlm_least_important_first = by_cosine(vlm);
+  r.expert_least_important_first = by_cosine(expert);
+  r.vlm_cosine = std::move(vlm);
+  r.expert_cosine = std::move(expert);
+  return r;
+}
+
+// `vlart rank-layers <model_dir> --obs OBS_DIR`: per-layer input/output cosine similarity (the
+// importance measure of docs/compression.md) averaged over the observations of OBS_DIR (same
+// layout and noise rules as compare), printed per layer and as the layers ordered from least to
+// most important (highest cosine first): candidates for `vlart prune --drop-vlm-layers`.
+int cmd_rank_layers(int argc, char** argv) {
+  CompareArgs a;
+  std::string dir;
+  for (int i = 0; i < argc; ++i) {
+    const std::string o = argv[i];
+    auto next = [&]() -> std::string {
+      VLART_CHECK(i + 1 < argc, InvalidArgument, "rank-layers: option ", o, " needs a value");
+      return argv[++i];
+    };
+    if (o == "--obs") {
+      a.obs_dir = next();
+    } else if (o == "--threads") {
+      const std::string v = next();
+      char* end = nullptr;
+      const long t = std::strtol(v.c_str(), &end, 10);
+      VLART_CHECK(!v.empty() && *end == '\0' && t >= 0 && t <= 4096, InvalidArgument,
+                  "rank-layers: --threads expects an integer in [0, 4096], got '", v, "'");
+      a.threads = static_cast<int>(t);
+    } else if (o == "--tokenizer") {
+      a.tokenizer = next();
+    } else if (o == "--vlm-config") {
+      a.vlm_config = next();
+    } else if (o == "--json") {
+      a.json = true;
+    } else if (!o.empty() && o[0] == '-') {
+      throw InvalidArgument("rank-layers: unknown option '" + o + "'");
+    } else {
+      VLART_CHECK(dir.empty(), InvalidArgument, "rank-layers: unexpected argument '", o, "'");
+      dir = o;
+    }
+  }
+  VLART_CHECK(!dir.empty(), InvalidArgument, "rank-layers: missing <model_dir>");
+  VLART_CHECK(!a.obs_dir.empty(), InvalidArgument, "rank-layers: missing --obs OBS_DIR");
+  const LayerRanking rk = rank_layers(dir, a.obs_dir, a.threads, a.tokenizer, a.vlm_config);
+  const std::vector<double>& vlm = rk.vlm_cosine;
+  const std::vector<double>& expert = rk.expert_cosine;
+  const size_t n_obs = rk.observations;
+  const std::vector<int64_t>& rv = rk.vlm_least_important_first;
+  const std::vector<int64_t>& re = rk.expert_least_important_first;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model_dir"] = dir;
+    j["observations"] = n_obs;
+    j["vlm_cosine"] = vlm;
+    j["expert_cosine"] = expert;
+    j["vlm_least_important_first"] = rv;
+    j["expert_least_important_first"] = re;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("layer input/output cosine over %zu observation(s) of %s (higher = the layer changes its input less)\n\n",
+              n_obs, a.obs_dir.c_str());
+  std::printf("| part | layer | cosine |\n|---|---:|---:|\n");
+  for (size_t l = 0; l < vlm.size(); ++l) std::printf("| vlm | %zu | %.6f |\n", l, vlm[l]);
+  for (size_t l = 0; l < expert.size(); ++l) std::printf("| expert | %zu | %.6f |\n", l, expert[l]);
+  std::string sv, se;
+  for (int64_t i : rv) sv += (sv.empty() ? "" : ",") + std::to_string(i);
+  for (int64_t i : re) se += (se.empty() ? "" : ",") + std::to_string(i);
+  std::printf("\nVLM layers, least important first: %s\nexpert layers, least important first: %s\n", sv.c_str(),
+              se.c_str());
+  std::printf("(dropping a VLM layer also drops its paired expert layer; the last VLM layer's output feeds nothing,\n"
+              " only its K/V (read by its expert layer) do, so its cosine says little; see docs/compression.md)\n");
   return 0;
 }
 

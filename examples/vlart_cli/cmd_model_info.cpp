@@ -95,6 +95,32 @@ int cmd_model_info(const char* model_dir) {
   }
   std::printf("expert:       width %lld (x%.3g), %lld layers; per VLM layer: %s  (S self, C cross, - skipped)\n",
               (long long)c.expert_hidden(), c.expert_width_multiplier, (long long)c.num_expert(), pattern.c_str());
+  if (c.pruned) {
+    // Per stored layer: source index in the unpruned checkpoint, query heads, MLP width.
+    auto row = [](const char* what, const std::vector<int64_t>& v) {
+      std::string s;
+      for (int64_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+      std::printf("  %-14s%s\n", what, s.c_str());
+    };
+    std::vector<int64_t> vs, vh, vm, es, eh, em;
+    for (const smolvla::VlmLayerSpec& l : c.vlm_layers) {
+      vs.push_back(l.source);
+      vh.push_back(l.heads);
+      vm.push_back(l.mlp);
+    }
+    for (const smolvla::ExpertLayerSpec& l : c.expert_layers) {
+      es.push_back(l.source);
+      eh.push_back(l.heads);
+      em.push_back(l.mlp);
+    }
+    std::printf("pruned:       per stored layer (config.json \"pruning\")\n");
+    row("VLM source", vs);
+    row("VLM heads", vh);
+    row("VLM mlp", vm);
+    row("expert source", es);
+    row("expert heads", eh);
+    row("expert mlp", em);
+  }
   std::printf("actions:      chunk %lld x %lld (padded to %lld), %lld flow steps\n", (long long)c.chunk_size,
               (long long)c.action_dim, (long long)c.max_action_dim, (long long)c.num_steps);
   std::printf("state:        %lld (padded to %lld)\n", (long long)c.state_dim, (long long)c.max_state_dim);

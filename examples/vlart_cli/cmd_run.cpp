@@ -41,8 +41,9 @@ struct RunArgs {
   std::string task;
   bool json = false;
   uint64_t seed = 0;
-  std::string noise, noise_key, tokenizer;
+  std::string noise, noise_key, tokenizer, vlm_config;
   std::string backend = "cpu";
+  int visual_tokens = 0;        // visual-token pruning: tokens kept per camera, 0 = off
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
   bool profile = false;         // bench only
@@ -122,6 +123,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.warmup = static_cast<int>(parse_int(o, next(), 0, 1000));
     } else if (o == "--tokenizer") {
       a.tokenizer = next();
+    } else if (o == "--vlm-config") {
+      a.vlm_config = next();
+    } else if (o == "--visual-tokens") {
+      a.visual_tokens = static_cast<int>(parse_int(o, next(), 0, 1 << 20));
     } else if (o == "--backend") {
       a.backend = next();
     } else if (o == "--dtype") {
@@ -199,6 +204,8 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.flow_steps = a.steps;
   opts.noise_seed = a.seed;
   opts.tokenizer_path = a.tokenizer;
+  opts.vlm_config_dir = a.vlm_config;
+  opts.visual_tokens_keep = a.visual_tokens;
   opts.compute_dtype = a.dtype;
   opts.profile = a.profile;
   opts.backend = a.backend;
@@ -406,6 +413,7 @@ int cmd_bench(int argc, char** argv) {
     nlohmann::ordered_json j;
     j["model_dir"] = a.model_dir;
     j["dtype"] = dt;
+    j["visual_tokens"] = a.visual_tokens;
     j["backend"] = policy->backend();
     j["cameras"] = policy->camera_names().size();
     j["threads"] = a.threads;
@@ -434,6 +442,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("bench %s: %zu camera(s), %s compute on %s, threads %d, %d warm-up + %d timed calls\n",
               a.model_dir.c_str(), policy->camera_names().size(), dt, policy->backend().c_str(), a.threads, a.warmup,
               a.iters);
+  if (a.visual_tokens > 0) std::printf("visual-token pruning: %d tokens kept per camera\n", a.visual_tokens);
   std::printf("load %.0f ms, first call %.1f ms\n", load_ms, first_ms);
   std::printf("%-11s %10s %10s %10s\n", "stage (ms)", "p50", "p99", "max");
   for (int k = 0; k < 5; ++k)

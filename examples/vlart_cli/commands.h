@@ -14,6 +14,17 @@ int cmd_run(int argc, char** argv);
 int cmd_bench(int argc, char** argv);  // timed policy inference
 int cmd_quantize(int argc, char** argv);  // quantized copy of a checkpoint
 int cmd_compare(int argc, char** argv);   // action error / size / memory / latency of candidates
+int cmd_prune(int argc, char** argv);     // structurally pruned copy of a checkpoint
+int cmd_rank_layers(int argc, char** argv);  // per-layer input/output cosine on recorded observations
+// Layer input/output cosines of the model in `dir` averaged over the observations of `obs_dir`
+// (compare's layout), and the layer indices ordered from the highest cosine (least important).
+struct LayerRanking {
+  std::vector<double> vlm_cosine, expert_cosine;
+  std::vector<int64_t> vlm_least_important_first, expert_least_important_first;
+  size_t observations = 0;
+};
+LayerRanking rank_layers(const std::string& dir, const std::string& obs_dir, int threads, const std::string& tokenizer,
+                         const std::string& vlm_config);
 // Resident set size of this process now (/proc/self/statm) and at its peak (getrusage), in MiB.
 double rss_now_mib();
 double rss_peak_mib();

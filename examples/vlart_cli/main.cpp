@@ -6,6 +6,8 @@
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
 //   vlart quantize <in> <out> ... quantized copy of a checkpoint (docs/quantization.md)
 //   vlart compare <ref> <cand>... action error, size, memory and latency of quantized candidates
+//   vlart prune <in> <out> ...    structurally pruned copy of a checkpoint (docs/compression.md)
+//   vlart rank-layers <dir> ...   layer importance (input/output cosine) on recorded observations
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +29,7 @@ void usage() {
                "  run <model_dir> --image NAME=FILE ... --state V1,V2,... --task TEXT\n"
                "      [--json] [--seed N] [--noise FILE.npy|FILE.safetensors [--noise-key K]]\n"
                "      [--threads N] [--steps N] [--tokenizer PATH] [--warmup N] [--dtype f32|bf16]\n"
-               "      [--backend cpu|cuda|auto] [--vision-cache MiB]\n"
+               "      [--backend cpu|cuda|auto] [--vision-cache MiB] [--visual-tokens K] [--vlm-config DIR]\n"
                "                                one inference; prints the action chunk and stage timings\n"
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
                "      [--clients N [--max-batch B]]  N client threads through a Scheduler\n"
@@ -38,8 +40,15 @@ void usage() {
                "      [--keep-float PAT,...] [--no-default-keep] [--scales-f16] [--force]\n"
                "                                write a quantized copy of a checkpoint directory\n"
                "  compare <ref_dir> <cand_dir> [<cand_dir> ...] --obs OBS_DIR [--threads N] [--iters N]\n"
-               "      [--seed N] [--tokenizer PATH] [--vlm-config DIR] [--json]\n"
-               "                                action error, file size, peak RSS and latency vs the reference\n");
+               "      [--seed N] [--tokenizer PATH] [--vlm-config DIR] [--visual-tokens K] [--json]\n"
+               "                                action error, file size, peak RSS and latency vs the reference\n"
+               "                                (--visual-tokens: candidates keep K visual tokens per camera)\n"
+               "  prune <in_dir> <out_dir> [--drop-vlm-layers I,J,...] [--drop-expert-layers I,...]\n"
+               "      [--drop-vlm-layers-by-rank N] [--drop-expert-layers-by-rank N] --calibrate OBS_DIR\n"
+               "      [--prune-heads-frac F] [--prune-mlp-frac F] [--parts vlm,expert] [--vlm-config DIR]\n"
+               "      [--force]                 structurally pruned copy of a checkpoint (docs/compression.md)\n"
+               "  rank-layers <model_dir> --obs OBS_DIR [--threads N] [--vlm-config DIR] [--json]\n"
+               "                                per-layer input/output cosine on recorded observations\n");
 }
 }  // namespace
 
@@ -61,6 +70,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
     if (cmd == "quantize") return vlart::cli::cmd_quantize(argc - 2, argv + 2);
     if (cmd == "compare") return vlart::cli::cmd_compare(argc - 2, argv + 2);
+    if (cmd == "prune") return vlart::cli::cmd_prune(argc - 2, argv + 2);
+    if (cmd == "rank-layers") return vlart::cli::cmd_rank_layers(argc - 2, argv + 2);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       usage();
       return 0;

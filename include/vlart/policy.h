@@ -50,6 +50,12 @@ struct PolicyOptions {
   // = 240 KiB in f32). With the cache on, each camera runs through the vision tower on its own, so
   // hits and misses give bit-identical actions.
   size_t vision_cache_bytes = 0;
+  // Visual-token pruning (0 = off): keep this many of each camera's visual tokens (SmolVLA: 64 per
+  // 512x512 frame), those whose connector output has the largest L2 norm, in their original order;
+  // the others are removed from the prefix (positions and masks count only the kept tokens), which
+  // shortens every VLM layer and the expert's attention over the prefix. Approximate: the action
+  // error it costs is measured in docs/compression.md. Values >= tokens per image mean off.
+  int visual_tokens_keep = 0;
   // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
   // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
@@ -93,6 +99,14 @@ struct ActionChunk {
   StageTimings timings;
 };
 
+// Per-layer importance on recorded observations (`vlart rank-layers`): the mean cosine similarity
+// of each layer's input and output hidden state. Near 1: the layer barely changes the residual
+// stream, a candidate for `vlart prune --drop-vlm-layers / --drop-expert-layers`.
+struct LayerCosines {
+  std::vector<double> vlm;     // per VLM layer (stored index), over the valid prefix tokens
+  std::vector<double> expert;  // per expert layer (stored index), over the action tokens and flow steps
+};
+
 class Policy {
  public:
   static std::unique_ptr<Policy> load(const std::string& checkpoint_dir, const PolicyOptions& opts = {});
@@ -118,6 +132,10 @@ class Policy {
   // values, prompt); throws InvalidArgument / NotFoundError with the same messages. Thread-safe:
   // reads only the immutable configuration.
   void validate(const Observation& obs) const;
+
+  // Layer importance on one observation (same validation and noise rules as infer()); builds its
+  // own probe graphs each call, so it is for offline analysis, not the control loop.
+  LayerCosines layer_cosines(const Observation& obs, const float* noise = nullptr);
 
   std::vector<std::string> camera_names() const;
   int64_t state_dim() const;

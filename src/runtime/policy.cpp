@@ -143,6 +143,8 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   VLART_CHECK(opts.compute_dtype == DType::kF32 || opts.compute_dtype == DType::kBF16, UnsupportedError,
               "Policy::load: compute dtype ", dtype_name(opts.compute_dtype), " is not supported (f32 or bf16)");
   VLART_CHECK(opts.max_batch >= 1, InvalidArgument, "Policy::load: max_batch must be >= 1, got ", opts.max_batch);
+  VLART_CHECK(opts.visual_tokens_keep >= 0, InvalidArgument, "Policy::load: visual_tokens_keep must be >= 0 (0 = off), got ",
+              opts.visual_tokens_keep);
   const fs::path ckpt(dir);
   VLART_CHECK(fs::exists(ckpt / "config.json"), IoError, "Policy::load: no config.json in ", dir);
   std::string vlm_name;
@@ -172,6 +174,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->vcache.budget = opts.vision_cache_bytes;
   if (opts.profile) impl->model->set_profiling(true);
   if (opts.dequantize_weights) impl->model->set_dequantize_weights(true);
+  impl->model->set_visual_tokens_keep(opts.visual_tokens_keep);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
 
@@ -417,6 +420,17 @@ VisionCacheStats Policy::vision_cache_stats() const {
 }
 void Policy::clear_vision_cache() { impl_->vcache.clear("", true); }
 void Policy::clear_vision_cache(const std::string& robot_id) { impl_->vcache.clear(robot_id, false); }
+
+LayerCosines Policy::layer_cosines(const Observation& obs, const float* noise) {
+  LayerCosines r;
+  impl_->compute->run([&] {
+    const Prepared p = prepare(*impl_, obs, noise, "Policy::layer_cosines");
+    smolvla::SmolVLAModel::LayerCosines c = impl_->model->layer_cosines(p.in, p.noise, impl_->steps);
+    r.vlm = std::move(c.vlm);
+    r.expert = std::move(c.expert);
+  });
+  return r;
+}
 
 std::string Policy::backend() const { return impl_->model->backend_names(); }
 std::string Policy::profile_report() const { return impl_->model->profile_report(); }

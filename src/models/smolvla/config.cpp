@@ -45,10 +45,105 @@ T field_or(const json& j, const char* key, const std::string& file, T def) {
 }  // namespace
 
 int64_t SmolVLAConfig::expert_layer_of(int64_t vlm_layer) const {
+  if (!vlm_layers.empty()) return vlm_layers.at(static_cast<size_t>(vlm_layer)).expert;
   const int64_t ne = num_expert();
   const int64_t m = num_vlm_layers / ne;
   return vlm_layer % m == 0 ? vlm_layer / m : -1;
 }
+
+bool SmolVLAConfig::is_self_attn(int64_t vlm_layer) const {
+  if (!vlm_layers.empty()) return vlm_layers.at(static_cast<size_t>(vlm_layer)).self_attn;
+  return self_attn_every_n_layers > 0 && vlm_layer % self_attn_every_n_layers == 0;
+}
+
+int64_t expert_intermediate_size(int64_t hidden) {
+  const int64_t h = 4 * ((2 * hidden) / 3);
+  return 256 * ((h + 255) / 256);
+}
+
+namespace {
+
+// Uniform layers by LeRobot's rules, or the per-layer lists of a "pruning" section (written by
+// compress::prune_checkpoint; format in docs/compression.md).
+void fill_layer_specs(SmolVLAConfig& c, const json* pruning, const std::string& pf) {
+  const TextConfig& t = c.text;
+  c.vlm_layers.clear();
+  c.expert_layers.clear();
+  if (!pruning) {
+    std::vector<VlmLayerSpec> v;  // the rules read c.vlm_layers while it is empty
+    for (int64_t i = 0; i < c.num_vlm_layers; ++i) {
+      VlmLayerSpec l;
+      l.heads = t.heads;
+      l.mlp = t.mlp;
+      l.expert = c.expert_layer_of(i);
+      l.self_attn = c.is_self_attn(i);
+      l.source = i;
+      v.push_back(l);
+    }
+    c.vlm_layers = std::move(v);
+    for (int64_t e = 0; e < c.num_expert(); ++e)
+      c.expert_layers.push_back({t.heads, expert_intermediate_size(c.expert_hidden()), e});
+    return;
+  }
+  c.pruned = true;
+  const json& pr = *pruning;
+  const std::string where = pf + ": \"pruning\"";
+  VLART_CHECK(pr.is_object(), FormatError, "smolvla: ", where, " is not an object");
+  const std::string fmt = field<std::string>(pr, "format", where);
+  VLART_CHECK(fmt == "vlart", FormatError, "smolvla: ", where, ": format is '", fmt, "', expected 'vlart'");
+  const int64_t ver = field<int64_t>(pr, "version", where);
+  VLART_CHECK(ver == 1, FormatError, "smolvla: ", where, ": version ", ver, " is not supported (this build reads 1)");
+  VLART_CHECK(pr.contains("vlm_layers") && pr["vlm_layers"].is_array() && pr.contains("expert_layers") &&
+                  pr["expert_layers"].is_array(),
+              FormatError, "smolvla: ", where, ": needs arrays 'vlm_layers' and 'expert_layers'");
+  const json& vl = pr["vlm_layers"];
+  const json& el = pr["expert_layers"];
+  VLART_CHECK(static_cast<int64_t>(vl.size()) == c.num_vlm_layers, FormatError, "smolvla: ", where, ": vlm_layers has ",
+              vl.size(), " entries, expected num_vlm_layers = ", c.num_vlm_layers);
+  VLART_CHECK(static_cast<int64_t>(el.size()) == c.num_expert(), FormatError, "smolvla: ", where,
+              ": expert_layers has ", el.size(), " entries, expected num_expert_layers = ", c.num_expert());
+  auto heads_ok = [&](int64_t h, const std::string& what) {
+    VLART_CHECK(h > 0 && h <= t.heads && h % t.kv_heads == 0, FormatError, "smolvla: ", where, ": ", what, " has ", h,
+                " heads, expected a multiple of num_key_value_heads ", t.kv_heads, " in [", t.kv_heads, ", ", t.heads,
+                "]");
+  };
+  std::vector<int> used(el.size(), 0);
+  for (size_t i = 0; i < vl.size(); ++i) {
+    const std::string what = "vlm_layers[" + std::to_string(i) + "]";
+    VlmLayerSpec l;
+    l.heads = field<int64_t>(vl[i], "heads", where + "." + what);
+    l.mlp = field<int64_t>(vl[i], "mlp", where + "." + what);
+    l.expert = field<int64_t>(vl[i], "expert", where + "." + what);
+    l.source = field<int64_t>(vl[i], "source", where + "." + what);
+    const std::string att = field<std::string>(vl[i], "attention", where + "." + what);
+    VLART_CHECK(att == "self" || att == "cross", FormatError, "smolvla: ", where, ": ", what, ".attention is '", att,
+                "', expected 'self' or 'cross'");
+    l.self_attn = att == "self";
+    heads_ok(l.heads, what);
+    VLART_CHECK(l.mlp > 0, FormatError, "smolvla: ", where, ": ", what, ".mlp is ", l.mlp, ", expected > 0");
+    VLART_CHECK(l.expert >= -1 && l.expert < static_cast<int64_t>(el.size()), FormatError, "smolvla: ", where, ": ",
+                what, ".expert is ", l.expert, ", expected -1 or an index < ", el.size());
+    if (l.expert >= 0) {
+      VLART_CHECK(used[static_cast<size_t>(l.expert)] == 0, FormatError, "smolvla: ", where, ": expert layer ",
+                  l.expert, " is paired with more than one VLM layer");
+      used[static_cast<size_t>(l.expert)] = 1;
+    }
+    c.vlm_layers.push_back(l);
+  }
+  for (size_t e = 0; e < el.size(); ++e) {
+    const std::string what = "expert_layers[" + std::to_string(e) + "]";
+    ExpertLayerSpec x;
+    x.heads = field<int64_t>(el[e], "heads", where + "." + what);
+    x.mlp = field<int64_t>(el[e], "mlp", where + "." + what);
+    x.source = field<int64_t>(el[e], "source", where + "." + what);
+    heads_ok(x.heads, what);
+    VLART_CHECK(x.mlp > 0, FormatError, "smolvla: ", where, ": ", what, ".mlp is ", x.mlp, ", expected > 0");
+    VLART_CHECK(used[e] == 1, FormatError, "smolvla: ", where, ": ", what, " is paired with no VLM layer");
+    c.expert_layers.push_back(x);
+  }
+}
+
+}  // namespace
 
 SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& vlm_config_path) {
   SmolVLAConfig c;
@@ -127,8 +222,14 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
   c.text.vocab = field_or<int64_t>(tc, "vocab_size", vf, 0);
   c.text.rms_eps = static_cast<float>(field_or<double>(tc, "rms_norm_eps", vf, 1e-5));
   if (c.num_vlm_layers <= 0) c.num_vlm_layers = c.text.layers;
-  VLART_CHECK(c.num_vlm_layers % c.num_expert() == 0, UnsupportedError, "smolvla: ", pf,
+  auto pr = p.find("pruning");
+  const bool pruned = pr != p.end() && !pr->is_null();
+  // LeRobot's pairing rule needs the multiple; a pruned checkpoint lists the pairing instead.
+  VLART_CHECK(pruned || c.num_vlm_layers % c.num_expert() == 0, UnsupportedError, "smolvla: ", pf,
               ": num_vlm_layers ", c.num_vlm_layers, " not a multiple of num_expert_layers ", c.num_expert());
+  VLART_CHECK(c.text.heads % c.text.kv_heads == 0, FormatError, "smolvla: ", vf, ": num_attention_heads ",
+              c.text.heads, " is not a multiple of num_key_value_heads ", c.text.kv_heads);
+  fill_layer_specs(c, pruned ? &*pr : nullptr, pf);
   VLART_CHECK(c.vision.image_size % c.vision.patch == 0 &&
                   (c.vision.image_size / c.vision.patch) % c.scale_factor == 0,
               FormatError, "smolvla: ", vf, ": image_size/patch_size not divisible by scale_factor");

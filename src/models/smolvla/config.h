@@ -19,6 +19,20 @@ struct TextConfig {
   float rms_eps = 1e-5f;
 };
 
+// One VLM text layer as the runtime builds it. A checkpoint without a "pruning" section in its
+// config.json gets uniform layers (the VLM config's sizes) paired with the expert by LeRobot's index
+// rules; a pruned checkpoint (`vlart prune`, docs/compression.md) lists every layer explicitly.
+struct VlmLayerSpec {
+  int64_t heads = 0;      // query heads (key/value heads are never pruned: the K/V cache keeps its width)
+  int64_t mlp = 0;        // MLP width (gate/up rows, down columns)
+  int64_t expert = -1;    // expert layer (stored index) the action tokens run at this layer; -1: they skip it
+  bool self_attn = true;  // that expert layer attends jointly to prefix + actions (true) or cross-attends
+  int64_t source = 0;     // index of this layer in the unpruned checkpoint
+};
+struct ExpertLayerSpec {
+  int64_t heads = 0, mlp = 0, source = 0;
+};
+
 struct SmolVLAConfig {
   // Policy (checkpoint config.json).
   std::vector<std::string> cameras;  // input feature names of VISUAL type, in config order
@@ -36,21 +50,33 @@ struct SmolVLAConfig {
   VisionConfig vision;
   TextConfig text;
 
+  // Per-layer structure, filled by load_config (uniform unless the checkpoint is pruned).
+  std::vector<VlmLayerSpec> vlm_layers;       // [num_vlm_layers]
+  std::vector<ExpertLayerSpec> expert_layers;  // [num_expert()]
+  bool pruned = false;                         // config.json has a "pruning" section
+
   int64_t expert_hidden() const { return static_cast<int64_t>(text.hidden * expert_width_multiplier); }
   int64_t tokens_per_image() const {
     const int64_t g = vision.image_size / vision.patch;
     return g * g / (scale_factor * scale_factor);
   }
-  // Expert layer paired with VLM layer i, or -1 when the action tokens skip that layer.
+  // Expert layer paired with VLM layer i, or -1 when the action tokens skip that layer (from
+  // vlm_layers when filled, else LeRobot's rule: VLM layer i pairs with expert layer i / m when
+  // i % m == 0, m = num_vlm_layers / num_expert).
   int64_t expert_layer_of(int64_t vlm_layer) const;
   int64_t num_expert() const { return num_expert_layers > 0 ? num_expert_layers : num_vlm_layers; }
-  bool is_self_attn(int64_t vlm_layer) const {
-    return self_attn_every_n_layers > 0 && vlm_layer % self_attn_every_n_layers == 0;
-  }
+  // Whether the expert layer at VLM layer i self-attends (else cross-attends); LeRobot's rule
+  // i % self_attn_every_n_layers == 0 unless vlm_layers says otherwise.
+  bool is_self_attn(int64_t vlm_layer) const;
 };
 
+// LeRobot's expert MLP width for an expert of hidden size `hidden`: 4 * int(2 * hidden / 3),
+// rounded up to a multiple of 256.
+int64_t expert_intermediate_size(int64_t hidden);
+
 // Parses `<checkpoint_dir>/config.json` and the VLM config at `vlm_config_path` (a config.json
-// file). Throws FormatError / IoError naming the file and field.
+// file), including the per-layer specs (a "pruning" section is validated: layer counts, heads a
+// multiple of the kv heads, expert pairing). Throws FormatError / IoError naming the file and field.
 SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& vlm_config_path);
 
 // Finds the VLM directory: the override when non-empty, else `vlm_model_name` as a local path (as

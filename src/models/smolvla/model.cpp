@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "models/smolvla/preprocess.h"
+#include "models/smolvla/token_prune.h"
 #include "vlart/error.h"
 
 namespace vlart::smolvla {
@@ -52,6 +53,11 @@ void SmolVLAModel::set_profiling(bool on) {
   VLART_CHECK(vision_.empty() && prefix_.empty() && denoise_.empty(), InvalidArgument,
               "smolvla: set_profiling must be called before the first inference");
   exec_opts_.profile = on;
+}
+
+void SmolVLAModel::set_visual_tokens_keep(int64_t k) {
+  VLART_CHECK(k >= 0, InvalidArgument, "smolvla: visual_tokens_keep must be >= 0 (0 = off), got ", k);
+  vis_keep_ = k >= cfg_.tokens_per_image() ? 0 : k;
 }
 
 void SmolVLAModel::record_profile(const char* stage, const Executor& ex) {
@@ -142,10 +148,10 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
   g.mark_output(c);
 }
 
-void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
+void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) const {
   const TextConfig& t = cfg_.text;
-  const int64_t D = t.hidden, T = cfg_.tokens_per_image(), P = n * T + lt + 1, hd = t.head_dim;
-  ValueId img = g.input("img", {1, n * T, D}, cdt_);
+  const int64_t D = t.hidden, P = nt + lt + 1, hd = t.head_dim;
+  ValueId img = g.input("img", {1, nt, D}, cdt_);
   ValueId ids = g.input("lang", {1, lt}, DType::kI64);
   ValueId st = g.input("state", {1, 1, cfg_.max_state_dim}, DType::kF32);
   if (cdt_ != DType::kF32) st = g.cast(st, cdt_);
@@ -157,10 +163,14 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
   ValueId e_st = g.linear(st, wq(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
   ValueId x = g.concat({e_img, e_lang, e_st}, 1);
   g.mark_output(x);
+  std::vector<ValueId> hidden;  // probe: every layer's output
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const std::string p = kText + "layers." + std::to_string(i) + ".";
+    // Per-layer sizes: a pruned checkpoint may have fewer query heads or MLP channels per layer.
+    const VlmLayerSpec& ls = cfg_.vlm_layers[static_cast<size_t>(i)];
+    const int64_t H = ls.heads;
     ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {D}), t.rms_eps);
-    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {t.heads * hd, D})), {1, P, t.heads, hd});
+    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {H * hd, D})), {1, P, H, hd});
     ValueId kf = g.linear(h, wq(g, p + "self_attn.k_proj.weight", {t.kv_heads * hd, D}));
     ValueId vf = g.linear(h, wq(g, p + "self_attn.v_proj.weight", {t.kv_heads * hd, D}));
     q = g.rope(q, pos, kRopeTheta);
@@ -171,26 +181,25 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t n, int64_t lt) const {
     if (e >= 0 && !cfg_.is_self_attn(i)) {
       // Cross-attention layers project the cached VLM K/V with the expert's k/v once per inference.
       const std::string ep = kExp + "layers." + std::to_string(e) + ".self_attn.";
+      // LeRobot: Linear(kv_heads * head_dim of the VLM -> the expert's kv_heads * head_dim), the same widths.
       const int64_t kvw = t.kv_heads * hd;
-      const SafetensorsTensorInfo& ki = weights_.info(ep + "k_proj.weight");
-      VLART_CHECK(ki.shape.rank() == 2 && ki.shape[1] == kvw, FormatError, "smolvla: tensor 'model.", ep,
-                  "k_proj.weight' has shape ", ki.shape.str(), "; cross-attention layer ", i,
-                  " needs input width ", kvw);
       ValueId kin = g.reshape(k, {1, P, kvw});
-      g.mark_output(g.linear(kin, wq(g, ep + "k_proj.weight"), w_opt(g, ep + "k_proj.bias")));
-      g.mark_output(g.linear(vf, wq(g, ep + "v_proj.weight"), w_opt(g, ep + "v_proj.bias")));
+      g.mark_output(g.linear(kin, wq(g, ep + "k_proj.weight", {kvw, kvw}), w_opt(g, ep + "k_proj.bias")));
+      g.mark_output(g.linear(vf, wq(g, ep + "v_proj.weight", {kvw, kvw}), w_opt(g, ep + "v_proj.bias")));
     }
-    if (i + 1 == cfg_.num_vlm_layers) break;  // the last layer's output is never used
+    if (i + 1 == cfg_.num_vlm_layers && !probe) break;  // the last layer's output is never used
     ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask);
-    x = g.add(x, g.linear(g.reshape(a, {1, P, t.heads * hd}), wq(g, p + "self_attn.o_proj.weight", {D, t.heads * hd})));
+    x = g.add(x, g.linear(g.reshape(a, {1, P, H * hd}), wq(g, p + "self_attn.o_proj.weight", {D, H * hd})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {D}), t.rms_eps);
-    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {t.mlp, D})),
-                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {t.mlp, D})));
-    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {D, t.mlp})));
+    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {ls.mlp, D})),
+                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {ls.mlp, D})));
+    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {D, ls.mlp})));
+    if (probe) hidden.push_back(x);
   }
+  for (ValueId h : hidden) g.mark_output(h);
 }
 
-void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
+void SmolVLAModel::build_denoise(Graph& g, int64_t P, bool probe) const {
   const TextConfig& t = cfg_.text;
   const int64_t C = cfg_.chunk_size, A = cfg_.max_action_dim, We = cfg_.expert_hidden(), hd = t.head_dim;
   ValueId xt = g.input("x_t", {1, C, A}, DType::kF32);
@@ -205,14 +214,15 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
                        w(g, "action_time_mlp_in.bias", {We}, f32), Activation::kSilu);
   x = g.linear(x, wq(g, "action_time_mlp_out.weight", {We, We}, f32), w(g, "action_time_mlp_out.bias", {We}, f32));
   if (cdt_ != f32) x = g.cast(x, cdt_);
+  std::vector<ValueId> hidden = {x};  // probe: the input of the first expert layer, then every layer's output
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const int64_t e = cfg_.expert_layer_of(i);
     if (e < 0) continue;  // action tokens skip VLM layers without an expert layer
     const std::string p = kExp + "layers." + std::to_string(e) + ".";
     const std::string si = std::to_string(i);
     ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {We}), t.rms_eps);
-    const int64_t qw = weights_.info(p + "self_attn.q_proj.weight").shape[0];
-    const int64_t H = qw / hd;
+    const ExpertLayerSpec& es = cfg_.expert_layers[static_cast<size_t>(e)];
+    const int64_t H = es.heads, qw = H * hd;
     ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {qw, We})), {1, C, H, hd});
     ValueId att;
     if (cfg_.is_self_attn(i)) {
@@ -225,23 +235,26 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P) const {
       ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
       att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself);
     } else {
-      const int64_t kw = weights_.info(p + "self_attn.k_proj.weight").shape[0];
-      const int64_t vw = weights_.info(p + "self_attn.v_proj.weight").shape[0];
+      // The prefix graph projected the VLM K/V through this layer's k/v_proj ([kv_heads * hd] wide).
+      const int64_t kvw = t.kv_heads * hd;
       q = g.rope(q, cpos, kRopeTheta);
-      ValueId kc = g.reshape(g.input("ck" + si, {1, P, kw}, cdt_), {1, P, kw / hd, hd});
-      ValueId vc = g.reshape(g.input("cv" + si, {1, P, vw}, cdt_), {1, P, vw / hd, hd});
+      ValueId kc = g.reshape(g.input("ck" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
+      ValueId vc = g.reshape(g.input("cv" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
       att = g.attention(q, kc, vc, mcross);
     }
     x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), wq(g, p + "self_attn.o_proj.weight", {We, qw})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {We}), t.rms_eps);
-    const int64_t mw = weights_.info(p + "mlp.gate_proj.weight").shape[0];
+    const int64_t mw = es.mlp;
     ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {mw, We})),
                          g.linear(h, wq(g, p + "mlp.up_proj.weight", {mw, We})));
     x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {We, mw})));
+    hidden.push_back(x);
   }
   if (cdt_ != f32) x = g.cast(x, f32);
   x = g.rms_norm(x, w(g, kExp + "norm.weight", {We}, f32), t.rms_eps);
   g.mark_output(g.linear(x, wq(g, "action_out_proj.weight", {A, We}, f32), w(g, "action_out_proj.bias", {A}, f32)));
+  if (probe)
+    for (ValueId h : hidden) g.mark_output(h);
 }
 
 SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
@@ -255,11 +268,11 @@ SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
   }
   return *s;
 }
-SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t n, int64_t lt) {
-  auto& s = prefix_[{n, lt}];
+SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t nt, int64_t lt) {
+  auto& s = prefix_[{nt, lt}];
   if (!s) {
     s = std::make_unique<Stage>();
-    build_prefix(s->graph, n, lt);
+    build_prefix(s->graph, nt, lt);
     s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
     s->graph = Graph();
     weights_.release_resident_pages();
@@ -291,13 +304,31 @@ PrefixState SmolVLAModel::prefix(const PrefixInputs& in, Tensor* embs) {
   return prefix_from_vision(in, vision(in.images, in.n_cams), embs);
 }
 
-PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs) {
+Tensor SmolVLAModel::kept_visual_tokens(const Tensor& img_all, int64_t n, int64_t* T) const {
+  const int64_t T0 = cfg_.tokens_per_image();
+  VLART_CHECK(img_all.numel() == n * T0 * cfg_.text.hidden, InvalidArgument, "smolvla: image embeddings ",
+              img_all.shape().str(), " do not match ", n, " cameras x ", T0, " tokens x ", cfg_.text.hidden);
+  // Visual-token pruning: the kept tokens are all valid (pad 1) and in attention block 0, so
+  // dropping the others and counting positions over what remains is the whole change.
+  *T = vis_keep_ > 0 ? vis_keep_ : T0;
+  if (*T == T0) return img_all;
+  const Tensor feats = img_all.contiguous().reshape({n, T0, cfg_.text.hidden});
+  return gather_tokens(feats, top_tokens_by_norm(feats, *T), *T);
+}
+
+PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tensor& img_all, Tensor* embs) {
+  int64_t T = 0;
+  const Tensor img = kept_visual_tokens(img_all, in.n_cams, &T);
+  Stage& s = prefix_stage(in.n_cams * T, static_cast<int64_t>(in.lang_ids.size()));
+  return run_prefix(*s.exec, in, img, T, embs);
+}
+
+PrefixState SmolVLAModel::run_prefix(Executor& ex, const PrefixInputs& in, const Tensor& img, int64_t T,
+                                     Tensor* embs) {
   const int64_t n = in.n_cams, lt = static_cast<int64_t>(in.lang_ids.size());
-  const int64_t T = cfg_.tokens_per_image(), P = n * T + lt + 1;
+  const int64_t P = n * T + lt + 1;
   VLART_CHECK(cfg_.prefix_length <= P, UnsupportedError, "smolvla: prefix_length ", cfg_.prefix_length,
               " > prefix tokens ", P, " (zero-padding the prefix is not supported)");
-  VLART_CHECK(img.numel() == n * T * cfg_.text.hidden, InvalidArgument, "smolvla: image embeddings ",
-              img.shape().str(), " do not match ", n, " cameras x ", T, " tokens x ", cfg_.text.hidden);
   VLART_CHECK(in.lang_mask.size() == in.lang_ids.size(), InvalidArgument, "smolvla: ", in.lang_ids.size(),
               " token ids but ", in.lang_mask.size(), " mask entries");
   PrefixState ps;
@@ -321,8 +352,6 @@ PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tenso
       ps.att2d[static_cast<size_t>(i * P + j)] =
           cum[static_cast<size_t>(j)] <= cum[static_cast<size_t>(i)] && ps.pad[static_cast<size_t>(i)] &&
           ps.pad[static_cast<size_t>(j)];
-  Stage& s = prefix_stage(n, lt);
-  Executor& ex = *s.exec;
   fill(ex, "img", img.raw(), img.nbytes());
   fill(ex, "lang", in.lang_ids.data(), in.lang_ids.size() * sizeof(int64_t));
   fill(ex, "state", in.state.data(), in.state.size() * sizeof(float));
@@ -348,9 +377,10 @@ PrefixState SmolVLAModel::prefix_from_vision(const PrefixInputs& in, const Tenso
   return ps;
 }
 
-void SmolVLAModel::bind_prefix(const PrefixState& p) {
+void SmolVLAModel::bind_prefix(const PrefixState& p) { bind_prefix_to(*denoise_stage(p.len).exec, p); }
+
+void SmolVLAModel::bind_prefix_to(Executor& ex, const PrefixState& p) {
   const int64_t C = cfg_.chunk_size, P = p.len;
-  Executor& ex = *denoise_stage(P).exec;
   int64_t nvalid = 0;
   for (uint8_t b : p.pad) nvalid += b;
   int64_t* pos = ex.input("pos").data<int64_t>();
@@ -412,6 +442,82 @@ std::vector<float> SmolVLAModel::denoise(const PrefixState& p, const std::vector
     if (velocities) velocities->push_back(std::move(v));
   }
   return x;
+}
+
+namespace {
+// Mean over rows of cos(a_r, b_r) for the rows r where `use` is null or use[r] != 0.
+double mean_row_cosine(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t width,
+                       const std::vector<uint8_t>* use) {
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (use && !(*use)[static_cast<size_t>(r)]) continue;
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t j = 0; j < width; ++j) {
+      const double x = a[static_cast<size_t>(r * width + j)], y = b[static_cast<size_t>(r * width + j)];
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    sum += aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 1.0;
+    ++n;
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 1.0;
+}
+}  // namespace
+
+SmolVLAModel::LayerCosines SmolVLAModel::layer_cosines(const PrefixInputs& in, const std::vector<float>& noise,
+                                                       int64_t steps) {
+  VLART_CHECK(static_cast<int64_t>(noise.size()) == cfg_.chunk_size * cfg_.max_action_dim && steps > 0,
+              InvalidArgument, "smolvla: layer_cosines needs ", cfg_.chunk_size, "x", cfg_.max_action_dim,
+              " noise values and steps > 0, got ", noise.size(), " values, ", steps, " steps");
+  LayerCosines out;
+  const int64_t L = cfg_.num_vlm_layers, D = cfg_.text.hidden;
+  int64_t T = 0;
+  const Tensor img = kept_visual_tokens(vision(in.images, in.n_cams), in.n_cams, &T);
+  Graph pg;
+  build_prefix(pg, in.n_cams * T, static_cast<int64_t>(in.lang_ids.size()), true);
+  Executor pex(pg, placement_, exec_opts_);
+  Tensor embs;
+  PrefixState ps = run_prefix(pex, in, img, T, &embs);
+  const int64_t P = ps.len;
+  const int64_t first = pex.num_outputs() - L;  // the probe outputs come last
+  std::vector<float> prev = embs.to_float_vector();
+  for (int64_t i = 0; i < L; ++i) {
+    std::vector<float> cur = pex.output(static_cast<int>(first + i)).to_float_vector();
+    out.vlm.push_back(mean_row_cosine(prev, cur, P, D, &ps.pad));
+    prev = std::move(cur);
+  }
+  // Expert: the denoising loop of denoise() on a probe graph, averaging over steps.
+  Graph dg;
+  build_denoise(dg, P, true);
+  Executor dex(dg, placement_, exec_opts_);
+  bind_prefix_to(dex, ps);
+  std::vector<int64_t> order;  // expert layers in the order the action tokens run through them
+  for (int64_t i = 0; i < L; ++i)
+    if (cfg_.expert_layer_of(i) >= 0) order.push_back(cfg_.expert_layer_of(i));
+  out.expert.assign(static_cast<size_t>(cfg_.num_expert()), 0.0);
+  const int64_t C = cfg_.chunk_size, We = cfg_.expert_hidden();
+  const double dt = -1.0 / static_cast<double>(steps);
+  const float dtf = static_cast<float>(dt);
+  std::vector<float> x = noise;
+  for (int64_t k = 0; k < steps; ++k) {
+    const float t = static_cast<float>(1.0 + static_cast<double>(k) * dt);
+    fill(dex, "x_t", x.data(), x.size() * sizeof(float));
+    const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
+    float* tp = dex.input("temb").data<float>();
+    for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
+    dex.run();
+    const std::vector<float> v = dex.output(0).to_float_vector();
+    std::vector<float> h = dex.output(1).to_float_vector();
+    for (size_t j = 0; j < order.size(); ++j) {
+      std::vector<float> h2 = dex.output(static_cast<int>(2 + j)).to_float_vector();
+      out.expert[static_cast<size_t>(order[j])] += mean_row_cosine(h, h2, C, We, nullptr) / static_cast<double>(steps);
+      h = std::move(h2);
+    }
+    for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] + dtf * v[i];
+  }
+  return out;
 }
 
 }  // namespace vlart::smolvla

@@ -61,6 +61,13 @@ class SmolVLAModel {
   // calibration. Drops the stages built so far so that every later stage carries it.
   void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
 
+  // Visual-token pruning (0 = off, the default): prefix_from_vision keeps the `k` connector tokens
+  // per image with the largest L2 norm (models/smolvla/token_prune.h), in their original order, and
+  // builds the prefix from those alone: positions count only the kept tokens and the masks cover
+  // them, as if the image had produced k tokens. k >= tokens per image keeps all of them.
+  void set_visual_tokens_keep(int64_t k);
+  int64_t visual_tokens_keep() const { return vis_keep_; }
+
   // Connector output (before the sqrt(D) scale), [n_cams, T, D] in the compute dtype; `n_cams` may
   // cover several observations (their frames back to back). `last_hidden` optionally gets the
   // SigLIP output [n_cams, patches, Cv].
@@ -71,6 +78,15 @@ class SmolVLAModel {
   PrefixState prefix_from_vision(const PrefixInputs& in, const Tensor& img, Tensor* embs = nullptr);
   // One velocity evaluation v_t(x_t, t) for the given prefix, [chunk, max_action_dim].
   std::vector<float> velocity(const PrefixState& p, const std::vector<float>& x_t, float t);
+  // Layer importance on one observation (`vlart rank-layers`): the cosine similarity of each layer's
+  // input and output hidden state (residual stream); near 1 = the layer changes little. VLM layers:
+  // mean over the valid prefix tokens (the last layer's MLP, otherwise skipped, runs for this).
+  // Expert layers: mean over the action tokens and the `steps` Euler steps from `noise`. Builds
+  // its own graphs each call (not cached, not for the control loop).
+  struct LayerCosines {
+    std::vector<double> vlm, expert;  // [num_vlm_layers], [num_expert()] (stored indices)
+  };
+  LayerCosines layer_cosines(const PrefixInputs& in, const std::vector<float>& noise, int64_t steps);
   // Euler integration from `noise` ([chunk, max_action_dim]) with `steps` steps; returns x_0.
   std::vector<float> denoise(const PrefixState& p, const std::vector<float>& noise, int64_t steps,
                              std::vector<std::vector<float>>* velocities = nullptr);
@@ -81,13 +97,18 @@ class SmolVLAModel {
     std::unique_ptr<Executor> exec;
   };
   Stage& vision_stage(int64_t n_cams);
-  Stage& prefix_stage(int64_t n_cams, int64_t lang_len);
+  Stage& prefix_stage(int64_t img_tokens, int64_t lang_len);
   Stage& denoise_stage(int64_t prefix_len);
   void bind_prefix(const PrefixState& p);
   std::vector<float> step(int64_t prefix_len, const std::vector<float>& x_t, float t);
   void build_vision(Graph& g, int64_t n_cams) const;
-  void build_prefix(Graph& g, int64_t n_cams, int64_t lang_len) const;
-  void build_denoise(Graph& g, int64_t prefix_len) const;
+  // `probe`: also output every layer's output hidden state (after the regular outputs).
+  void build_prefix(Graph& g, int64_t img_tokens, int64_t lang_len, bool probe = false) const;
+  void build_denoise(Graph& g, int64_t prefix_len, bool probe = false) const;
+  // Connector tokens the prefix uses (all, or the kept ones under visual-token pruning); *T per image.
+  Tensor kept_visual_tokens(const Tensor& img_all, int64_t n_cams, int64_t* T) const;
+  PrefixState run_prefix(Executor& ex, const PrefixInputs& in, const Tensor& img, int64_t T, Tensor* embs);
+  void bind_prefix_to(Executor& ex, const PrefixState& p);
   // Weight `name` as a graph constant in dtype `dt` (default: the compute dtype).
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId w_opt(Graph& g, const std::string& name) const;
@@ -99,6 +120,7 @@ class SmolVLAModel {
   SmolVLAWeights weights_;
   DType cdt_ = DType::kF32;
   bool dequantize_ = false;
+  int64_t vis_keep_ = 0;  // visual tokens kept per image, 0 = all
   ExecutorOptions exec_opts_;
   struct ProfileEntry {
     double us = 0;
@@ -110,7 +132,7 @@ class SmolVLAModel {
   std::unique_ptr<Backend> gpu_;           // CUDA when selected
   std::vector<Backend*> placement_;        // executor priority order
   std::map<int64_t, std::unique_ptr<Stage>> vision_;
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;  // by (image tokens, prompt length)
   std::map<int64_t, std::unique_ptr<Stage>> denoise_;
 };
 
