@@ -170,6 +170,12 @@ TEST(PruneConfig, UniformLayerSpecsFollowLeRobotRules) {
   EXPECT_EQ(e.expert_layer_of(2), 1);
   EXPECT_FALSE(e.is_self_attn(0));
   EXPECT_EQ(smolvla::expert_intermediate_size(720), 2048);  // smolvla_base: 960 * 0.75
+  // A config without layer specs (not from load_config) is refused, not indexed out of range.
+  smolvla::SmolVLAConfig bare = a;
+  bare.vlm_layers.clear();
+  expect_error<InvalidArgument>(
+      [&] { smolvla::SmolVLAModel m(bare, smolvla::SmolVLAWeights::open(ckpt("a_one_cam_square")), 1); },
+      {"0 VLM / 4 expert layer specs for 4 / 4 layers"});
 }
 
 TEST(Prune, NothingPrunedIsBitIdentical) {

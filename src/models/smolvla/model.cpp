@@ -31,6 +31,12 @@ SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DTy
     : cfg_(std::move(cfg)), weights_(std::move(w)), cdt_(compute) {
   VLART_CHECK(cdt_ == DType::kF32 || cdt_ == DType::kBF16, UnsupportedError, "smolvla: compute dtype ",
               dtype_name(cdt_), " is not supported (f32 or bf16)");
+  // Per-layer shapes come from load_config (uniform, or a checkpoint's "pruning" section).
+  VLART_CHECK(static_cast<int64_t>(cfg_.vlm_layers.size()) == cfg_.num_vlm_layers &&
+                  static_cast<int64_t>(cfg_.expert_layers.size()) == cfg_.num_expert(),
+              InvalidArgument, "smolvla: the config has ", cfg_.vlm_layers.size(), " VLM / ", cfg_.expert_layers.size(),
+              " expert layer specs for ", cfg_.num_vlm_layers, " / ", cfg_.num_expert(),
+              " layers (build configs with load_config)");
   CpuBackendOptions o;
   o.threads = threads;
   backend_ = make_cpu_backend(o);
