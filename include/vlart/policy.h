@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "vlart/dtype.h"
+#include "vlart/log.h"
 
 namespace vlart {
 
@@ -75,6 +76,14 @@ struct PolicyOptions {
   std::string tokenizer_path;
   std::string vlm_config_dir;  // directory with the SmolVLM config.json (default: same search)
   uint64_t noise_seed = 0;     // seed of the Gaussian noise drawn when infer() gets none
+  // Telemetry log (0 = off, the default): every this many inferred observations, one line on the
+  // "vlart" spdlog logger at telemetry_log_level with the mean stage times since the previous line
+  // and the cache counters. Logged by the thread that called infer()/infer_batch(), after the
+  // inference, outside every lock; nothing is formatted when the logger's level filters it out
+  // (the logger starts at warn: raise it with set_log_level, or VLART_LOG_LEVEL in the CLI).
+  // A Scheduler has its own (SchedulerOptions::telemetry_log_every).
+  uint64_t telemetry_log_every = 0;
+  LogLevel telemetry_log_level = LogLevel::kInfo;
 };
 
 struct Image {

@@ -6,15 +6,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/log.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/model.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/weights.h"
 #include "runtime/compute_thread.h"
 #include "runtime/lru_cache.h"
+#include "runtime/telemetry.h"
 #include "runtime/vision_reuse.h"
 #include "vlart/error.h"
 #include "vlart/tokenizer.h"
@@ -92,7 +95,44 @@ struct Policy::Impl {
   TaskCache tcache;
   VisionReuse reuse;
   bool per_camera() const { return vcache.enabled() || reuse.enabled(); }
+  // Telemetry log (PolicyOptions::telemetry_log_every): stage-time sums since the last line.
+  uint64_t tel_every = 0;
+  LogLevel tel_level = LogLevel::kInfo;
+  std::mutex tel_m;
+  uint64_t tel_count = 0;
+  StageTimings tel_sum;
 };
+
+// Caller's thread, after an inference, no lock held while formatting: a telemetry line when due.
+static void note_telemetry(const Policy& p, Policy::Impl& m, const std::vector<ActionChunk>& chunks) {
+  if (m.tel_every == 0) return;
+  uint64_t n = 0;
+  StageTimings sum;
+  {
+    std::lock_guard<std::mutex> lk(m.tel_m);
+    for (const ActionChunk& c : chunks) {
+      m.tel_sum.preprocess_ms += c.timings.preprocess_ms;
+      m.tel_sum.vision_ms += c.timings.vision_ms;
+      m.tel_sum.prefix_ms += c.timings.prefix_ms;
+      m.tel_sum.denoise_ms += c.timings.denoise_ms;
+      m.tel_sum.total_ms += c.timings.total_ms;
+    }
+    m.tel_count += chunks.size();
+    if (m.tel_count < m.tel_every) return;
+    n = m.tel_count;
+    sum = m.tel_sum;
+    m.tel_count = 0;
+    m.tel_sum = StageTimings();
+  }
+  const spdlog::level::level_enum lvl = to_spdlog(m.tel_level);
+  if (!logger().should_log(lvl)) return;
+  const double k = 1.0 / static_cast<double>(n);
+  logger().log(lvl,
+               "policy telemetry: {} inferences, mean ms: preprocess {:.2f} vision {:.2f} prefix {:.2f} "
+               "denoise {:.2f} total {:.2f}; {}",
+               n, sum.preprocess_ms * k, sum.vision_ms * k, sum.prefix_ms * k, sum.denoise_ms * k,
+               sum.total_ms * k, detail::format_caches(p));
+}
 
 Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Policy::~Policy() = default;
@@ -130,6 +170,9 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->vcache.set_budget(opts.vision_cache_bytes);
   impl->tcache.set_budget(opts.task_cache_bytes);
   impl->reuse.configure(opts, impl->cfg);
+  to_spdlog(opts.telemetry_log_level);  // throws InvalidArgument for a bad level
+  impl->tel_every = opts.telemetry_log_every;
+  impl->tel_level = opts.telemetry_log_level;
   if (opts.profile) impl->model->set_profiling(true);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
@@ -405,12 +448,14 @@ DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
 ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   ActionChunk out;
   impl_->compute->run([&] { out = infer_one(*impl_, obs, noise); });
+  if (impl_->tel_every > 0) note_telemetry(*this, *impl_, {out});
   return out;
 }
 
 std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs, const float* noise) {
   std::vector<ActionChunk> out;
   impl_->compute->run([&] { out = infer_many(*impl_, obs, noise); });
+  note_telemetry(*this, *impl_, out);
   return out;
 }
 
