@@ -1,6 +1,7 @@
 // Serving many clients from one policy: N client threads, each sending requests one after the
 // other (submit, wait for the answer, next), through
-//   Scheduler/N  : vlart::Scheduler (batches concurrent requests into Policy::infer_batch)
+//   Scheduler/clients:N/max_wait_us:W : vlart::Scheduler (batches concurrent requests into
+//                  Policy::infer_batch), with max_wait_us 0 (the default) and 500
 //   Mutex/N      : the baseline, every client calling Policy::infer under one mutex
 // on $VLART_SMOLVLA_DIR when set, else the bundled tiny policy. Frames are the 480x640 synthetic
 // kind (resize-with-pad included). Counters: inferences per second (wall clock) and the client-seen
@@ -94,7 +95,9 @@ void BM_Scheduler(benchmark::State& st) {
   for (int c = 0; c < clients; ++c) obs.push_back(synthetic_obs(*p, 100 + static_cast<unsigned>(c)));
   SchedulerOptions so;
   so.max_batch = 8;
-  so.max_wait_us = 500;
+  // Second argument: max_wait_us. 0 is the default (start as soon as the worker is free); with a
+  // wait, a lone client pays it on every request (the scheduler waits for a batch to fill).
+  so.max_wait_us = st.range(1);
   so.max_queue = 1024;
   Scheduler sched(*p, so);
   std::vector<double> lat;
@@ -137,7 +140,12 @@ void BM_Mutex(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_Scheduler)->RangeMultiplier(2)->Range(1, 16)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_Scheduler)
+    ->ArgsProduct({{1, 2, 4, 8, 16}, {0, 500}})
+    ->ArgNames({"clients", "max_wait_us"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 BENCHMARK(BM_Mutex)->RangeMultiplier(2)->Range(1, 16)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 
 BENCHMARK_MAIN();

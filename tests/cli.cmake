@@ -27,6 +27,12 @@ if(TARGET vlart_cli)
             --task "pick up the red cube" --threads 1 --iters 5 --warmup 1 --clients 3 --max-batch 4 --json)
   set_tests_properties(cli_bench_clients PROPERTIES PASS_REGULAR_EXPRESSION
     "\"clients\":3,\"requests\":15,\"failed\":0,\"throughput_per_s\":[0-9.e+-]+.*\"batch_size_histogram\":\\[0,")
+  # Telemetry log: warmup 1 + 4 requests, a line every 2 answers -> lines after the 2nd and 4th.
+  add_test(NAME cli_bench_telemetry
+    COMMAND $<TARGET_FILE:vlart_cli> bench ${_cli_policy} ${_cli_images} --state 0.1,-0.2,0.3,0.05,0.5
+            --task "pick up the red cube" --threads 1 --iters 4 --warmup 1 --clients 1 --telemetry-every 2)
+  set_tests_properties(cli_bench_telemetry PROPERTIES ENVIRONMENT "VLART_LOG_LEVEL=info" PASS_REGULAR_EXPRESSION
+    "scheduler telemetry: submitted [0-9]+: ok 2,.*scheduler telemetry: submitted [0-9]+: ok 4,.*ms p50/p99/max: queue")
   add_test(NAME cli_info_model COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_policy})
   set_tests_properties(cli_info_model PROPERTIES PASS_REGULAR_EXPRESSION "parameters: +526.2K")
   # Failures must exit non-zero (WILL_FAIL) and say what is wrong (checked by a second run that

@@ -1,5 +1,6 @@
 # Suites that also run under ThreadSanitizer (`ctest -L tsan` in a VLART_TSAN build): the serving
-# layer, whose threads (clients, scheduler worker, chunk-runner inference thread, controller) share
+# layer, whose threads (clients, scheduler worker, chunk-runner inference thread, controller, cache
+# stats readers and clearers, telemetry loggers) share
 # queues, promises, the triple buffer and counters. `vlart_tsan_targets` builds just these.
 #
 # What TSan cannot see: the OpenMP runtime (libgomp with gcc, libomp with clang) and oneDNN are
@@ -10,7 +11,7 @@
 # vlart's own cross-thread traffic. tests/tsan.supp silences OpenMP-runtime-internal reports only.
 # The allocation-counting hook is not linked in this build (TSan defines operator new), so
 # NextActionPerformsNoHeapAllocation skips here and runs in the normal build.
-set(VLART_TSAN_SUITES test_scheduler test_chunk_runner)
+set(VLART_TSAN_SUITES test_scheduler test_chunk_runner test_caches test_telemetry)
 add_custom_target(vlart_tsan_targets)
 foreach(t ${VLART_TSAN_SUITES})
   if(TARGET ${t})

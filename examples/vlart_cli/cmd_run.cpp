@@ -50,6 +50,7 @@ struct RunArgs {
   int64_t vision_cache_mib = 0;
   int clients = 0;              // bench only: > 0 serves that many client threads through a Scheduler
   int max_batch = 8;            // bench --clients: Scheduler max_batch
+  int64_t telemetry_every = 0;  // bench --clients: SchedulerOptions::telemetry_log_every
   DType dtype = DType::kF32;
 };
 
@@ -139,6 +140,8 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.clients = static_cast<int>(parse_int(o, next(), 1, 1024));
     } else if (bench && o == "--max-batch") {
       a.max_batch = static_cast<int>(parse_int(o, next(), 1, 1024));
+    } else if (bench && o == "--telemetry-every") {
+      a.telemetry_every = parse_int(o, next(), 0, 1 << 30);
     } else if (bench && o == "--profile") {
       a.profile = true;
     } else if (bench && o == "--iters") {
@@ -317,6 +320,7 @@ void print_latency(const char* name, const LatencySummary& l) {
 int bench_clients(const RunArgs& a, Policy& policy, const Observation& obs, const std::vector<float>& noise) {
   SchedulerOptions so;
   so.max_batch = a.max_batch;
+  so.telemetry_log_every = static_cast<uint64_t>(a.telemetry_every);
   so.noise_seed = a.seed;
   Scheduler sched(policy, so);
   std::vector<std::vector<double>> lat(static_cast<size_t>(a.clients));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "vlart/dtype.h"
+#include "vlart/log.h"
 
 namespace vlart {
 
@@ -56,12 +57,44 @@ struct PolicyOptions {
   // shortens every VLM layer and the expert's attention over the prefix. Approximate: the action
   // error it costs is measured in docs/compression.md. Values >= tokens per image mean off.
   int visual_tokens_keep = 0;
+  // Task cache (0 = off): a prompt's token ids and language embeddings (the only part of the prefix
+  // that depends on the task alone), kept per task string (or per token_ids) and shared by all
+  // robots, LRU-evicted to this many bytes (one 48-token SmolVLA prompt: 48 x 960 x 4 B = 180 KiB
+  // in f32). Hits give bit-identical actions. It saves the tokenizer and the embedding gather,
+  // a few microseconds per inference (measured in docs/serving.md), so it is small but free.
+  size_t task_cache_bytes = size_t{4} << 20;
+  // Approximate visual token reuse in the style of VLA-Cache (0 = off; see docs/serving.md).
+  // For every (robot_id, camera) the policy keeps the last computed frame's vision-tower state: the
+  // resized frame, per SigLIP layer the K and V of every patch, and the connector tokens. A new frame
+  // is compared with it per connector token (the token's (patch*scale_factor)^2-pixel square, mean
+  // absolute change on the 0..255 scale, in the resized image); tokens that changed by less than
+  // `vision_reuse_threshold` keep their cached features. When no token changed, the camera's
+  // features are reused whole; when at most `vision_reuse_max_fraction` of them changed, only the
+  // changed tokens' patches run through SigLIP, attending to the cached K/V of the others, and
+  // their K/V, pixels and features replace the cached ones; otherwise the camera is recomputed in
+  // full. Threshold 0 never reuses (bit-identical to running without it). Each entry holds
+  // 2 x layers x patches x hidden values (full-size SmolVLA f32: 72 MiB per camera), LRU-evicted to
+  // this many bytes.
+  size_t vision_reuse_bytes = 0;
+  float vision_reuse_threshold = 0.f;      // 0..255 pixel scale; a token is reused when change < threshold
+  float vision_reuse_max_fraction = 0.5f;  // above this changed fraction the camera is recomputed in full
+  // A camera recomputed sparsely this many times in a row is recomputed in full next (bounds how
+  // long a token's cached K/V can miss the changes of the others); 0 = never forced.
+  int vision_reuse_refresh = 8;
   // LeRobot does not save the tokenizer or the VLM config with the checkpoint. Default search:
   // the checkpoint dir, then the dir named by vlm_model_name (as given, or relative to an ancestor
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
   std::string tokenizer_path;
   std::string vlm_config_dir;  // directory with the SmolVLM config.json (default: same search)
   uint64_t noise_seed = 0;     // seed of the Gaussian noise drawn when infer() gets none
+  // Telemetry log (0 = off, the default): every this many inferred observations, one line on the
+  // "vlart" spdlog logger at telemetry_log_level with the mean stage times since the previous line
+  // and the cache counters. Logged by the thread that called infer()/infer_batch(), after the
+  // inference, outside every lock; nothing is formatted when the logger's level filters it out
+  // (the logger starts at warn: raise it with set_log_level, or VLART_LOG_LEVEL in the CLI).
+  // A Scheduler has its own (SchedulerOptions::telemetry_log_every).
+  uint64_t telemetry_log_every = 0;
+  LogLevel telemetry_log_level = LogLevel::kInfo;
 };
 
 struct Image {
@@ -83,9 +116,23 @@ struct Observation {
   std::string robot_id;
 };
 
-struct VisionCacheStats {
+// Counters of one byte-bounded LRU cache.
+struct CacheStats {
   uint64_t hits = 0, misses = 0, evictions = 0;
   size_t entries = 0, bytes = 0, budget_bytes = 0;
+};
+using VisionCacheStats = CacheStats;
+using TaskCacheStats = CacheStats;
+
+// Approximate visual reuse (PolicyOptions::vision_reuse_bytes). `cache` counts entry look-ups
+// (a miss: the first frame of a robot's camera, or after a clear or an eviction).
+struct VisionReuseStats {
+  CacheStats cache;
+  uint64_t frames_full = 0;      // camera frames computed in full (miss, too many changes, refresh)
+  uint64_t frames_reused = 0;    // no token changed: the cached features were used whole
+  uint64_t frames_sparse = 0;    // only the changed tokens ran through the vision tower
+  uint64_t tokens_reused = 0;    // connector tokens kept from the cache (in reused and sparse frames)
+  uint64_t tokens_computed = 0;  // connector tokens computed (full and sparse frames)
 };
 
 struct StageTimings {
@@ -145,8 +192,14 @@ class Policy {
   DType compute_dtype() const;
   std::string backend() const;  // backends in placement order: "cpu" or "cuda+cpu"
 
-  // Vision-feature cache (PolicyOptions::vision_cache_bytes): counters, and clearing at episode start.
+  // Cache counters (exact vision features, task embeddings, approximate visual reuse). Safe from
+  // any thread, also while an inference runs.
   VisionCacheStats vision_cache_stats() const;
+  TaskCacheStats task_cache_stats() const;
+  VisionReuseStats vision_reuse_stats() const;
+  // Clearing at episode start (safe from any thread): without an argument every cache entry
+  // (vision features, visual reuse state, task embeddings); with a robot_id that robot's vision
+  // and visual-reuse entries (task entries are shared by all robots and stay).
   void clear_vision_cache();
   void clear_vision_cache(const std::string& robot_id);
   // With PolicyOptions::profile: per stage and op kind, total time and calls since load.

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "vlart/log.h"
 #include "vlart/policy.h"
 
 namespace vlart {
@@ -48,6 +49,17 @@ struct SchedulerOptions {
   std::optional<std::chrono::microseconds> default_deadline;
   uint64_t noise_seed = 0;          // seed of the generator for requests submitted without noise
   size_t latency_window = 4096;     // latency percentiles are over the most recent this many requests
+  // Telemetry log (off by default): after a batch, when at least telemetry_log_every requests were
+  // answered since the last line (0 = never by count) or telemetry_log_period has passed since it
+  // (0 = never by time), the worker logs one line on the "vlart" spdlog logger at
+  // telemetry_log_level: stats() (answers by status, batches and their sizes, queue depth, p50/p99/max
+  // of queue wait and every stage) and the policy's cache hit rates. Checked only after batches (an
+  // idle scheduler logs nothing), formatted outside every lock, skipped without formatting when the
+  // logger's level filters it out (the logger starts at warn: set_log_level, or VLART_LOG_LEVEL in
+  // the CLI).
+  uint64_t telemetry_log_every = 0;
+  std::chrono::milliseconds telemetry_log_period{0};
+  LogLevel telemetry_log_level = LogLevel::kInfo;
 };
 
 // p50/p99/max over the most recent SchedulerOptions::latency_window samples (ms).

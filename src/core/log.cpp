@@ -18,11 +18,15 @@ spdlog::logger& logger() {
   return *l;
 }
 
-void set_log_level(LogLevel level) {
+spdlog::level::level_enum to_spdlog(LogLevel level) {
   static const spdlog::level::level_enum map[] = {spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
                                                   spdlog::level::warn,  spdlog::level::err,   spdlog::level::off};
-  logger().set_level(map[static_cast<int>(level)]);
+  const int i = static_cast<int>(level);
+  VLART_CHECK(i >= 0 && i <= static_cast<int>(LogLevel::kOff), InvalidArgument, "bad LogLevel ", i);
+  return map[i];
 }
+
+void set_log_level(LogLevel level) { logger().set_level(to_spdlog(level)); }
 
 LogLevel parse_log_level(const std::string& s) {
   if (s == "trace") return LogLevel::kTrace;

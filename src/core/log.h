@@ -9,4 +9,5 @@
 namespace vlart {
 // The shared "vlart" logger (created on first use, stderr sink).
 spdlog::logger& logger();
+spdlog::level::level_enum to_spdlog(LogLevel level);
 }  // namespace vlart

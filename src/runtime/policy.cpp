@@ -1,23 +1,25 @@
 #include "vlart/policy.h"
 #include "runtime/policy_internal.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
-#include <cstring>
-#include <list>
-#include <unordered_map>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
+#include "core/log.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/model.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/weights.h"
 #include "runtime/compute_thread.h"
+#include "runtime/lru_cache.h"
+#include "runtime/telemetry.h"
+#include "runtime/vision_reuse.h"
 #include "vlart/error.h"
 #include "vlart/tokenizer.h"
 
@@ -50,57 +52,19 @@ int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir) {
 
 }  // namespace
 
-// Exact vision-feature cache: connector output of one camera frame, keyed by (robot, camera,
-// frame size, 64-bit content hash), LRU-evicted to a byte budget. With the cache on, every camera
-// runs through the vision tower on its own (batch of one frame), so a hit returns exactly what a
-// miss would compute.
-struct VisionCache {
-  struct Entry {
-    std::string key;
-    Tensor feat;  // [1, T, D] in the compute dtype
-  };
-  size_t budget = 0;
-  size_t bytes = 0;
-  std::list<Entry> lru;  // front = most recent
-  std::unordered_map<std::string, std::list<Entry>::iterator> index;
-  uint64_t hits = 0, misses = 0, evictions = 0;
+// Exact vision-feature cache: connector output [1, T, D] of one camera frame, keyed by
+// "robot \x1f camera:HxW:hash". With the cache on, every camera runs through the vision tower on
+// its own (batch of one frame), so a hit returns exactly what a miss would compute.
+using VisionCache = LruCache<Tensor>;
 
-  const Tensor* find(const std::string& key) {
-    auto it = index.find(key);
-    if (it == index.end()) {
-      ++misses;
-      return nullptr;
-    }
-    ++hits;
-    lru.splice(lru.begin(), lru, it->second);
-    return &it->second->feat;
-  }
-  void insert(const std::string& key, Tensor feat) {
-    const size_t nb = feat.nbytes();
-    if (nb > budget) return;
-    while (bytes + nb > budget && !lru.empty()) {
-      bytes -= lru.back().feat.nbytes();
-      index.erase(lru.back().key);
-      lru.pop_back();
-      ++evictions;
-    }
-    lru.push_front({key, std::move(feat)});
-    index[key] = lru.begin();
-    bytes += nb;
-  }
-  // Drops the entries of `robot` (every entry when `all`).
-  void clear(const std::string& robot, bool all) {
-    for (auto it = lru.begin(); it != lru.end();) {
-      if (all || it->key.compare(0, robot.size() + 1, robot + '\x1f') == 0) {
-        bytes -= it->feat.nbytes();
-        index.erase(it->key);
-        it = lru.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
+// Task cache: a prompt's token ids, mask and language embeddings, keyed by the task string
+// ("t" + task) or the given token ids ("i" + their bytes).
+struct TaskEntry {
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> mask;
+  Tensor emb;  // [1, lt, D], compute dtype
 };
+using TaskCache = LruCache<TaskEntry>;
 
 // 64-bit content hash of a frame (multiply-xorshift over 8-byte words; not cryptographic).
 static uint64_t frame_hash(const Image& im) {
@@ -129,7 +93,47 @@ struct Policy::Impl {
   int max_batch = 1;
   std::mt19937_64 rng;
   VisionCache vcache;
+  TaskCache tcache;
+  VisionReuse reuse;
+  bool per_camera() const { return vcache.enabled() || reuse.enabled(); }
+  // Telemetry log (PolicyOptions::telemetry_log_every): stage-time sums since the last line.
+  uint64_t tel_every = 0;
+  LogLevel tel_level = LogLevel::kInfo;
+  std::mutex tel_m;
+  uint64_t tel_count = 0;
+  StageTimings tel_sum;
 };
+
+// Caller's thread, after an inference, no lock held while formatting: a telemetry line when due.
+static void note_telemetry(const Policy& p, Policy::Impl& m, const std::vector<ActionChunk>& chunks) {
+  if (m.tel_every == 0) return;
+  uint64_t n = 0;
+  StageTimings sum;
+  {
+    std::lock_guard<std::mutex> lk(m.tel_m);
+    for (const ActionChunk& c : chunks) {
+      m.tel_sum.preprocess_ms += c.timings.preprocess_ms;
+      m.tel_sum.vision_ms += c.timings.vision_ms;
+      m.tel_sum.prefix_ms += c.timings.prefix_ms;
+      m.tel_sum.denoise_ms += c.timings.denoise_ms;
+      m.tel_sum.total_ms += c.timings.total_ms;
+    }
+    m.tel_count += chunks.size();
+    if (m.tel_count < m.tel_every) return;
+    n = m.tel_count;
+    sum = m.tel_sum;
+    m.tel_count = 0;
+    m.tel_sum = StageTimings();
+  }
+  const spdlog::level::level_enum lvl = to_spdlog(m.tel_level);
+  if (!logger().should_log(lvl)) return;
+  const double k = 1.0 / static_cast<double>(n);
+  logger().log(lvl,
+               "policy telemetry: {} inferences, mean ms: preprocess {:.2f} vision {:.2f} prefix {:.2f} "
+               "denoise {:.2f} total {:.2f}; {}",
+               n, sum.preprocess_ms * k, sum.vision_ms * k, sum.prefix_ms * k, sum.denoise_ms * k,
+               sum.total_ms * k, detail::format_caches(p));
+}
 
 Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -171,7 +175,12 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
                                                          opts.threads, opts.compute_dtype, opts.backend);
   });
   impl->max_batch = opts.max_batch;
-  impl->vcache.budget = opts.vision_cache_bytes;
+  impl->vcache.set_budget(opts.vision_cache_bytes);
+  impl->tcache.set_budget(opts.task_cache_bytes);
+  impl->reuse.configure(opts, impl->cfg);
+  to_spdlog(opts.telemetry_log_level);  // throws InvalidArgument for a bad level
+  impl->tel_every = opts.telemetry_log_every;
+  impl->tel_level = opts.telemetry_log_level;
   if (opts.profile) impl->model->set_profiling(true);
   if (opts.dequantize_weights) impl->model->set_dequantize_weights(true);
   impl->model->set_visual_tokens_keep(opts.visual_tokens_keep);
@@ -203,6 +212,7 @@ namespace {
 struct Prepared {
   smolvla::PrefixInputs in;
   std::vector<std::string> cache_keys;  // per camera, when the vision cache is on
+  std::vector<std::string> reuse_keys;  // per camera, when visual reuse is on
   std::vector<float> noise;
   double preprocess_ms = 0;
 };
@@ -257,10 +267,13 @@ static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* no
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<const Image*> frames = check(m, obs, where);
   Prepared p;
-  if (m.vcache.budget > 0)
+  if (m.vcache.enabled())
     for (size_t i = 0; i < frames.size(); ++i)
       p.cache_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i) + ':' + std::to_string(frames[i]->height) +
                              'x' + std::to_string(frames[i]->width) + ':' + std::to_string(frame_hash(*frames[i])));
+  if (m.reuse.enabled())
+    for (size_t i = 0; i < frames.size(); ++i)
+      p.reuse_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i));
   smolvla::PrefixInputs& in = p.in;
   in.n_cams = static_cast<int64_t>(frames.size());
   for (const Image* im : frames) {
@@ -268,24 +281,47 @@ static Prepared prepare(Policy::Impl& m, const Observation& obs, const float* no
     in.images.insert(in.images.end(), px.begin(), px.end());
   }
   in.state = smolvla::normalize_state(obs.state, m.stats.state_mean, m.stats.state_std, c.max_state_dim);
-  if (obs.token_ids) {
-    in.lang_ids = *obs.token_ids;
-    if (static_cast<int64_t>(in.lang_ids.size()) > c.tokenizer_max_length)
-      in.lang_ids.resize(static_cast<size_t>(c.tokenizer_max_length));
-    in.lang_mask.assign(in.lang_ids.size(), 1);
-    if (c.pad_to_max_length) {
-      VLART_CHECK(m.pad_id >= 0 || static_cast<int64_t>(in.lang_ids.size()) == c.tokenizer_max_length,
-                  InvalidArgument, where, ": token_ids need padding but no pad token is known");
-      while (static_cast<int64_t>(in.lang_ids.size()) < c.tokenizer_max_length) {
-        in.lang_ids.push_back(m.pad_id);
-        in.lang_mask.push_back(0);
-      }
+  std::string task_key;
+  if (m.tcache.enabled()) {
+    if (obs.token_ids) {
+      task_key.assign(1, 'i');
+      task_key.append(reinterpret_cast<const char*>(obs.token_ids->data()),
+                      obs.token_ids->size() * sizeof(int64_t));
+    } else {
+      task_key = 't' + obs.task;
     }
-  } else {
-    smolvla::LangTokens lt =
-        smolvla::tokenize_task(*m.tok, obs.task, c.tokenizer_max_length, c.pad_to_max_length, m.pad_id);
-    in.lang_ids = std::move(lt.ids);
-    in.lang_mask = std::move(lt.mask);
+    if (std::shared_ptr<TaskEntry> e = m.tcache.find(task_key)) {
+      in.lang_ids = e->ids;
+      in.lang_mask = e->mask;
+      in.lang_emb = e->emb;
+    }
+  }
+  if (!in.lang_emb.defined()) {
+    if (obs.token_ids) {
+      in.lang_ids = *obs.token_ids;
+      if (static_cast<int64_t>(in.lang_ids.size()) > c.tokenizer_max_length)
+        in.lang_ids.resize(static_cast<size_t>(c.tokenizer_max_length));
+      in.lang_mask.assign(in.lang_ids.size(), 1);
+      if (c.pad_to_max_length) {
+        VLART_CHECK(m.pad_id >= 0 || static_cast<int64_t>(in.lang_ids.size()) == c.tokenizer_max_length,
+                    InvalidArgument, where, ": token_ids need padding but no pad token is known");
+        while (static_cast<int64_t>(in.lang_ids.size()) < c.tokenizer_max_length) {
+          in.lang_ids.push_back(m.pad_id);
+          in.lang_mask.push_back(0);
+        }
+      }
+    } else {
+      smolvla::LangTokens lt =
+          smolvla::tokenize_task(*m.tok, obs.task, c.tokenizer_max_length, c.pad_to_max_length, m.pad_id);
+      in.lang_ids = std::move(lt.ids);
+      in.lang_mask = std::move(lt.mask);
+    }
+    in.lang_emb = m.model->lang_embedding(in.lang_ids);
+    if (m.tcache.enabled()) {
+      auto e = std::make_shared<TaskEntry>(TaskEntry{in.lang_ids, in.lang_mask, in.lang_emb});
+      const size_t nb = task_key.size() + e->ids.size() * sizeof(int64_t) + e->mask.size() + e->emb.nbytes();
+      m.tcache.insert(task_key, std::move(e), nb);
+    }
   }
   const int64_t n_noise = c.chunk_size * c.max_action_dim;
   p.noise.resize(static_cast<size_t>(n_noise));
@@ -325,25 +361,42 @@ static ActionChunk finish(Policy::Impl& m, const Prepared& p, const Tensor& img,
   return out;
 }
 
-// Connector output [n_cams, T, D] of a prepared observation through the vision cache.
+// Connector output [n_cams, T, D] of a prepared observation through the exact vision cache (camera
+// by camera) and/or approximate visual reuse (the cameras it recomputes in full run together).
 static Tensor cached_vision(Policy::Impl& m, const Prepared& p) {
   const int64_t n = p.in.n_cams;
   const size_t per = p.in.images.size() / static_cast<size_t>(n);
-  Tensor out;
-  for (int64_t i = 0; i < n; ++i) {
-    const std::string& key = p.cache_keys[static_cast<size_t>(i)];
-    Tensor feat;
-    if (const Tensor* hit = m.vcache.find(key)) {
-      feat = *hit;
-    } else {
-      std::vector<float> px(p.in.images.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(i)),
-                            p.in.images.begin() + static_cast<std::ptrdiff_t>(per * static_cast<size_t>(i + 1)));
-      feat = m.model->vision(px, 1);
-      m.vcache.insert(key, feat);
-    }
-    if (!out.defined()) out = Tensor::empty(Shape{n, feat.dim(1), feat.dim(2)}, feat.dtype());
-    std::memcpy(static_cast<char*>(out.raw()) + static_cast<size_t>(i) * feat.nbytes(), feat.raw(), feat.nbytes());
+  std::vector<Tensor> feats(static_cast<size_t>(n));
+  std::vector<size_t> todo;  // cameras the exact cache does not hold
+  for (size_t u = 0; u < feats.size(); ++u) {
+    std::shared_ptr<Tensor> hit = m.vcache.enabled() ? m.vcache.find(p.cache_keys[u]) : nullptr;
+    if (hit)
+      feats[u] = *hit;
+    else
+      todo.push_back(u);
   }
+  if (m.reuse.enabled() && !todo.empty()) {
+    std::vector<std::string> keys;
+    std::vector<const float*> px;
+    for (size_t u : todo) {
+      keys.push_back(p.reuse_keys[u]);
+      px.push_back(p.in.images.data() + per * u);
+    }
+    std::vector<Tensor> f = m.reuse.features(*m.model, keys, px);
+    for (size_t i = 0; i < todo.size(); ++i) feats[todo[i]] = std::move(f[i]);
+  } else {
+    for (size_t u : todo)
+      feats[u] = m.model->vision(
+          std::vector<float>(p.in.images.begin() + static_cast<std::ptrdiff_t>(per * u),
+                             p.in.images.begin() + static_cast<std::ptrdiff_t>(per * (u + 1))),
+          1);
+  }
+  if (m.vcache.enabled())
+    for (size_t u : todo)
+      m.vcache.insert(p.cache_keys[u], std::make_shared<Tensor>(feats[u]), feats[u].nbytes());
+  Tensor out = Tensor::empty(Shape{n, feats[0].dim(1), feats[0].dim(2)}, feats[0].dtype());
+  for (size_t u = 0; u < feats.size(); ++u)
+    std::memcpy(static_cast<char*>(out.raw()) + u * feats[u].nbytes(), feats[u].raw(), feats[u].nbytes());
   return out;
 }
 
@@ -353,7 +406,7 @@ static ActionChunk infer_one(Policy::Impl& m, const Observation& obs, const floa
   const auto t0 = std::chrono::steady_clock::now();
   Prepared p = prepare(m, obs, noise, "Policy::infer");
   const auto t1 = std::chrono::steady_clock::now();
-  Tensor img = m.vcache.budget > 0 ? cached_vision(m, p) : m.model->vision(p.in.images, p.in.n_cams);
+  Tensor img = m.per_camera() ? cached_vision(m, p) : m.model->vision(p.in.images, p.in.n_cams);
   ActionChunk out = finish(m, p, img, ms_since(t1));
   out.timings.total_ms = ms_since(t0);
   return out;
@@ -370,7 +423,7 @@ static std::vector<ActionChunk> infer_many(Policy::Impl& m, const std::vector<Ob
                            "Policy::infer_batch: observation " + std::to_string(i)));
   std::vector<ActionChunk> out;
   out.reserve(obs.size());
-  if (m.vcache.budget > 0) {  // frames go through the cache one by one
+  if (m.per_camera()) {  // frames go through the caches one by one
     for (const Prepared& p : prep) {
       const auto t1 = std::chrono::steady_clock::now();
       Tensor img = cached_vision(m, p);
@@ -405,21 +458,32 @@ DType Policy::compute_dtype() const { return impl_->model->compute_dtype(); }
 ActionChunk Policy::infer(const Observation& obs, const float* noise) {
   ActionChunk out;
   impl_->compute->run([&] { out = infer_one(*impl_, obs, noise); });
+  if (impl_->tel_every > 0) note_telemetry(*this, *impl_, {out});
   return out;
 }
 
 std::vector<ActionChunk> Policy::infer_batch(const std::vector<Observation>& obs, const float* noise) {
   std::vector<ActionChunk> out;
   impl_->compute->run([&] { out = infer_many(*impl_, obs, noise); });
+  note_telemetry(*this, *impl_, out);
   return out;
 }
 
-VisionCacheStats Policy::vision_cache_stats() const {
-  const VisionCache& c = impl_->vcache;
-  return {c.hits, c.misses, c.evictions, c.lru.size(), c.bytes, c.budget};
+static CacheStats to_stats(const LruCounters& c) {
+  return {c.hits, c.misses, c.evictions, c.entries, c.bytes, c.budget_bytes};
 }
-void Policy::clear_vision_cache() { impl_->vcache.clear("", true); }
-void Policy::clear_vision_cache(const std::string& robot_id) { impl_->vcache.clear(robot_id, false); }
+VisionCacheStats Policy::vision_cache_stats() const { return to_stats(impl_->vcache.counters()); }
+TaskCacheStats Policy::task_cache_stats() const { return to_stats(impl_->tcache.counters()); }
+VisionReuseStats Policy::vision_reuse_stats() const { return impl_->reuse.stats(); }
+void Policy::clear_vision_cache() {
+  impl_->vcache.clear();
+  impl_->reuse.clear();
+  impl_->tcache.clear();
+}
+void Policy::clear_vision_cache(const std::string& robot_id) {
+  impl_->vcache.clear(robot_id + '\x1f');
+  impl_->reuse.clear(robot_id + '\x1f');
+}
 
 LayerCosines Policy::layer_cosines(const Observation& obs, const float* noise) {
   LayerCosines r;

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "runtime/latency_window.h"
+#include "runtime/telemetry.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -71,7 +72,7 @@ struct Scheduler::Impl {
   size_t noise_len = 0;
 
   // Queue state, guarded by mu.
-  std::mutex mu;
+  mutable std::mutex mu;
   std::condition_variable cv;
   std::map<QueueKey, std::unique_ptr<Request>> queue;
   std::map<uint64_t, Clock::time_point> arrivals;  // seq -> arrival; begin() = oldest queued
@@ -88,6 +89,8 @@ struct Scheduler::Impl {
   // Worker-only state.
   std::mt19937_64 rng;
   std::vector<float> noise_buf;
+  uint64_t logged_answers = 0;  // answers counted at the last telemetry line
+  Clock::time_point logged_at = Clock::now();
 
   // Telemetry, guarded by stats_mu.
   mutable std::mutex stats_mu;
@@ -106,6 +109,48 @@ struct Scheduler::Impl {
         w_total(o.latency_window) {
     counts.batch_size_histogram.assign(static_cast<size_t>(o.max_batch) + 1, 0);
     noise_len = static_cast<size_t>(p.horizon() * p.max_action_dim());
+  }
+
+  SchedulerStats snapshot() const {
+    size_t depth = 0;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      depth = queue.size();
+    }
+    std::lock_guard<std::mutex> lk(stats_mu);
+    SchedulerStats s = counts;
+    s.queue_depth = depth;
+    s.queue_wait = w_queue.summary();
+    s.preprocess = w_pre.summary();
+    s.vision = w_vision.summary();
+    s.prefix = w_prefix.summary();
+    s.denoise = w_denoise.summary();
+    s.total = w_total.summary();
+    return s;
+  }
+
+  // Worker, after a batch, holding no lock: one telemetry line when due (SchedulerOptions).
+  void maybe_log_telemetry() {
+    if (opts.telemetry_log_every == 0 && opts.telemetry_log_period.count() <= 0) return;
+    const Clock::time_point now = Clock::now();
+    uint64_t answers = 0;
+    {
+      std::lock_guard<std::mutex> lk(stats_mu);
+      answers =
+          counts.ok + counts.timeout + counts.invalid + counts.rejected + counts.cancelled + counts.errors;
+    }
+    const bool by_count =
+        opts.telemetry_log_every > 0 && answers - logged_answers >= opts.telemetry_log_every;
+    const bool by_time =
+        opts.telemetry_log_period.count() > 0 && now - logged_at >= opts.telemetry_log_period;
+    if (!by_count && !by_time) return;
+    logged_answers = answers;
+    logged_at = now;
+    const spdlog::level::level_enum lvl = to_spdlog(opts.telemetry_log_level);
+    if (!logger().should_log(lvl)) return;
+    const std::string line =
+        "scheduler telemetry: " + detail::format_scheduler(snapshot()) + "; " + detail::format_caches(policy);
+    logger().log(lvl, "{}", line);
   }
 
   // Counts the answer, then hands it over (promise or callback). Never throws.
@@ -248,6 +293,7 @@ struct Scheduler::Impl {
       const auto t0 = Clock::now();
       if (!batch.empty()) run_batch(batch);
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      maybe_log_telemetry();
       lk.lock();
       if (!batch.empty()) est_batch_ms = est_batch_ms == 0 ? ms : 0.8 * est_batch_ms + 0.2 * ms;
     }
@@ -325,6 +371,9 @@ Scheduler::Scheduler(Policy& policy, const SchedulerOptions& opts) {
               opts.max_wait_us);
   VLART_CHECK(opts.max_queue >= 1, InvalidArgument, "SchedulerOptions::max_queue must be >= 1");
   VLART_CHECK(opts.latency_window >= 1, InvalidArgument, "SchedulerOptions::latency_window must be >= 1");
+  VLART_CHECK(opts.telemetry_log_period.count() >= 0, InvalidArgument,
+              "SchedulerOptions::telemetry_log_period must be >= 0");
+  to_spdlog(opts.telemetry_log_level);  // throws InvalidArgument for a bad level
   VLART_CHECK(!opts.default_deadline || opts.default_deadline->count() > 0, InvalidArgument,
               "SchedulerOptions::default_deadline must be positive");
   impl_ = std::make_unique<Impl>(policy, opts);
@@ -389,24 +438,7 @@ void Scheduler::resume() {
   impl_->cv.notify_all();
 }
 
-SchedulerStats Scheduler::stats() const {
-  Impl& m = *impl_;
-  size_t depth = 0;
-  {
-    std::lock_guard<std::mutex> lk(m.mu);
-    depth = m.queue.size();
-  }
-  std::lock_guard<std::mutex> lk(m.stats_mu);
-  SchedulerStats s = m.counts;
-  s.queue_depth = depth;
-  s.queue_wait = m.w_queue.summary();
-  s.preprocess = m.w_pre.summary();
-  s.vision = m.w_vision.summary();
-  s.prefix = m.w_prefix.summary();
-  s.denoise = m.w_denoise.summary();
-  s.total = m.w_total.summary();
-  return s;
-}
+SchedulerStats Scheduler::stats() const { return impl_->snapshot(); }
 
 const SchedulerOptions& Scheduler::options() const { return impl_->opts; }
 

@@ -107,6 +107,9 @@ void SmolVLAModel::set_linear_observer(std::function<void(const std::string&, co
   vision_.clear();
   prefix_.clear();
   denoise_.clear();
+  embed_.clear();
+  vision_state_.clear();
+  sparse_.clear();
 }
 
 ValueId SmolVLAModel::wq(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
@@ -119,7 +122,7 @@ ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
   return weights_.has(name) ? w(g, name) : kNoValue;
 }
 
-void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
+void SmolVLAModel::build_vision(Graph& g, int64_t n, bool emit_kv) const {
   const VisionConfig& v = cfg_.vision;
   const int64_t S = v.image_size, gp = S / v.patch, L = gp * gp, C = v.hidden, hd = C / v.heads;
   ValueId x = g.input("pixels", {n, v.channels, S, S}, DType::kF32);
@@ -133,11 +136,16 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n) const {
     const std::string p = kVis + "encoder.layers." + std::to_string(i) + ".";
     ValueId h = g.layer_norm(x, w(g, p + "layer_norm1.weight", {C}), w(g, p + "layer_norm1.bias", {C}), v.ln_eps);
     auto proj = [&](const char* nm) {
-      return g.reshape(g.linear(h, wq(g, p + "self_attn." + nm + ".weight", {C, C}),
-                                w(g, p + "self_attn." + nm + ".bias", {C})),
-                       {n, L, v.heads, hd});
+      return g.linear(h, wq(g, p + "self_attn." + nm + ".weight", {C, C}),
+                      w(g, p + "self_attn." + nm + ".bias", {C}));
     };
-    ValueId a = g.attention(proj("q_proj"), proj("k_proj"), proj("v_proj"));
+    const ValueId q = proj("q_proj"), k = proj("k_proj"), val = proj("v_proj");
+    if (emit_kv) {  // vision_states(): every layer's K/V, for approximate reuse (vision_sparse.cpp)
+      g.mark_output(k);
+      g.mark_output(val);
+    }
+    const Shape hs{n, L, v.heads, hd};
+    ValueId a = g.attention(g.reshape(q, hs), g.reshape(k, hs), g.reshape(val, hs));
     a = g.linear(g.reshape(a, {n, L, C}), wq(g, p + "self_attn.out_proj.weight", {C, C}),
                  w(g, p + "self_attn.out_proj.bias", {C}));
     x = g.add(x, a);
@@ -158,14 +166,13 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) co
   const TextConfig& t = cfg_.text;
   const int64_t D = t.hidden, P = nt + lt + 1, hd = t.head_dim;
   ValueId img = g.input("img", {1, nt, D}, cdt_);
-  ValueId ids = g.input("lang", {1, lt}, DType::kI64);
+  ValueId e_lang = g.input("lang_emb", {1, lt, D}, cdt_);  // lang_embedding(), already scaled
   ValueId st = g.input("state", {1, 1, cfg_.max_state_dim}, DType::kF32);
   if (cdt_ != DType::kF32) st = g.cast(st, cdt_);
   ValueId pos = g.input("pos", {1, P}, DType::kI64);
   ValueId mask = g.input("mask", {1, P, P}, DType::kBool);
   const float sq = static_cast<float>(std::sqrt(static_cast<double>(D)));
   ValueId e_img = g.scale(img, sq);
-  ValueId e_lang = g.scale(g.embedding(w(g, kText + "embed_tokens.weight"), ids), sq);
   ValueId e_st = g.linear(st, wq(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
   ValueId x = g.concat({e_img, e_lang, e_st}, 1);
   g.mark_output(x);
@@ -203,6 +210,13 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) co
     if (probe) hidden.push_back(x);
   }
   for (ValueId h : hidden) g.mark_output(h);
+}
+
+// Task-only part of the prefix, its own small graph so the result can be cached per prompt.
+void SmolVLAModel::build_embed(Graph& g, int64_t lt) const {
+  const float sq = static_cast<float>(std::sqrt(static_cast<double>(cfg_.text.hidden)));
+  ValueId ids = g.input("lang", {1, lt}, DType::kI64);
+  g.mark_output(g.scale(g.embedding(w(g, kText + "embed_tokens.weight"), ids), sq));
 }
 
 void SmolVLAModel::build_denoise(Graph& g, int64_t P, bool probe) const {
@@ -297,6 +311,26 @@ SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
   return *s;
 }
 
+SmolVLAModel::Stage& SmolVLAModel::embed_stage(int64_t lt) {
+  auto& s = embed_[lt];
+  if (!s) {
+    s = std::make_unique<Stage>();
+    build_embed(s->graph, lt);
+    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+    s->graph = Graph();
+  }
+  return *s;
+}
+
+Tensor SmolVLAModel::lang_embedding(const std::vector<int64_t>& ids) {
+  VLART_CHECK(!ids.empty(), InvalidArgument, "smolvla: empty prompt (no token ids)");
+  Stage& s = embed_stage(static_cast<int64_t>(ids.size()));
+  fill(*s.exec, "lang", ids.data(), ids.size() * sizeof(int64_t));
+  s.exec->run();
+  if (exec_opts_.profile) record_profile("embed", *s.exec);
+  return s.exec->output(0).clone();
+}
+
 Tensor SmolVLAModel::vision(const std::vector<float>& images, int64_t n, Tensor* last_hidden) {
   Stage& s = vision_stage(n);
   fill(*s.exec, "pixels", images.data(), images.size() * sizeof(float));
@@ -359,7 +393,11 @@ PrefixState SmolVLAModel::run_prefix(Executor& ex, const PrefixInputs& in, const
           cum[static_cast<size_t>(j)] <= cum[static_cast<size_t>(i)] && ps.pad[static_cast<size_t>(i)] &&
           ps.pad[static_cast<size_t>(j)];
   fill(ex, "img", img.raw(), img.nbytes());
-  fill(ex, "lang", in.lang_ids.data(), in.lang_ids.size() * sizeof(int64_t));
+  const Tensor lang_emb = in.lang_emb.defined() ? in.lang_emb : lang_embedding(in.lang_ids);
+  VLART_CHECK(lang_emb.numel() == lt * cfg_.text.hidden && lang_emb.dtype() == cdt_, InvalidArgument,
+              "smolvla: language embeddings ", lang_emb.str(), " do not match ", lt, " tokens x ",
+              cfg_.text.hidden);
+  fill(ex, "lang_emb", lang_emb.raw(), lang_emb.nbytes());
   fill(ex, "state", in.state.data(), in.state.size() * sizeof(float));
   fill(ex, "pos", ps.positions.data(), ps.positions.size() * sizeof(int64_t));
   fill(ex, "mask", ps.att2d.data(), ps.att2d.size());

@@ -24,6 +24,8 @@ struct PrefixInputs {
   std::vector<int64_t> lang_ids;
   std::vector<uint8_t> lang_mask;
   std::vector<float> state;  // normalised, padded to max_state_dim
+  // lang_embedding(lang_ids), when the caller has it (e.g. from a task cache); computed if undefined.
+  Tensor lang_emb;
 };
 
 struct PrefixState {
@@ -72,6 +74,26 @@ class SmolVLAModel {
   // cover several observations (their frames back to back). `last_hidden` optionally gets the
   // SigLIP output [n_cams, patches, Cv].
   Tensor vision(const std::vector<float>& images, int64_t n_cams, Tensor* last_hidden = nullptr);
+  // Vision-tower state of one frame, kept for approximate visual reuse: per SigLIP layer the K and V
+  // of every patch ([1, patches, hidden] each) and the connector output [1, T, D], compute dtype.
+  struct VisionState {
+    std::vector<Tensor> k, v;
+    Tensor feat;
+  };
+  // vision(images, n) that also returns every frame's K/V per layer (the same ops, so the features
+  // equal vision()'s bit for bit), one state per frame.
+  std::vector<VisionState> vision_states(const std::vector<float>& images, int64_t n);
+  VisionState vision_state(const std::vector<float>& image) { return std::move(vision_states(image, 1)[0]); }
+  // Recomputes the connector tokens `tokens` (distinct, < T) of `image` ([3, S, S] preprocessed):
+  // only their patches run through SigLIP, attending to their own new K/V and to the K/V in `st` of
+  // every other patch, then post-norm, pixel shuffle and connector; their K/V rows and feature rows
+  // in `st` are replaced (approximate: the other patches keep the K/V of the frame they came from).
+  // One graph per token-count bucket (powers of two from max(1, T/8) up to T), built on first use.
+  void vision_sparse(const std::vector<float>& image, const std::vector<int64_t>& tokens, VisionState& st);
+
+  // Language-token embeddings of a prompt, [1, lt, D] in the compute dtype (embedding lookup scaled
+  // by sqrt(D)): the part of the prefix that depends on the task alone, so callers may cache it.
+  Tensor lang_embedding(const std::vector<int64_t>& ids);
   // Full prefix pass; `embs` optionally receives the prefix embeddings [1, P, D].
   PrefixState prefix(const PrefixInputs& in, Tensor* embs = nullptr);
   // Same, with the connector output of vision() already computed (`in.images` is not read).
@@ -99,12 +121,17 @@ class SmolVLAModel {
   Stage& vision_stage(int64_t n_cams);
   Stage& prefix_stage(int64_t img_tokens, int64_t lang_len);
   Stage& denoise_stage(int64_t prefix_len);
+  Stage& embed_stage(int64_t lang_len);
   void bind_prefix(const PrefixState& p);
   std::vector<float> step(int64_t prefix_len, const std::vector<float>& x_t, float t);
-  void build_vision(Graph& g, int64_t n_cams) const;
+  void build_vision(Graph& g, int64_t n_cams, bool emit_kv = false) const;
   // `probe`: also output every layer's output hidden state (after the regular outputs).
   void build_prefix(Graph& g, int64_t img_tokens, int64_t lang_len, bool probe = false) const;
   void build_denoise(Graph& g, int64_t prefix_len, bool probe = false) const;
+  void build_embed(Graph& g, int64_t lang_len) const;
+  void build_vision_sparse(Graph& g, int64_t tokens) const;  // vision_sparse.cpp
+  Stage& vision_state_stage(int64_t n_frames);
+  Stage& sparse_stage(int64_t tokens);
   // Connector tokens the prefix uses (all, or the kept ones under visual-token pruning); *T per image.
   Tensor kept_visual_tokens(const Tensor& img_all, int64_t n_cams, int64_t* T) const;
   PrefixState run_prefix(Executor& ex, const PrefixInputs& in, const Tensor& img, int64_t T, Tensor* embs);
@@ -134,6 +161,9 @@ class SmolVLAModel {
   std::map<int64_t, std::unique_ptr<Stage>> vision_;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;  // by (image tokens, prompt length)
   std::map<int64_t, std::unique_ptr<Stage>> denoise_;
+  std::map<int64_t, std::unique_ptr<Stage>> embed_;
+  std::map<int64_t, std::unique_ptr<Stage>> vision_state_;  // vision graphs with K/V outputs, by frames
+  std::map<int64_t, std::unique_ptr<Stage>> sparse_;        // by token-count bucket
 };
 
 }  // namespace vlart::smolvla
