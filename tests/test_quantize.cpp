@@ -441,6 +441,46 @@ TEST(QuantizeCheckpoint, MalformedFilesNameTheTensor) {
   fs::remove_all(good);
 }
 
+namespace {
+
+// The fixture case's recorded observations and LeRobot noise, for `p`'s cameras.
+void case_observations(const std::string& c, const Policy& p, std::vector<Observation>* obs,
+                       std::vector<std::vector<float>>* noise) {
+  const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
+  SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
+  for (const auto& smp : cj["samples"]) {
+    const std::string s = smp["name"];
+    Observation o;
+    for (const std::string& cam : p.camera_names()) {
+      const std::string sn = cam.substr(cam.rfind('.') + 1);
+      Tensor img = ref.get(s + ".input.image." + sn);
+      o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()), img.dim(0),
+                           img.dim(1)};
+    }
+    o.state = ref.get(s + ".input.state").to_float_vector();
+    o.task = smp["task"];
+    obs->push_back(std::move(o));
+    noise->push_back(ref.get(s + ".noise").to_float_vector());
+  }
+}
+
+PolicyOptions case_options(const std::string& c) {
+  PolicyOptions po;
+  po.threads = 1;
+  po.vlm_config_dir = kRoot + c + "/vlm";
+  po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
+  return po;
+}
+
+std::vector<std::vector<float>> run_all(Policy& p, const std::vector<Observation>& obs,
+                                        const std::vector<std::vector<float>>& noise) {
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < obs.size(); ++i) out.push_back(p.infer(obs[i], noise[i].data()).data);
+  return out;
+}
+
+}  // namespace
+
 // End to end on every fixture case: quantize with each scheme, run with the fixture noise, compare
 // with the float checkpoint's actions (action space, unnormalised).
 //
@@ -469,30 +509,12 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
   int int4_issue_gate_pass = 0;
   for (const std::string& c : kCases) {
     const std::string ck = kRoot + c + "/checkpoint";
-    const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
-    SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
-    PolicyOptions po;
-    po.threads = 1;  // robust to busy CI machines; the numbers do not depend on it
-    po.vlm_config_dir = kRoot + c + "/vlm";
-    po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
+    const PolicyOptions po = case_options(c);  // one thread: robust to busy CI machines
     auto pf = Policy::load(ck, po);
     std::vector<Observation> obs;
-    std::vector<std::vector<float>> noise, want;
-    for (const auto& smp : cj["samples"]) {
-      const std::string s = smp["name"];
-      Observation o;
-      for (const std::string& cam : pf->camera_names()) {
-        const std::string sn = cam.substr(cam.rfind('.') + 1);
-        Tensor img = ref.get(s + ".input.image." + sn);
-        o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()),
-                             img.dim(0), img.dim(1)};
-      }
-      o.state = ref.get(s + ".input.state").to_float_vector();
-      o.task = smp["task"];
-      noise.push_back(ref.get(s + ".noise").to_float_vector());
-      want.push_back(pf->infer(o, noise.back().data()).data);
-      obs.push_back(std::move(o));
-    }
+    std::vector<std::vector<float>> noise;
+    case_observations(c, *pf, &obs, &noise);
+    const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
     std::map<std::string, std::vector<std::vector<float>>> actions;
     std::map<std::string, ActionError> errs;
     for (const Gate& g : gates) {
@@ -536,12 +558,7 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
 TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
   for (const std::string& c : kCases) {
     const std::string ck = kRoot + c + "/checkpoint";
-    const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
-    SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
-    PolicyOptions po;
-    po.threads = 1;
-    po.vlm_config_dir = kRoot + c + "/vlm";
-    po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
+    const PolicyOptions po = case_options(c);
     for (const char* scheme : {"int8", "int4-g64", "int4-g32-asym"}) {
       SCOPED_TRACE(c + " " + scheme);
       const fs::path out = temp_dir(std::string("kern_") + scheme);
@@ -552,23 +569,10 @@ TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
       pd.dequantize_weights = true;
       auto pk = Policy::load(out.string(), po);
       auto pr = Policy::load(out.string(), pd);
-      std::vector<std::vector<float>> a, b;
-      for (const auto& smp : cj["samples"]) {
-        const std::string s = smp["name"];
-        Observation o;
-        for (const std::string& cam : pk->camera_names()) {
-          const std::string sn = cam.substr(cam.rfind('.') + 1);
-          Tensor img = ref.get(s + ".input.image." + sn);
-          o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()),
-                               img.dim(0), img.dim(1)};
-        }
-        o.state = ref.get(s + ".input.state").to_float_vector();
-        o.task = smp["task"];
-        const std::vector<float> noise = ref.get(s + ".noise").to_float_vector();
-        a.push_back(pk->infer(o, noise.data()).data);
-        b.push_back(pr->infer(o, noise.data()).data);
-      }
-      const ActionError e = action_error(b, a, pk->action_dim());
+      std::vector<Observation> obs;
+      std::vector<std::vector<float>> noise;
+      case_observations(c, *pk, &obs, &noise);
+      const ActionError e = action_error(run_all(*pr, obs, noise), run_all(*pk, obs, noise), pk->action_dim());
       std::printf("[%s] %-14s kernels vs dequantized: rel L2 %.3g max abs %.3g\n", c.c_str(), scheme, e.rel_l2,
                   e.max_abs);
       EXPECT_LE(e.rel_l2, 1e-4);
@@ -577,45 +581,6 @@ TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
   }
 }
 
-namespace {
-
-// The fixture case's recorded observations and LeRobot noise, for `p`'s cameras.
-void case_observations(const std::string& c, const Policy& p, std::vector<Observation>* obs,
-                       std::vector<std::vector<float>>* noise) {
-  const nlohmann::json cj = nlohmann::json::parse(read_file(kRoot + c + "/case.json"));
-  SafetensorsFile ref = SafetensorsFile::open(kRoot + c + "/reference.safetensors");
-  for (const auto& smp : cj["samples"]) {
-    const std::string s = smp["name"];
-    Observation o;
-    for (const std::string& cam : p.camera_names()) {
-      const std::string sn = cam.substr(cam.rfind('.') + 1);
-      Tensor img = ref.get(s + ".input.image." + sn);
-      o.images[sn] = Image{std::vector<uint8_t>(img.data<uint8_t>(), img.data<uint8_t>() + img.numel()), img.dim(0),
-                           img.dim(1)};
-    }
-    o.state = ref.get(s + ".input.state").to_float_vector();
-    o.task = smp["task"];
-    obs->push_back(std::move(o));
-    noise->push_back(ref.get(s + ".noise").to_float_vector());
-  }
-}
-
-PolicyOptions case_options(const std::string& c) {
-  PolicyOptions po;
-  po.threads = 1;
-  po.vlm_config_dir = kRoot + c + "/vlm";
-  po.tokenizer_path = kRoot + c + "/vlm/tokenizer.json";
-  return po;
-}
-
-std::vector<std::vector<float>> run_all(Policy& p, const std::vector<Observation>& obs,
-                                        const std::vector<std::vector<float>>& noise) {
-  std::vector<std::vector<float>> out;
-  for (size_t i = 0; i < obs.size(); ++i) out.push_back(p.infer(obs[i], noise[i].data()).data);
-  return out;
-}
-
-}  // namespace
 
 // Calibration (--calibrate): statistics are collected for every quantizable Linear; int4 gets
 // activation-aware input scales that lower the layer output error on the sampled rows (alpha 0,

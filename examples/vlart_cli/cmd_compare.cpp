@@ -141,6 +141,27 @@ std::vector<float> obs_noise(const ObsSpec& o, size_t index, uint64_t seed, int6
 }
 
 
+// The observations of `specs` for `policy`'s cameras, with their noise.
+void load_observations(const std::vector<ObsSpec>& specs, const Policy& policy, uint64_t seed,
+                       std::vector<Observation>* obs, std::vector<std::vector<float>>* noise) {
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ObsSpec& s = specs[i];
+    Observation o;
+    for (const std::string& cam : policy.camera_names()) {
+      const std::string sn = cam.substr(cam.rfind('.') + 1);
+      auto it = s.images.find(sn);
+      if (it == s.images.end()) it = s.images.find(cam);
+      VLART_CHECK(it != s.images.end(), NotFoundError, "observation '", s.name, "' has no image ", sn,
+                  ".png for camera ", cam);
+      o.images[sn] = io::load_image_rgb(it->second);
+    }
+    o.state = parse_state(s.state, s.name + "/state.txt");
+    o.task = s.task;
+    obs->push_back(std::move(o));
+    noise->push_back(obs_noise(s, i, seed, policy.horizon(), policy.max_action_dim()));
+  }
+}
+
 // Body of the child process: load, run every observation once (recorded actions), then --iters
 // timed calls cycling over the observations.
 nlohmann::json run_model(const CompareArgs& a, const std::string& dir, const std::vector<ObsSpec>& obs,
@@ -155,22 +176,7 @@ nlohmann::json run_model(const CompareArgs& a, const std::string& dir, const std
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::vector<Observation> os;
   std::vector<std::vector<float>> noise;
-  for (size_t i = 0; i < obs.size(); ++i) {
-    const ObsSpec& s = obs[i];
-    Observation o;
-    for (const std::string& cam : p->camera_names()) {
-      const std::string sn = cam.substr(cam.rfind('.') + 1);
-      auto it = s.images.find(sn);
-      if (it == s.images.end()) it = s.images.find(cam);
-      VLART_CHECK(it != s.images.end(), NotFoundError, "compare: observation '", s.name, "' has no image ", sn,
-                  ".png for camera ", cam);
-      o.images[sn] = io::load_image_rgb(it->second);
-    }
-    o.state = parse_state(s.state, s.name + "/state.txt");
-    o.task = s.task;
-    os.push_back(std::move(o));
-    noise.push_back(obs_noise(s, i, a.seed, p->horizon(), p->max_action_dim()));
-  }
+  load_observations(obs, *p, a.seed, &os, &noise);
   nlohmann::json j;
   j["load_ms"] = load_ms;
   j["horizon"] = p->horizon();
@@ -552,23 +558,7 @@ namespace vlart::cli {
 // with their noise (noise.npy, or drawn from `seed` and the index as compare does).
 void read_obs_dir(const std::string& dir, const Policy& policy, uint64_t seed, std::vector<Observation>* obs,
                   std::vector<std::vector<float>>* noise) {
-  const std::vector<ObsSpec> specs = scan_obs(dir);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const ObsSpec& s = specs[i];
-    Observation o;
-    for (const std::string& cam : policy.camera_names()) {
-      const std::string sn = cam.substr(cam.rfind('.') + 1);
-      auto it = s.images.find(sn);
-      if (it == s.images.end()) it = s.images.find(cam);
-      VLART_CHECK(it != s.images.end(), NotFoundError, "observation '", s.name, "' in ", dir, " has no image ", sn,
-                  ".png for camera ", cam);
-      o.images[sn] = io::load_image_rgb(it->second);
-    }
-    o.state = parse_state(s.state, s.name + "/state.txt");
-    o.task = s.task;
-    obs->push_back(std::move(o));
-    noise->push_back(obs_noise(s, i, seed, policy.horizon(), policy.max_action_dim()));
-  }
+  load_observations(scan_obs(dir), policy, seed, obs, noise);
 }
 
 }  // namespace vlart::cli
