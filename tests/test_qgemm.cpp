@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <vector>
@@ -255,6 +256,102 @@ TEST(QGemm, QuantizeRowsS8) {
   float sr = 0;
   quantize_rows_s8(r.data(), false, 1, 1000, 1000, qr.data(), &sr, 1);
   for (size_t i = 0; i < r.size(); ++i) EXPECT_LE(std::fabs(qr[i] * sr - r[i]), 0.5f * sr * 1.0001f) << i;
+}
+
+// Both code paths (AVX-512 and portable) of the per-row quantizer on row lengths with tails, bf16
+// input, a NaN row, an all-zero row and a static scale that saturates.
+TEST(QGemm, QuantizeRowsS8EveryIsaAgrees) {
+  const int64_t m = 5;
+  for (int64_t k : {1, 15, 16, 17, 33, 720, 771}) {
+    std::vector<float> x = uniform(static_cast<size_t>(m * k), 11, -4.f, 4.f);
+    std::fill(x.begin() + k, x.begin() + 2 * k, 0.f);                  // row 1: zeros
+    x[static_cast<size_t>(2 * k + k / 2)] = std::numeric_limits<float>::quiet_NaN();  // row 2: NaN
+    std::vector<uint16_t> xb(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+    for (bool bf16 : {false, true}) {
+      for (float st : {0.f, 0.01f}) {
+        std::vector<std::vector<int8_t>> qs;
+        std::vector<std::vector<float>> ss;
+        for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx512}) {
+          gemv_force_isa(isa);
+          std::vector<int8_t> q(static_cast<size_t>(m * k), 99);
+          std::vector<float> sc(m, -1.f);
+          quantize_rows_s8(bf16 ? static_cast<const void*>(xb.data()) : x.data(), bf16, m, k, k, q.data(), sc.data(),
+                           1, st);
+          qs.push_back(q);
+          ss.push_back(sc);
+        }
+        gemv_force_isa(GemvIsa::kAuto);
+        SCOPED_TRACE(testing::Message() << "k " << k << " bf16 " << bf16 << " static " << st);
+        EXPECT_EQ(qs[0], qs[1]);
+        for (int64_t r = 0; r < m; ++r) {
+          if (std::isnan(ss[0][r])) {
+            EXPECT_TRUE(std::isnan(ss[1][r])) << r;
+          } else {
+            EXPECT_EQ(ss[0][r], ss[1][r]) << r;
+          }
+        }
+        // Reference: round half to even of x / scale, clamped to +-127.
+        for (int64_t r = 0; r < m; ++r) {
+          if (st == 0.f && r == 1) EXPECT_EQ(ss[1][r], 0.f);
+          if (r == 2) EXPECT_TRUE(std::isnan(ss[1][r]));  // NaN row, per-token or static
+          if (std::isnan(ss[1][r]) || ss[1][r] == 0.f) continue;
+          for (int64_t i = 0; i < k; ++i) {
+            const double v = bf16 ? bf16_to_f32(xb[static_cast<size_t>(r * k + i)]) : x[static_cast<size_t>(r * k + i)];
+            if (std::isnan(v)) continue;
+            const double want = std::clamp(std::nearbyint(v * (1.0 / ss[1][r])), -127.0, 127.0);
+            ASSERT_LE(std::fabs(qs[1][static_cast<size_t>(r * k + i)] - want), 1.0) << r << "," << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The W8A8 epilogue y = act(acc * row_scale + bias) on both paths against double, every activation,
+// f32 and bf16 bias/output, row lengths with tails.
+TEST(QGemm, RowScaleEpilogueEveryIsaAndActivation) {
+  const int64_t m = 3;
+  for (int64_t n : {1, 16, 37}) {
+    const std::vector<float> acc = uniform(static_cast<size_t>(m * n), 21, -300.f, 300.f);
+    const std::vector<float> rs = {0.01f, 0.002f, 0.f};
+    const std::vector<float> bias = uniform(static_cast<size_t>(n), 22);
+    std::vector<uint16_t> bias_b(bias.size());
+    for (size_t i = 0; i < bias.size(); ++i) bias_b[i] = f32_to_bf16(bias[i]);
+    for (GemvAct act : {GemvAct::kNone, GemvAct::kRelu, GemvAct::kSilu, GemvAct::kGeluTanh, GemvAct::kGeluErf}) {
+      for (bool bf16 : {false, true}) {
+        for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx512}) {
+          gemv_force_isa(isa);
+          std::vector<float> y(static_cast<size_t>(m * n), -7.f);
+          std::vector<uint16_t> yb(static_cast<size_t>(m * n), 0);
+          qgemm_row_scale_epilogue(acc.data(), n, rs.data(), m, n,
+                                   bf16 ? static_cast<const void*>(bias_b.data()) : bias.data(), bf16, act,
+                                   bf16 ? static_cast<void*>(yb.data()) : y.data(), n, bf16, 1);
+          gemv_force_isa(GemvIsa::kAuto);
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t c = 0; c < n; ++c) {
+              const double b = bf16 ? bf16_to_f32(bias_b[static_cast<size_t>(c)]) : bias[static_cast<size_t>(c)];
+              const double v = static_cast<double>(acc[static_cast<size_t>(r * n + c)]) * rs[static_cast<size_t>(r)] + b;
+              double want = v;
+              switch (act) {
+                case GemvAct::kNone: break;
+                case GemvAct::kRelu: want = v > 0 ? v : 0; break;
+                case GemvAct::kSilu: want = v / (1 + std::exp(-v)); break;
+                case GemvAct::kGeluTanh: want = 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))); break;
+                case GemvAct::kGeluErf: want = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); break;
+              }
+              const size_t i = static_cast<size_t>(r * n + c);
+              const double got = bf16 ? bf16_to_f32(yb[i]) : y[i];
+              const double tol = (bf16 ? 4e-3 : 2e-6) * std::fabs(want) + 1e-6;
+              ASSERT_LE(std::fabs(got - want), tol) << "isa " << static_cast<int>(isa) << " act "
+                                                    << static_cast<int>(act) << " bf16 " << bf16 << " r " << r
+                                                    << " c " << c;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 // ---- through the CPU backend (Linear node with a quantized W) ----

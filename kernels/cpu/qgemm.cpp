@@ -465,42 +465,176 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
   }
 }
 
+namespace {
+
+// ---- per-row quantization and the W8A8 epilogue, AVX-512 ----
+
+VLART_QAVX512 inline __m512 load16(const void* x, bool bf16, int64_t i, __mmask16 m) {
+  if (bf16) {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(x) + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  return _mm512_maskz_loadu_ps(m, static_cast<const float*>(x) + i);
+}
+
+VLART_QAVX512 inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// max |x| over a row; NaN when any element is NaN (as the scalar max would not reliably say).
+VLART_QAVX512 float row_absmax_avx512(const void* x, bool bf16, int64_t off, int64_t k) {
+  __m512 m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    const __m512 a = load16(x, bf16, off + i, 0xffff), b = load16(x, bf16, off + i + 16, 0xffff);
+    nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, _mm512_abs_ps(a));
+    m1 = _mm512_max_ps(m1, _mm512_abs_ps(b));
+  }
+  for (; i < k; i += 16) {
+    const __m512 a = load16(x, bf16, off + i, tail_mask(k - i));
+    nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, _mm512_abs_ps(a));
+  }
+  if (nan) return std::numeric_limits<float>::quiet_NaN();
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
+// q = clamp(round_half_even(x * inv), -127, 127); the clamp is done in float so out-of-range
+// values (static scales) saturate instead of converting to INT_MIN. Returns false when x has a NaN.
+VLART_QAVX512 bool quantize_row_avx512(const void* x, bool bf16, int64_t off, int64_t k, float inv, int8_t* q) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  __mmask16 nan = 0;
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 m = tail_mask(k - i);
+    const __m512 xv = load16(x, bf16, off + i, m);
+    nan |= _mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q);
+    __m512 v = _mm512_mul_ps(xv, vinv);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    const __m512i iv = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm512_mask_cvtepi32_storeu_epi8(q + i, m, iv);
+  }
+  return nan == 0;
+}
+
+// exp(x): x = n ln2 + r (two-part ln2), degree-7 Taylor polynomial of exp(r), scaled by 2^n
+// (vscalefps: +inf above the range, 0 below it). Same reduction as the scalar exp_f (~2 ulp).
+VLART_QAVX512 inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-100.f)), _mm512_set1_ps(100.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 5040.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
+VLART_QAVX512 inline __m512 activate_avx512(__m512 v, GemvAct act) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  switch (act) {
+    case GemvAct::kNone: return v;
+    case GemvAct::kRelu: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case GemvAct::kSilu: return _mm512_div_ps(v, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    case GemvAct::kGeluTanh: {
+      // x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), as gelu_tanh_f.
+      const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+      const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                     _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, v));
+      return _mm512_div_ps(v, _mm512_add_ps(one, exp_avx512(_mm512_mul_ps(_mm512_set1_ps(-2.f), u))));
+    }
+    case GemvAct::kGeluErf: break;  // handled by the caller (scalar erf)
+  }
+  return v;
+}
+
+// f32 -> bf16, round to nearest even, NaN kept quiet (as f32_to_bf16).
+VLART_QAVX512 inline __m256i to_bf16_avx512(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+VLART_QAVX512 void epilogue_row_avx512(const float* a, float s, int64_t n, const void* bias, bool bias_bf16,
+                                       GemvAct act, void* y, int64_t yoff, bool y_bf16) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t c = 0; c < n; c += 16) {
+    const __mmask16 m = tail_mask(n - c);
+    const __m512 b = bias ? load16(bias, bias_bf16, c, m) : _mm512_setzero_ps();
+    __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + c), vs, b);
+    if (act == GemvAct::kGeluErf) {
+      alignas(64) float t[16];
+      _mm512_store_ps(t, v);
+      for (int j = 0; j < 16; ++j) t[j] = kernels::gelu_erf_f(t[j]);
+      v = _mm512_load_ps(t);
+    } else {
+      v = activate_avx512(v, act);
+    }
+    if (y_bf16)
+      _mm256_mask_storeu_epi16(static_cast<uint16_t*>(y) + yoff + c, m, to_bf16_avx512(v));
+    else
+      _mm512_mask_storeu_ps(static_cast<float*>(y) + yoff + c, m, v);
+  }
+}
+
+}  // namespace
+
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
                       int threads, float static_scale) {
+  const bool avx = use_avx512();
+  const float nanf = std::numeric_limits<float>::quiet_NaN();
   kernels::parallel_for(m, k, threads, [&](int64_t r) {
+    int8_t* qr = q + r * k;
+    // A row that cannot be represented (NaN, or inf under a per-token scale) becomes zeros with a
+    // NaN scale, so the product is NaN as the float path's would be; an all-zero row gets scale 0.
+    auto unrepresentable = [&](float scale) {
+      std::fill(qr, qr + k, int8_t{0});
+      scales[r] = scale;
+    };
     float amax = 0.f;
-    float rowbuf[256];
     if (static_scale > 0.f) {
       amax = static_scale * 127.f;
-    } else if (x_bf16) {
-      const auto* xs = static_cast<const uint16_t*>(x) + r * ldx;
-      for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(bf16_to_f32(xs[kk])));
+    } else if (avx) {
+      amax = row_absmax_avx512(x, x_bf16, r * ldx, k);
     } else {
-      const auto* xs = static_cast<const float*>(x) + r * ldx;
-#pragma omp simd reduction(max : amax)
-      for (int64_t kk = 0; kk < k; ++kk) amax = std::max(amax, std::fabs(xs[kk]));
+      bool nan = false;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const float v = load_x(x, x_bf16, r * ldx + kk);
+        nan |= std::isnan(v);
+        amax = std::max(amax, std::fabs(v));
+      }
+      if (nan) amax = nanf;
     }
-    int8_t* qr = q + r * k;
     if (!(amax > 0.f) || !std::isfinite(amax)) {
-      // An all-zero row quantizes to zeros. A non-finite row cannot be represented; zeros plus a
-      // NaN scale make the product NaN, as the float path would.
-      std::fill(qr, qr + k, int8_t{0});
-      scales[r] = amax > 0.f || std::isnan(amax) ? std::numeric_limits<float>::quiet_NaN() : 0.f;
+      unrepresentable(amax > 0.f || std::isnan(amax) ? nanf : 0.f);
       return;
     }
     const float inv = static_scale > 0.f ? 1.f / static_scale : 127.f / amax;
     scales[r] = static_scale > 0.f ? static_scale : amax / 127.f;
-    for (int64_t k0 = 0; k0 < k; k0 += 256) {
-      const int64_t len = std::min<int64_t>(256, k - k0);
-      for (int64_t i = 0; i < len; ++i) rowbuf[i] = load_x(x, x_bf16, r * ldx + k0 + i);
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        // Round half to even via the 1.5 * 2^23 trick (|v| <= 127 here).
-        float v = rowbuf[i] * inv;
-        v = (v + 12582912.f) - 12582912.f;
-        v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
-        qr[k0 + i] = static_cast<int8_t>(static_cast<int>(v));
+    if (avx) {
+      if (!quantize_row_avx512(x, x_bf16, r * ldx, k, inv, qr)) unrepresentable(nanf);
+      return;
+    }
+    for (int64_t i = 0; i < k; ++i) {
+      // Clamp in float (static scales can put values far outside), then round half to even.
+      const float xv = load_x(x, x_bf16, r * ldx + i);
+      if (std::isnan(xv)) {
+        unrepresentable(nanf);
+        return;
       }
+      float v = xv * inv;
+      v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
+      qr[i] = static_cast<int8_t>(std::nearbyint(v));
     }
   });
 }
@@ -508,37 +642,19 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
 void qgemm_row_scale_epilogue(const float* acc, int64_t ldacc, const float* row_scale, int64_t m, int64_t n,
                               const void* bias, bool bias_bf16, GemvAct act, void* y, int64_t ldy, bool y_bf16,
                               int threads) {
+  const bool avx = use_avx512();
   kernels::parallel_for(m, n * 4, threads, [&](int64_t r) {
     const float s = row_scale[r];
     const float* a = acc + r * ldacc;
+    if (avx) {
+      epilogue_row_avx512(a, s, n, bias, bias_bf16, act, y, r * ldy, y_bf16);
+      return;
+    }
     float buf[256];
     for (int64_t c0 = 0; c0 < n; c0 += 256) {
       const int64_t len = std::min<int64_t>(256, n - c0);
-      if (bias) {
-        for (int64_t j = 0; j < len; ++j) buf[j] = load_x(bias, bias_bf16, c0 + j);
-      } else {
-        for (int64_t j = 0; j < len; ++j) buf[j] = 0.f;
-      }
-#pragma omp simd
-      for (int64_t j = 0; j < len; ++j) buf[j] += a[c0 + j] * s;
-      switch (act) {
-        case GemvAct::kNone: break;
-        case GemvAct::kRelu:
-#pragma omp simd
-          for (int64_t j = 0; j < len; ++j) buf[j] = buf[j] > 0.f ? buf[j] : 0.f;
-          break;
-        case GemvAct::kSilu:
-#pragma omp simd
-          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::silu_f(buf[j]);
-          break;
-        case GemvAct::kGeluTanh:
-#pragma omp simd
-          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::gelu_tanh_f(buf[j]);
-          break;
-        case GemvAct::kGeluErf:
-          for (int64_t j = 0; j < len; ++j) buf[j] = kernels::gelu_erf_f(buf[j]);
-          break;
-      }
+      for (int64_t j = 0; j < len; ++j) buf[j] = (bias ? load_x(bias, bias_bf16, c0 + j) : 0.f) + a[c0 + j] * s;
+      for (int64_t j = 0; j < len; ++j) buf[j] = activate(buf[j], act);
       if (y_bf16) {
         auto* yr = static_cast<uint16_t*>(y) + r * ldy + c0;
         for (int64_t j = 0; j < len; ++j) yr[j] = f32_to_bf16(buf[j]);

@@ -81,7 +81,8 @@ int64_t qgemm_work_floats(const QPackedLayout& L, int64_t m);
 void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p);
 
 // Symmetric per-row int8 quantization: scale[r] = max|x[r, :]| / 127, q = round(x / scale) in
-// [-127, 127] (an all-zero row gets scale 0 and q = 0). With static_scale > 0 (a calibrated range)
+// [-127, 127] (an all-zero row gets scale 0 and q = 0; a row with a NaN, or an inf under a per-token
+// scale, gets q = 0 and a NaN scale). With static_scale > 0 (a calibrated range)
 // every row uses that scale instead (values beyond 127 steps saturate).
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
                       int threads, float static_scale = 0.f);
