@@ -34,7 +34,7 @@ const Shape4 kShapes[] = {
     {"siglip_1024x1024_12h", 1024, 1024, 12, 12, 64, false},
 };
 
-enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2 };
+enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2, kFlashInt16 = 3 };
 
 struct Inputs {
   Tensor q, k, v, mask;
@@ -162,12 +162,17 @@ void BM_Attention(benchmark::State& state) {
     g.attention(q, k, v, m);
     kernel = be->prepare(g, g.nodes().back());
     args.scratch = aligned_scratch(kernel->scratch_bytes());
-  } else if (impl == kFlashGeneric) {
+  } else if (impl == kFlashGeneric || impl == kFlashInt16) {
     kernels::AttentionParams p;
     p.Lq = s.Lq, p.Lk = s.Lk, p.Hq = s.Hq, p.Hkv = s.Hkv, p.D = s.D, p.Dv = s.D;
     p.bf16 = dt == DType::kBF16;
     p.mask = s.mask ? kernels::AttnMask::kBool : kernels::AttnMask::kNone;
-    generic = std::make_unique<kernels::FlashAttention>(p, threads, /*force_generic=*/true);
+    p.int16 = impl == kFlashInt16;
+    generic = std::make_unique<kernels::FlashAttention>(p, threads, /*force_generic=*/impl == kFlashGeneric);
+    if (impl == kFlashInt16 && !generic->int16()) {
+      state.SkipWithError("int16 attention tiles not available on this CPU");
+      return;
+    }
     ws = aligned_scratch(generic->scratch_bytes());
   } else {
     naive = std::make_unique<Naive>(s, threads);
@@ -184,14 +189,14 @@ void BM_Attention(benchmark::State& state) {
   }
   const double flops = 4.0 * s.Lq * s.Lk * s.D * s.Hq;
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  static const char* const impl_names[] = {"flash", "flash_generic", "naive"};
+  static const char* const impl_names[] = {"flash", "flash_generic", "naive", "flash_int16"};
   state.SetLabel(std::string(s.name) + (dt == DType::kF32 ? " f32 " : " bf16 ") + impl_names[impl] + " t" +
                  std::to_string(threads));
 }
 
 BENCHMARK(BM_Attention)
     ->ArgNames({"shape", "bf16", "threads", "impl"})
-    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive}})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive, kFlashInt16}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -67,6 +67,14 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/int8 --scheme int8)
   set_tests_properties(cli_quantize_refuses_nonempty_out PROPERTIES FIXTURES_REQUIRED cli_quant
     PASS_REGULAR_EXPRESSION "is not empty \\(pass --force")
+  add_test(NAME cli_quantize_bad_attention_message
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/badattn --scheme w8a8 --attention fp8)
+  set_tests_properties(cli_quantize_bad_attention_message PROPERTIES
+    PASS_REGULAR_EXPRESSION "--attention expects f32 or int16, got 'fp8'")
+  add_test(NAME cli_run_bad_attention_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} --attention int8)
+  set_tests_properties(cli_run_bad_attention_message PROPERTIES
+    PASS_REGULAR_EXPRESSION "--attention expects auto, f32 or int16, got 'int8'")
   add_test(NAME cli_info_quantized COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_quant}/int8)
   set_tests_properties(cli_info_quantized PROPERTIES FIXTURES_REQUIRED cli_quant PASS_REGULAR_EXPRESSION
     "quantization: int8, [0-9]+ tensors quantized.*parameters: +526.2K.*dtypes: .*int8 ")
@@ -113,6 +121,7 @@ if(TARGET vlart_cli)
   set_tests_properties(cli_run_default cli_run_table cli_info_model cli_run_bad_image_fails
     cli_run_bad_image_message cli_run_undecodable_image_message cli_run_wrong_state_message
     cli_quantize_int8 cli_quantize_refuses_nonempty_out cli_info_quantized cli_quantize_bad_scheme_fails
+    cli_quantize_bad_attention_message cli_run_bad_attention_message
     cli_quantize_bad_scheme_message cli_compare_obs_setup cli_compare_table cli_compare_json
     cli_compare_missing_obs_message cli_quantize_calibrated_int4 cli_quantize_calibrated_w8a8
     cli_quantize_calibrate_int8_message

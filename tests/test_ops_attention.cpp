@@ -31,6 +31,14 @@ namespace {
 constexpr double kF32Bound = 1e-10;
 constexpr double kBF16Bound = 1e-5;
 
+// int16 products (opt-in): q and k are rounded to 1/5792 of their row / key maximum (D = 64),
+// the softmax weights to 1/4095 of the running maximum and v to 1/4095 of its column maximum.
+// The weight rounding dominates: ~7e-5 absolute per weight, which relative to an output that
+// averages many keys is a few 1e-4; measured NMSE 1.8e-7..5.0e-7 on the f32 cases below. 2e-6 is
+// four times the worst; a lost key pair or a wrong scale costs orders of magnitude more. bf16
+// inputs: the bf16 bound (1e-5) applies.
+constexpr double kInt16Bound = 2e-6;
+
 double bound(DType dt) { return dt == DType::kF32 ? kF32Bound : kBF16Bound; }
 
 enum class MaskKind { kNone, kBool, kU8, kF32, kBF16 };
@@ -42,6 +50,7 @@ struct AttnCase {
   MaskKind mask = MaskKind::kNone;
   int64_t mask_batch = -1;  // -1 = B
   DType dtype = DType::kF32;
+  bool int16 = false;  // Graph::attention's int16_products
   int64_t dv() const { return Dv < 0 ? D : Dv; }
   int64_t mb() const { return mask_batch < 0 ? B : mask_batch; }
 };
@@ -139,13 +148,15 @@ AttnInputs make_inputs(const AttnCase& c, uint32_t seed) {
   return make_inputs(c, seed, [](int64_t, int64_t, int64_t) { return true; });
 }
 
+double bound(const AttnCase& c) { return c.int16 && c.dtype == DType::kF32 ? kInt16Bound : bound(c.dtype); }
+
 Graph attention_graph(const AttnCase& c, const AttnInputs& in) {
   Graph g;
   const ValueId q = g.input("q", in.q.shape(), in.q.dtype());
   const ValueId k = g.input("k", in.k.shape(), in.k.dtype());
   const ValueId v = g.input("v", in.v.shape(), in.v.dtype());
   const ValueId m = in.mask.defined() ? g.input("mask", in.mask.shape(), in.mask.dtype()) : kNoValue;
-  g.mark_output(g.attention(q, k, v, m, c.causal, c.scale));
+  g.mark_output(g.attention(q, k, v, m, c.causal, c.scale, c.int16));
   return g;
 }
 
@@ -171,7 +182,7 @@ std::vector<float> check_attention(const AttnCase& c, uint32_t seed, AllowedFn a
     EXPECT_TRUE(std::isfinite(x));
     if (!std::isfinite(x)) break;
   }
-  EXPECT_LE(nmse(got, ref), bound(c.dtype)) << dtype_name(c.dtype);
+  EXPECT_LE(nmse(got, ref), bound(c)) << dtype_name(c.dtype) << (c.int16 ? " int16" : "");
   const Tensor out1 = run_attention(c, in, 1);
   EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
   return got;
@@ -433,6 +444,74 @@ TEST(Attention, GenericTileKernelsMatchReference) {
           ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
       EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype)) << "bf16 " << bf16 << " masked " << masked;
     }
+}
+
+// int16 products through the backend on every feature of the kernel: GQA, causal, bool / u8 /
+// additive masks, a broadcast mask, several key tiles with an odd last tile, Dv != D, batch 2,
+// bf16 inputs, fully masked rows. Also checks that the int16 tiles really ran (on AVX512_VNNI).
+TEST(Attention, Int16ProductsMatchReference) {
+  if (!kernels::attn_i16_kernels_avx512vnni()) GTEST_SKIP() << "no AVX512_VNNI: int16 attention tiles not built/usable";
+  struct C {
+    int64_t B, Lq, Lk, Hq, Hkv, D, Dv;
+    bool causal;
+    MaskKind mask;
+    int64_t mask_batch;
+  };
+  const C cases[] = {
+      {1, 64, 64, 4, 4, 64, 64, false, MaskKind::kNone, -1},    // SigLIP-like, one tile
+      {1, 50, 291, 15, 5, 64, 64, true, MaskKind::kBool, -1},   // expert: GQA, causal, mask, odd Lk
+      {2, 37, 261, 6, 2, 32, 48, false, MaskKind::kU8, 1},      // batch 2, broadcast u8 mask, Dv != D
+      {1, 40, 300, 4, 2, 64, 64, false, MaskKind::kF32, -1},    // additive f32 mask, 3 tiles
+      {1, 33, 129, 2, 1, 16, 16, true, MaskKind::kBF16, -1},    // MQA, causal, additive bf16
+      {1, 241, 241, 15, 5, 64, 64, false, MaskKind::kBool, -1}, // prefix-like, prefix mask
+  };
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (const C& k : cases) {
+      AttnCase c;
+      c.B = k.B, c.Lq = k.Lq, c.Lk = k.Lk, c.Hq = k.Hq, c.Hkv = k.Hkv, c.D = k.D, c.Dv = k.Dv, c.causal = k.causal,
+      c.mask = k.mask, c.mask_batch = k.mask_batch, c.dtype = dt, c.int16 = true;
+      SCOPED_TRACE(::testing::Message() << "Lq " << c.Lq << " Lk " << c.Lk << " D " << c.D << " Dv " << c.Dv << " "
+                                      << dtype_name(dt));
+      kernels::AttentionParams p;
+      p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv(), p.int16 = true;
+      EXPECT_TRUE(kernels::FlashAttention(p, 2).int16());
+      // Some rows see no key at all (they must be zeros), others a few.
+      check_attention(c, 40, [&](int64_t b, int64_t i, int64_t j) { return i % 7 != 3 && (j + i + b) % 5 != 0; });
+    }
+  }
+}
+
+// Shapes the int16 tiles do not cover (D or Dv not a multiple of 16) fall back to the f32 tiles
+// and keep the f32 accuracy; a NaN query row comes out as the f32 tiles make it.
+TEST(Attention, Int16FallbackAndNaN) {
+  kernels::AttentionParams p;
+  p.Lq = 20, p.Lk = 70, p.Hq = 2, p.Hkv = 2, p.D = 72, p.Dv = 40, p.int16 = true;
+  EXPECT_FALSE(kernels::FlashAttention(p, 2).int16());
+  AttnCase c;
+  c.Lq = 20, c.Lk = 70, c.D = 72, c.Dv = 40, c.int16 = true;
+  const AttnInputs in = make_inputs(c, 50);
+  const std::vector<float> ref =
+      ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+  EXPECT_LE(nmse(run_attention(c, in, 2).to_float_vector(), ref), kF32Bound);
+  if (!kernels::attn_i16_kernels_avx512vnni()) GTEST_SKIP() << "no AVX512_VNNI: NaN check of the int16 tiles skipped";
+  AttnCase n;
+  n.Lq = 8, n.Lk = 40, n.Hq = 1, n.Hkv = 1, n.D = 16;
+  AttnInputs ni = make_inputs(n, 51);
+  ni.q.data<float>()[3 * 16 + 5] = std::numeric_limits<float>::quiet_NaN();  // query row 3
+  const std::vector<float> f32 = run_attention(n, ni, 1).to_float_vector();
+  n.int16 = true;
+  const std::vector<float> i16 = run_attention(n, ni, 1).to_float_vector();
+  for (size_t i = 0; i < f32.size(); ++i) {
+    // Row 3 as the f32 tiles give it (bit for bit: no finite score, no weight); the others finite.
+    if (i / 16 == 3) {
+      EXPECT_EQ(std::isnan(f32[i]), std::isnan(i16[i])) << i;
+      if (!std::isnan(f32[i])) {
+        EXPECT_EQ(f32[i], i16[i]) << i;
+      }
+    } else {
+      EXPECT_TRUE(std::isfinite(i16[i])) << i;
+    }
+  }
 }
 
 TEST(Attention, RunDoesNotAllocate) {

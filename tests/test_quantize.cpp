@@ -552,6 +552,84 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
               int4_issue_gate_pass, kCases.size());
 }
 
+// w8a8 records int16 attention products in its config by default and Policy::load follows it
+// (PolicyOptions::attention kAuto); kF32 overrides it, and --attention f32 at quantize time records
+// f32. int16 attention moves actions measurably (it is really used) but by far less than the int8
+// activations do.
+TEST(QuantizeEndToEnd, W8A8AttentionPrecision) {
+  const std::string c = kCases[0];
+  const std::string ck = kRoot + c + "/checkpoint";
+  const PolicyOptions po = case_options(c);
+  auto pf = Policy::load(ck, po);
+  std::vector<Observation> obs;
+  std::vector<std::vector<float>> noise;
+  case_observations(c, *pf, &obs, &noise);
+  const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
+  // Float weights: int16 attention alone moves the actions by ~1e-4 (measured 1.3e-4).
+  PolicyOptions q16 = po;
+  q16.attention = PolicyOptions::AttentionPrecision::kInt16;
+  const ActionError alone = action_error(want, run_all(*Policy::load(ck, q16), obs, noise), pf->action_dim());
+  std::printf("[%s] float weights, int16 vs f32 attention: rel L2 %.3g\n", c.c_str(), alone.rel_l2);
+  EXPECT_GT(alone.max_abs, 0.0) << "int16 attention gave exactly the f32 actions: not used?";
+  EXPECT_LE(alone.rel_l2, 1e-3);
+
+  const fs::path out = temp_dir("attn_w8a8");
+  QuantizeOptions qo;
+  qo.scheme = parse_scheme("w8a8");
+  quantize_checkpoint(ck, out.string(), qo);
+  EXPECT_EQ(read_quant_config((out / "config.json").string())->attention, "int16");
+  PolicyOptions p32 = po;
+  p32.attention = PolicyOptions::AttentionPrecision::kF32;
+  const auto got_auto = run_all(*Policy::load(out.string(), po), obs, noise);
+  const auto got_f32 = run_all(*Policy::load(out.string(), p32), obs, noise);
+  // With int8 activations a tiny perturbation flips roundings downstream, so w8a8 with either
+  // attention lands at a different point of the same error cloud (measured: 0.0107 apart, each
+  // ~0.019 from float): assert the total error, not the distance between the two.
+  const ActionError e16 = action_error(want, got_auto, pf->action_dim());
+  const ActionError e32 = action_error(want, got_f32, pf->action_dim());
+  std::printf("[%s] w8a8 vs float: int16 attention rel L2 %.3g cos %.6f, f32 attention rel L2 %.3g cos %.6f\n",
+              c.c_str(), e16.rel_l2, e16.min_cosine, e32.rel_l2, e32.min_cosine);
+  EXPECT_NE(got_auto, got_f32);
+  EXPECT_GE(e16.min_cosine, 0.999);
+  EXPECT_LE(e16.rel_l2, 1.25 * e32.rel_l2 + 1e-3);
+
+  // Recorded f32: kAuto runs f32 attention, bit for bit the override above.
+  qo.attention = "f32";
+  qo.force = true;
+  quantize_checkpoint(ck, out.string(), qo);
+  EXPECT_EQ(read_quant_config((out / "config.json").string())->attention, "f32");
+  EXPECT_EQ(run_all(*Policy::load(out.string(), po), obs, noise), got_f32);
+  // int8 weight-only records f32; kInt16 still forces int16 products.
+  qo.scheme = parse_scheme("int8");
+  qo.attention.clear();
+  quantize_checkpoint(ck, out.string(), qo);
+  EXPECT_EQ(read_quant_config((out / "config.json").string())->attention, "f32");
+  PolicyOptions p16 = po;
+  p16.attention = PolicyOptions::AttentionPrecision::kInt16;
+  EXPECT_NE(run_all(*Policy::load(out.string(), p16), obs, noise), run_all(*Policy::load(out.string(), po), obs, noise));
+
+  // Bad values are named.
+  qo.attention = "fp8";
+  try {
+    quantize_checkpoint(ck, out.string(), qo);
+    ADD_FAILURE() << "attention fp8 accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("attention 'fp8'"), std::string::npos) << e.what();
+  }
+  qo.attention.clear();
+  quantize_checkpoint(ck, out.string(), qo);
+  nlohmann::json cfg = nlohmann::json::parse(read_file(out / "config.json"));
+  cfg["quantization"]["attention"] = "int4";
+  std::ofstream(out / "config.json") << cfg.dump();
+  try {
+    read_quant_config((out / "config.json").string());
+    ADD_FAILURE() << "attention int4 accepted";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("attention 'int4' is not 'f32' or 'int16'"), std::string::npos) << e.what();
+  }
+  fs::remove_all(out);
+}
+
 // The quantized kernels compute with exactly the dequantized weights (f32 accumulation), so a
 // quantized checkpoint run on them matches the same checkpoint dequantized to f32 at load
 // (PolicyOptions::dequantize_weights) up to f32 rounding, on every fixture case and scheme.

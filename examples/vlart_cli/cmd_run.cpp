@@ -52,6 +52,7 @@ struct RunArgs {
   int max_batch = 8;            // bench --clients: Scheduler max_batch
   int64_t telemetry_every = 0;  // bench --clients: SchedulerOptions::telemetry_log_every
   DType dtype = DType::kF32;
+  PolicyOptions::AttentionPrecision attention = PolicyOptions::AttentionPrecision::kAuto;
 };
 
 long long parse_int(const std::string& opt, const std::string& s, long long lo, long long hi) {
@@ -134,6 +135,12 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       const std::string d = next();
       VLART_CHECK(d == "f32" || d == "bf16", InvalidArgument, "--dtype expects f32 or bf16, got '", d, "'");
       a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
+    } else if (o == "--attention") {
+      const std::string v = next();
+      VLART_CHECK(v == "auto" || v == "f32" || v == "int16", InvalidArgument,
+                  "--attention expects auto, f32 or int16, got '", v, "'");
+      using AP = PolicyOptions::AttentionPrecision;
+      a.attention = v == "f32" ? AP::kF32 : v == "int16" ? AP::kInt16 : AP::kAuto;
     } else if (o == "--vision-cache") {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
     } else if (bench && o == "--clients") {
@@ -210,6 +217,7 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.vlm_config_dir = a.vlm_config;
   opts.visual_tokens_keep = a.visual_tokens;
   opts.compute_dtype = a.dtype;
+  opts.attention = a.attention;
   opts.profile = a.profile;
   opts.backend = a.backend;
   opts.vision_cache_bytes = static_cast<size_t>(a.vision_cache_mib) << 20;

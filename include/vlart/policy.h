@@ -35,6 +35,13 @@ struct PolicyOptions {
   // per token for its int8 matmuls). true = dequantize every weight to f32 at load instead (the
   // reference for comparisons; no memory or speed gain).
   bool dequantize_weights = false;
+  // Attention products: kAuto follows the checkpoint (int16 when its "quantization" section says
+  // "attention": "int16", which `vlart quantize --scheme w8a8` writes by default; else f32). kInt16:
+  // q.k and p.v with int16-quantized operands (per query row / key / value column scales, exact
+  // int32 sums, f32 softmax) on CPUs with AVX512_VNNI, about 1.2-1.4x faster attention at ~1e-4
+  // relative error; elsewhere, and on the CUDA backend, f32. kF32: always f32.
+  enum class AttentionPrecision : uint8_t { kAuto, kF32, kInt16 };
+  AttentionPrecision attention = AttentionPrecision::kAuto;
   // Largest number of observations whose camera frames infer_batch() runs through the vision
   // tower in one pass (larger batches are split into groups of this size). Default 1: on the CPU
   // the vision tower is compute-bound at one observation already (>= 1024 patch rows per camera),

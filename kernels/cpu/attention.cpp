@@ -87,12 +87,27 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   off_l_ = take(QB);
   off_alpha_ = take(QB);
   off_tmax_ = take(QB);
-  // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
-  // cap, else tile by tile (each row block converting its tiles again).
-  head_cache_ = p_.bf16 && p_.Lk * (p_.D + p_.Dv) <= kHeadCacheFloats;
-  const size_t kv_rows = head_cache_ ? static_cast<size_t>(p_.Lk) : p_.bf16 ? static_cast<size_t>(KT) : 0;
-  off_kf_ = take(kv_rows * p_.D);
-  off_vf_ = take(kv_rows * p_.Dv);
+  const AttnI16Kernels* i16 = p_.int16 && !force_generic ? attn_i16_kernels_avx512vnni() : nullptr;
+  // int16 tiles keep one kv head's quantized K and V (pairs interleaved) and their scales per thread.
+  const int64_t i16_cache_floats = (p_.Lk * p_.D + 1) / 2 + p_.Lk + (p_.Lk + 1) / 2 * p_.Dv + p_.Dv;
+  if (i16 && p_.D % 16 == 0 && p_.Dv % 16 == 0 && i16_cache_floats <= kHeadCacheFloats) {
+    i16_ = i16;
+    head_cache_ = false;
+    off_q2_ = take(static_cast<size_t>(p_.D) * QB / 2);
+    off_qs_ = take(QB);
+    off_p2_ = take(static_cast<size_t>(KT) * QB / 2);
+    off_kf_ = take(static_cast<size_t>(p_.Lk * p_.D + 1) / 2);
+    off_ks_ = take(static_cast<size_t>(p_.Lk));
+    off_vf_ = take(static_cast<size_t>((p_.Lk + 1) / 2 * p_.Dv));
+    off_vs_ = take(static_cast<size_t>(p_.Dv));
+  } else {
+    // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
+    // cap, else tile by tile (each row block converting its tiles again).
+    head_cache_ = p_.bf16 && p_.Lk * (p_.D + p_.Dv) <= kHeadCacheFloats;
+    const size_t kv_rows = head_cache_ ? static_cast<size_t>(p_.Lk) : p_.bf16 ? static_cast<size_t>(KT) : 0;
+    off_kf_ = take(kv_rows * p_.D);
+    off_vf_ = take(kv_rows * p_.Dv);
+  }
   per_thread_floats_ = o;
   const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
@@ -106,9 +121,16 @@ void FlashAttention::run(const void* q, const void* k, const void* v, const void
   {
     float* ws = base + static_cast<size_t>(omp_get_thread_num()) * per_thread_floats_;
     int64_t cached_head = -1;  // (batch, kv head) whose converted K and V this thread's scratch holds
-    // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
+    if (p_.causal || head_cache_ || !i16_) {
+      // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+    } else {
+      // Equal work per item: contiguous runs, so each thread quantizes the K / V of its own kv
+      // heads once instead of every thread converting every head.
+#pragma omp for schedule(static)
+      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+    }
   }
 }
 
@@ -169,6 +191,26 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
   float* kf = ws + off_kf_;
   float* vf = ws + off_vf_;
+  auto* K16 = reinterpret_cast<int16_t*>(kf);
+  auto* V16 = reinterpret_cast<int16_t*>(vf);
+  auto* Q2 = reinterpret_cast<int16_t*>(ws + off_q2_);
+  auto* P2 = reinterpret_cast<int16_t*>(ws + off_p2_);
+  float* qs = ws + off_qs_;
+  float* ks = ws + off_ks_;
+  float* vs = ws + off_vs_;
+  if (i16_) {
+    i16_->q_pairs(Qt, static_cast<int>(D), nvec, Q2, qs);
+    if (*cached_head != b * Hkv + g) {
+      const int64_t o = (b * Lk * Hkv + g);
+      const void* ksrc = p_.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(k) + o * D)
+                                 : static_cast<const void*>(static_cast<const float*>(k) + o * D);
+      const void* vsrc = p_.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(v) + o * Dv)
+                                 : static_cast<const void*>(static_cast<const float*>(v) + o * Dv);
+      i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), K16, ks);
+      i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv), V16, vs);
+      *cached_head = b * Hkv + g;
+    }
+  }
   if (head_cache_ && *cached_head != b * Hkv + g) {
     const int64_t o = (b * Lk * Hkv + g);
     tiles_->bf16_rows(static_cast<const uint16_t*>(k) + o * D, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), kf);
@@ -196,8 +238,10 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
       mask_changes_scores = any_masked;
     }
     const int64_t ko = ((b * Lk + j0) * Hkv + g) * D, vo = ((b * Lk + j0) * Hkv + g) * Dv;
-    const float *K, *V;
-    if (head_cache_) {
+    const float *K = nullptr, *V = nullptr;
+    if (i16_) {
+      // quantized K / V of this kv head are in the thread's cache (K16, V16)
+    } else if (head_cache_) {
       K = kf + j0 * D;
       V = vf + j0 * Dv;
     } else if (p_.bf16) {
@@ -213,7 +257,10 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
     const bool diag = p_.causal && j0 + kt - 1 > i_first + off;
     // Without masking the scores kernel also yields the row maxima, saving the softmax a pass.
     const bool fused_max = !mask_changes_scores && !diag;
-    tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
+    if (i16_)
+      i16_->scores(Q2, qs, nvec, K16 + j0 * D, ks + j0, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
+    else
+      tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
 
     if (mask_changes_scores) {
       for (int r = 0; r < nr; ++r) {
@@ -236,8 +283,13 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
         for (int64_t j = std::max<int64_t>(first_masked, 0); j < kt; ++j) S[j * QB + r] = ninf;
       }
     }
-    tiles_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha);
-    tiles_->pv(S, kt, nr, V, ldv, static_cast<int>(Dv), alpha, acc);
+    if (i16_) {
+      i16_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha, P2);
+      i16_->pv(P2, kt, nr, V16 + j0 * Dv, vs, static_cast<int>(Dv), alpha, acc);
+    } else {
+      tiles_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha);
+      tiles_->pv(S, kt, nr, V, ldv, static_cast<int>(Dv), alpha, acc);
+    }
   }
 
   // Normalise; rows that saw no allowed key (l == 0) output zeros.

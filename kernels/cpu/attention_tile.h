@@ -34,9 +34,46 @@ struct AttnTileKernels {
   void (*bf16_rows)(const uint16_t* src, int64_t lds, int rows, int cols, float* dst);
 };
 
+// int16 dot-product variant (vpdpwssd, AVX512_VNNI): queries, keys, softmax weights and values
+// are quantized to int16 with f32 scales and each instruction sums two int16 products into an
+// int32 lane: twice the f32 FMA rate (on the VNNI Xeons measured, vdpbf16ps runs at a quarter of
+// it, so bf16 products would be slower than f32). Ranges keep every int32 sum exact:
+//   scores: |q|, |k| <= kI16QK(D) = floor(sqrt((2^31 - 1) / D)), scaled per query row and per key;
+//   weights x values per key tile: |p| <= kI16PV, |v| <= kI16PV, KT * kI16PV^2 < 2^31; p in [0, 1]
+//   scaled by kI16PV, v per value column (over the whole kv head).
+// Layouts (int16_t, pairs interleaved so one 32-bit broadcast carries two values):
+//   Qt2[(d/2 * kRowBlock + r) * 2 + d%2]  queries, transposed, D even; qs[r] row scales
+//   K[j * D + d]                           keys row-major; ks[j] key scales
+//   P2[(j/2 * kRowBlock + r) * 2 + j%2]    weights of one tile (an odd last key pairs with 0)
+//   V2[(j/2 * Dv + c) * 2 + j%2]           values of a kv head, key pairs interleaved (an odd last
+//                                          key pairs with 0); vs[c] column scales
+constexpr int kI16PV = 4095;
+constexpr int kI16QK(int D) { return D <= 0 ? 1 : static_cast<int>(__builtin_sqrt(2147483647.0 / D)); }
+
+struct AttnI16Kernels {
+  const char* name;
+  // Qt (f32, transposed, already scaled) -> Qt2 and qs for rows < 16*nvec.
+  void (*q_pairs)(const float* Qt, int D, int nvec, int16_t* Qt2, float* qs);
+  // Keys of one kv head (f32 src[j*lds + d], or bf16 when src_bf16) -> K, ks; D % 16 == 0.
+  void (*k_rows)(const void* src, bool src_bf16, int64_t lds, int rows, int D, int16_t* K, float* ks);
+  // Values of one kv head -> V2 (layout above), vs; Dv % 16 == 0.
+  void (*v_pairs)(const void* src, bool src_bf16, int64_t lds, int rows, int Dv, int16_t* V2, float* vs);
+  // S[j*kRowBlock + r] = qs[r] * ks[j] * sum_d K[j, d] Qt[d, r]; tile_max as scores().
+  void (*scores)(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks, int kt, int D,
+                 float* S, float* tile_max);
+  // softmax() writing the weights, times kI16PV, to P2 (S keeps the scores); l sums the f32 weights.
+  void (*softmax)(float* S, int kt, int nvec, const float* tile_max, float* m, float* l, float* alpha, int16_t* P2);
+  // acc[r*Dv + c] = alpha[r] * acc[r*Dv + c] + vs[c] / kI16PV * sum_j P2[j, r] V2[j, c], r < nr;
+  // V2 points at the tile's first key pair; Dv % 16 == 0.
+  void (*pv)(const int16_t* P2, int kt, int nr, const int16_t* V2, const float* vs, int Dv, const float* alpha,
+             float* acc);
+};
+
 // Plain C++ loops, any CPU.
 const AttnTileKernels& attn_tile_kernels_generic();
 // AVX-512F intrinsics; nullptr when this build or this CPU has no AVX-512F.
 const AttnTileKernels* attn_tile_kernels_avx512();
+// AVX512_VNNI (+BW); nullptr when this build or this CPU lacks it.
+const AttnI16Kernels* attn_i16_kernels_avx512vnni();
 
 }  // namespace vlart::kernels

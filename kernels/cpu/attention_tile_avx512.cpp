@@ -5,12 +5,16 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 
 #define VLART_AVX512 __attribute__((target("avx512f")))
 
 namespace vlart::kernels {
 namespace {
+
 
 constexpr int QB = kRowBlock;
 
@@ -246,7 +250,292 @@ VLART_AVX512 void bf16_rows_avx512(const uint16_t* src, int64_t lds, int rows, i
   }
 }
 
+// ---------------------------------------------------------------- int16 dot products
+
+#define VLART_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+VLART_AVX512VNNI inline __m512i bcast_pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// acc += pairwise int16 products of a and b. vpdpwssd has a single form (the accumulator is the
+// destination), so register blocks are kept smaller than the f32 tiles' 6 x 4: with 24 accumulators
+// GCC 12 copied them through scratch registers and spilled some.
+VLART_AVX512VNNI inline void dpwssd(__m512i& acc, __m512i a, __m512i b) { acc = _mm512_dpwssd_epi32(acc, a, b); }
+constexpr int kI16Keys = 4;  // 4 x 4 int32 accumulators + 4 query vectors + 1 broadcast
+constexpr int kI16Rows = 4;  // 4 x 4 int32 accumulators + 4 value vectors + 1 broadcast
+
+// vcvtdq2ps through the merge-masked form (the plain one trips the same GCC 12 false -Wuninitialized
+// as _mm512_max_ps, see vmax).
+VLART_AVX512VNNI inline __m512 to_ps(__m512i x) { return _mm512_mask_cvtepi32_ps(_mm512_setzero_ps(), 0xffff, x); }
+
+// Two int32 vectors (values in int16 range) as interleaved int16 pairs {a0, b0, a1, b1, ...}.
+VLART_AVX512VNNI inline __m512i pair16(__m512i a, __m512i b) {
+  return _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(b, 16));
+}
+
+// round(clamp(x * inv, -lim, lim)) as int32 lanes.
+VLART_AVX512VNNI inline __m512i quant16(__m512 x, __m512 inv, __m512 lim) {
+  const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x, inv), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+  return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// Scale from a max |x|: s = amax / lim (NaN and inf kept, so the products turn NaN as in f32), and
+// the multiplier lim / amax (0 for a zero or non-finite amax).
+VLART_AVX512VNNI inline void scale_of(__m512 amax, float lim, __m512* scale, __m512* inv) {
+  const __m512 l = _mm512_set1_ps(lim);
+  *scale = _mm512_div_ps(amax, l);
+  const __mmask16 ok = _mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_GT_OQ) &
+                       _mm512_cmp_ps_mask(amax, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ);
+  *inv = _mm512_maskz_div_ps(ok, l, amax);
+}
+
+VLART_AVX512VNNI inline __m512 load_row16(const void* src, bool bf16, int64_t i) {
+  if (bf16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(src) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  return _mm512_loadu_ps(static_cast<const float*>(src) + i);
+}
+
+// |x| with NaN kept NaN (vandps needs AVX512DQ; clear the sign bit in the integer domain).
+VLART_AVX512VNNI inline __m512 abs16(__m512 x) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
+}
+// max that propagates NaN from either operand (vmaxps alone returns the second one).
+VLART_AVX512VNNI inline __m512 max_nan(__m512 a, __m512 b) {
+  const __m512 m = _mm512_max_ps(a, b);
+  return _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q), _mm512_add_ps(a, b));
+}
+
+VLART_AVX512VNNI void q_pairs_i16(const float* Qt, int D, int nvec, int16_t* Qt2, float* qs) {
+  const __m512 lim = _mm512_set1_ps(static_cast<float>(kI16QK(D)));
+  for (int c = 0; c < nvec; ++c) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int d = 0; d < D; ++d) amax = max_nan(amax, abs16(_mm512_load_ps(Qt + d * QB + 16 * c)));
+    __m512 sc, inv;
+    scale_of(amax, static_cast<float>(kI16QK(D)), &sc, &inv);
+    _mm512_store_ps(qs + 16 * c, sc);
+    for (int d = 0; d < D; d += 2)
+      _mm512_store_si512(Qt2 + (d / 2 * QB + 16 * c) * 2,
+                         pair16(quant16(_mm512_load_ps(Qt + d * QB + 16 * c), inv, lim),
+                                quant16(_mm512_load_ps(Qt + (d + 1) * QB + 16 * c), inv, lim)));
+  }
+}
+
+// D % 16 == 0.
+VLART_AVX512VNNI void k_rows_i16(const void* src, bool src_bf16, int64_t lds, int rows, int D, int16_t* K,
+                                 float* ks) {
+  const float limf = static_cast<float>(kI16QK(D));
+  const __m512 lim = _mm512_set1_ps(limf);
+  for (int j = 0; j < rows; ++j) {
+    const int64_t so = static_cast<int64_t>(j) * lds;
+    __m512 amax = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) amax = max_nan(amax, abs16(load_row16(src, src_bf16, so + d)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(amax, amax, _CMP_UNORD_Q);
+    const float am = nan ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax);
+    ks[j] = am / limf;
+    const float invf = am > 0.f && am <= std::numeric_limits<float>::max() ? limf / am : 0.f;
+    const __m512 inv = _mm512_set1_ps(invf);
+    int16_t* o = K + static_cast<int64_t>(j) * D;
+    for (int d = 0; d < D; d += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + d),
+                          _mm512_cvtepi32_epi16(quant16(load_row16(src, src_bf16, so + d), inv, lim)));
+  }
+}
+
+VLART_AVX512VNNI void v_pairs_i16(const void* src, bool src_bf16, int64_t lds, int rows, int Dv, int16_t* V2,
+                                  float* vs) {
+  const __m512 lim = _mm512_set1_ps(static_cast<float>(kI16PV));
+  for (int c = 0; c < Dv; c += 16) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int j = 0; j < rows; ++j) amax = max_nan(amax, abs16(load_row16(src, src_bf16, j * lds + c)));
+    __m512 sc, inv;
+    scale_of(amax, static_cast<float>(kI16PV), &sc, &inv);
+    _mm512_storeu_ps(vs + c, sc);
+    for (int j = 0; j < rows; j += 2) {
+      const __m512i a = quant16(load_row16(src, src_bf16, j * lds + c), inv, lim);
+      const __m512i b = j + 1 < rows ? quant16(load_row16(src, src_bf16, (j + 1) * lds + c), inv, lim)
+                                     : _mm512_setzero_si512();
+      _mm512_storeu_si512(V2 + (static_cast<int64_t>(j / 2) * Dv + c) * 2, pair16(a, b));
+    }
+  }
+}
+
+template <int NK, int NV, bool MAX>
+VLART_AVX512VNNI void scores_i16_block(const int16_t* Qt2, const float* qs, const int16_t* K, const float* ks, int D,
+                                       float* S, float* tmax) {
+  __m512i acc[NK][NV];
+  for (int kk = 0; kk < NK; ++kk)
+    for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
+  for (int d = 0; d < D; d += 2) {
+    __m512i q[NV];
+    for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt2 + (d / 2 * QB + 16 * c) * 2);
+    for (int kk = 0; kk < NK; ++kk) {
+      const __m512i kb = bcast_pair(K + kk * D + d);
+      for (int c = 0; c < NV; ++c) dpwssd(acc[kk][c], q[c], kb);
+    }
+  }
+  for (int c = 0; c < NV; ++c) {
+    const __m512 qsc = _mm512_load_ps(qs + 16 * c);
+    __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
+    for (int kk = 0; kk < NK; ++kk) {
+      const __m512 sv = _mm512_mul_ps(to_ps(acc[kk][c]), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
+      _mm512_store_ps(S + kk * QB + 16 * c, sv);
+      if constexpr (MAX) mx = vmax(mx, sv);
+    }
+    if constexpr (MAX) _mm512_store_ps(tmax + 16 * c, mx);
+  }
+}
+
+template <int NV, bool MAX>
+VLART_AVX512VNNI void scores_i16_nv(const int16_t* Qt2, const float* qs, const int16_t* K, const float* ks, int kt,
+                                    int D, float* S, float* tmax) {
+  if constexpr (MAX)
+    for (int c = 0; c < NV; ++c)
+      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
+  int j = 0;
+  for (; j + kI16Keys <= kt; j += kI16Keys)
+    scores_i16_block<kI16Keys, NV, MAX>(Qt2, qs, K + j * D, ks + j, D, S + j * QB, tmax);
+  const int16_t* Kj = K + j * D;
+  const float* kj = ks + j;
+  float* Sj = S + j * QB;
+  switch (kt - j) {
+    case 3: scores_i16_block<3, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
+    case 2: scores_i16_block<2, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
+    case 1: scores_i16_block<1, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
+    default: break;
+  }
+}
+
+template <bool MAX>
+VLART_AVX512VNNI void scores_i16_max(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks,
+                                     int kt, int D, float* S, float* tmax) {
+  switch (nvec) {
+    case 1: scores_i16_nv<1, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
+    case 2: scores_i16_nv<2, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
+    case 3: scores_i16_nv<3, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
+    default: scores_i16_nv<4, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
+  }
+}
+
+VLART_AVX512VNNI void scores_i16(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks,
+                                 int kt, int D, float* S, float* tile_max) {
+  if (tile_max)
+    scores_i16_max<true>(Qt2, qs, nvec, K, ks, kt, D, S, tile_max);
+  else
+    scores_i16_max<false>(Qt2, qs, nvec, K, ks, kt, D, S, nullptr);
+}
+
+VLART_AVX512VNNI void softmax_i16(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
+                                  float* alpha, int16_t* P2) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 pl = _mm512_set1_ps(static_cast<float>(kI16PV));
+  for (int c = 0; c < nvec; ++c) {
+    const float* s = S + 16 * c;
+    const __m512 mold = _mm512_load_ps(m + 16 * c);
+    __m512 mx;
+    if (tile_max) {
+      mx = _mm512_load_ps(tile_max + 16 * c);
+    } else {
+      mx = ninf;
+      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
+    }
+    const __m512 mnew = _mm512_max_ps(mold, mx);
+    const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
+    const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
+    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 2 <= kt; j += 2) {
+      const __m512 p0 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + j * QB), base));
+      const __m512 p1 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * QB), base));
+      _mm512_store_si512(P2 + (j / 2 * QB + 16 * c) * 2,
+                         pair16(_mm512_cvt_roundps_epi32(_mm512_mul_ps(p0, pl), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                _mm512_cvt_roundps_epi32(_mm512_mul_ps(p1, pl), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      sum0 = _mm512_add_ps(sum0, p0);
+      sum1 = _mm512_add_ps(sum1, p1);
+    }
+    if (j < kt) {
+      const __m512 p0 = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + j * QB), base));
+      _mm512_store_si512(P2 + (j / 2 * QB + 16 * c) * 2,
+                         pair16(_mm512_cvt_roundps_epi32(_mm512_mul_ps(p0, pl), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                _mm512_setzero_si512()));
+      sum0 = _mm512_add_ps(sum0, p0);
+    }
+    _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), a, _mm512_add_ps(sum0, sum1)));
+    _mm512_store_ps(m + 16 * c, mnew);
+    _mm512_store_ps(alpha + 16 * c, a);
+  }
+}
+
+template <int NR, int NC>
+VLART_AVX512VNNI void pv_i16_block(const int16_t* P2, int kp, const int16_t* V2, const float* vs, int Dv,
+                                   const float* alpha, float* acc) {
+  __m512i o[NR][NC];
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) o[r][c] = _mm512_setzero_si512();
+  for (int j2 = 0; j2 < kp; ++j2) {
+    __m512i v[NC];
+    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V2 + (static_cast<int64_t>(j2) * Dv + 16 * c) * 2);
+    for (int r = 0; r < NR; ++r) {
+      const __m512i p = bcast_pair(P2 + (j2 * QB + r) * 2);
+      for (int c = 0; c < NC; ++c) dpwssd(o[r][c], p, v[c]);
+    }
+  }
+  const __m512 inv_pl = _mm512_set1_ps(1.f / static_cast<float>(kI16PV));
+  for (int c = 0; c < NC; ++c) {
+    const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), inv_pl);
+    for (int r = 0; r < NR; ++r) {
+      float* dst = acc + r * Dv + 16 * c;
+      _mm512_storeu_ps(dst, _mm512_fmadd_ps(to_ps(o[r][c]), sc,
+                                            _mm512_mul_ps(_mm512_set1_ps(alpha[r]), _mm512_loadu_ps(dst))));
+    }
+  }
+}
+
+template <int NC>
+VLART_AVX512VNNI void pv_i16_nc(const int16_t* P2, int kp, int nr, const int16_t* V2, const float* vs, int Dv,
+                                const float* alpha, float* acc) {
+  int r = 0;
+  for (; r + kI16Rows <= nr; r += kI16Rows)
+    pv_i16_block<kI16Rows, NC>(P2 + r * 2, kp, V2, vs, Dv, alpha + r, acc + r * Dv);
+  const int16_t* Pr = P2 + r * 2;
+  const float* ar = alpha + r;
+  float* accr = acc + r * Dv;
+  switch (nr - r) {
+    case 3: pv_i16_block<3, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
+    case 2: pv_i16_block<2, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
+    case 1: pv_i16_block<1, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
+    default: break;
+  }
+}
+
+VLART_AVX512VNNI void pv_i16(const int16_t* P2, int kt, int nr, const int16_t* V2, const float* vs, int Dv,
+                             const float* alpha, float* acc) {
+  const int kp = (kt + 1) / 2;
+  for (int c0 = 0; c0 < Dv; c0 += 64) {
+    const int nc = (Dv - c0 < 64 ? Dv - c0 : 64) / 16;
+    switch (nc) {
+      case 1: pv_i16_nc<1>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
+      case 2: pv_i16_nc<2>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
+      case 3: pv_i16_nc<3>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
+      default: pv_i16_nc<4>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
+    }
+  }
+}
+
 }  // namespace
+
+const AttnI16Kernels* attn_i16_kernels_avx512vnni() {
+  static const AttnI16Kernels k{"avx512_vnni_i16", q_pairs_i16, k_rows_i16, v_pairs_i16, scores_i16, softmax_i16,
+                                pv_i16};
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  return ok ? &k : nullptr;
+}
 
 const AttnTileKernels* attn_tile_kernels_avx512() {
   static const AttnTileKernels k{"avx512", scores_avx512, softmax_avx512, pv_avx512, bf16_rows_avx512};
@@ -260,6 +549,7 @@ const AttnTileKernels* attn_tile_kernels_avx512() {
 
 namespace vlart::kernels {
 const AttnTileKernels* attn_tile_kernels_avx512() { return nullptr; }
+const AttnI16Kernels* attn_i16_kernels_avx512vnni() { return nullptr; }
 }  // namespace vlart::kernels
 
 #endif

@@ -134,9 +134,11 @@ ValueId Graph::rope(ValueId x, ValueId pos, float theta) {
   return add(OpKind::kRope, {x, pos}, a);
 }
 ValueId Graph::softmax(ValueId x) { return add(OpKind::kSoftmax, {x}); }
-ValueId Graph::attention(ValueId q, ValueId k, ValueId v, ValueId mask, bool causal, float scale) {
+ValueId Graph::attention(ValueId q, ValueId k, ValueId v, ValueId mask, bool causal, float scale,
+                         bool int16_products) {
   OpAttrs a;
   a.causal = causal;
+  a.int16_products = int16_products;
   a.scale = scale;
   return add(OpKind::kAttention, {q, k, v, mask}, a);
 }

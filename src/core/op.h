@@ -89,6 +89,7 @@ struct OpAttrs {
   bool approx_tanh = false;            // Gelu
   bool gemma_plus_one = false;         // RMSNorm
   bool causal = false;                 // Attention
+  bool int16_products = false;         // Attention: int16 q.k and p.v where the backend has them
   bool transpose_b = false;            // MatMul
   float eps = 1e-5f;                   // norms
   float scale = 1.f;                   // Scale, Attention (0 = 1/sqrt(D))

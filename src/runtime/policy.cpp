@@ -183,6 +183,12 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   impl->tel_level = opts.telemetry_log_level;
   if (opts.profile) impl->model->set_profiling(true);
   if (opts.dequantize_weights) impl->model->set_dequantize_weights(true);
+  {
+    using AP = PolicyOptions::AttentionPrecision;
+    const auto& qc = impl->model->quantization();
+    const bool ckpt_int16 = qc && qc->attention == "int16";
+    impl->model->set_attention_int16(opts.attention == AP::kInt16 || (opts.attention == AP::kAuto && ckpt_int16));
+  }
   impl->model->set_visual_tokens_keep(opts.visual_tokens_keep);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;
   impl->rng.seed(opts.noise_seed);
