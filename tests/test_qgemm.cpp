@@ -293,8 +293,12 @@ TEST(QGemm, QuantizeRowsS8EveryIsaAgrees) {
         }
         // Reference: round half to even of x / scale, clamped to +-127.
         for (int64_t r = 0; r < m; ++r) {
-          if (st == 0.f && r == 1) EXPECT_EQ(ss[1][r], 0.f);
-          if (r == 2) EXPECT_TRUE(std::isnan(ss[1][r]));  // NaN row, per-token or static
+          if (st == 0.f && r == 1) {
+            EXPECT_EQ(ss[1][r], 0.f);
+          }
+          if (r == 2) {
+            EXPECT_TRUE(std::isnan(ss[1][r]));  // NaN row, per-token or static
+          }
           if (std::isnan(ss[1][r]) || ss[1][r] == 0.f) continue;
           for (int64_t i = 0; i < k; ++i) {
             const double v = bf16 ? bf16_to_f32(xb[static_cast<size_t>(r * k + i)]) : x[static_cast<size_t>(r * k + i)];
