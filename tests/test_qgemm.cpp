@@ -523,6 +523,9 @@ TEST(QGemm, InputScalesEveryRowCountAndIsa) {
 
 // W8A8 with a calibrated static activation scale: every row is quantized with that scale
 // (saturating beyond it) instead of its own max.
+// Static scale: f32 activations run the whole epilogue inside oneDNN (scales, bias divided by
+// them, activation post-op); bf16 activations the separate epilogue. Both against the emulation,
+// with and without bias, every activation.
 TEST(QuantLinear, W8A8StaticScaleMatchesEmulation) {
   QCase c{QuantWeight::Kind::kInt8, 80, 128, 0, true};
   auto q = make_weight(c, 77);
@@ -530,8 +533,7 @@ TEST(QuantLinear, W8A8StaticScaleMatchesEmulation) {
   q->act_scale = 1.5f / 127.f;  // rows reach |x| = 2: the largest values saturate
   const int64_t m = 48;
   const std::vector<float> x = uniform(static_cast<size_t>(m * c.k), 78, -2.f, 2.f);
-  LinearRun r = run_linear(q, x, m, DType::kF32, nullptr, Activation::kNone);
-  ASSERT_TRUE(r.supported);
+  const std::vector<float> bias = uniform(static_cast<size_t>(c.n), 79, -3.f, 3.f);
   if (!w8a8_int8_compute_available()) {
     std::printf("[ SKIPPED ] static w8a8 scale: no VNNI/AMX in oneDNN's ISA, w8a8 runs weight-only\n");
     return;
@@ -542,5 +544,28 @@ TEST(QuantLinear, W8A8StaticScaleMatchesEmulation) {
     xq[i] = std::clamp(v, -127.f, 127.f) * q->act_scale;
   }
   const std::vector<float> wdq = q->dequantize().to_float_vector();
-  EXPECT_LE(nmse(r.y, reference(wdq, xq, m, c.n, c.k, nullptr, GemvAct::kNone)), 1e-10);
+  const std::pair<Activation, GemvAct> acts[] = {{Activation::kNone, GemvAct::kNone},
+                                                 {Activation::kRelu, GemvAct::kRelu},
+                                                 {Activation::kSilu, GemvAct::kSilu},
+                                                 {Activation::kGeluTanh, GemvAct::kGeluTanh},
+                                                 {Activation::kGeluErf, GemvAct::kGeluErf}};
+  for (DType xdt : {DType::kF32, DType::kBF16}) {
+    for (bool with_bias : {false, true}) {
+      for (const auto& [act, gact] : acts) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(xdt) << " bias " << with_bias << " act " << static_cast<int>(act));
+        // bf16 inputs: the reference sees the same bf16-rounded x before quantization.
+        std::vector<float> xin = x, xqr = xq;
+        if (xdt == DType::kBF16) {
+          for (size_t i = 0; i < x.size(); ++i) {
+            xin[i] = bf16_to_f32(f32_to_bf16(x[i]));
+            xqr[i] = std::clamp(std::nearbyint(xin[i] / q->act_scale), -127.f, 127.f) * q->act_scale;
+          }
+        }
+        LinearRun r = run_linear(q, xin, m, xdt, with_bias ? &bias : nullptr, act);
+        ASSERT_TRUE(r.supported);
+        const double budget = xdt == DType::kF32 ? 1e-10 : 2e-5;  // bf16 output rounding
+        EXPECT_LE(nmse(r.y, reference(wdq, xqr, m, c.n, c.k, with_bias ? &bias : nullptr, gact)), budget);
+      }
+    }
+  }
 }

@@ -7,6 +7,10 @@
 // bias/activation fused. When the weight dtype differs from the activation dtype, the reorder
 // converts W to the activation dtype (f32 activations with bf16 weights therefore compute in f32
 // on exact bf16 values: no accuracy is lost, at 4 bytes per packed weight).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include <omp.h>
 
 #include "backends/cpu/gemm_onednn.h"
@@ -207,15 +211,32 @@ class W8A8LinearKernel final : public OpKernel {
       : m_(m), k_(q.k), n_(q.n), x_bf16_(x_dt == DType::kBF16), has_bias_(has_bias), act_(to_gemv_act(act)),
         threads_(ctx.threads), static_scale_(q.act_scale) {
     using dt = dnnl::memory::data_type;
+    std::vector<float> scales = q.scales_f32();
+    // A static (calibrated) activation scale is the same for every row, so the whole epilogue runs
+    // inside oneDNN: output scales act_scale * w_scale[n], bias (oneDNN v2 applies it before the
+    // scales, so it is passed divided by them) and the activation as a post-op. Needs f32 output and
+    // no zero weight scale (a zero row could not carry its bias through the division).
+    fused_ = static_scale_ > 0.f && !x_bf16_ &&
+             std::all_of(scales.begin(), scales.end(), [](float v) { return v != 0.f && std::isfinite(v); });
     const dnnl::memory::desc src_md({m, k_}, dt::s8, tag::ab);
     const dnnl::memory::desc dst_md({m, n_}, dt::f32, tag::ab);
     const dnnl::memory::desc w_user_md({k_, n_}, dt::s8, tag::ba);
     const dnnl::memory::desc w_md({k_, n_}, dt::s8, tag::any);
-    dnnl::primitive_attr attr = make_dnnl_attr(Activation::kNone);
-    attr.set_output_scales(1 << 1, q.scales_f32());
+    const dnnl::memory::desc b_md({1, n_}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr = make_dnnl_attr(fused_ ? act : Activation::kNone);
+    if (fused_) {
+      inv_scale_.resize(static_cast<size_t>(n_));
+      for (size_t i = 0; i < scales.size(); ++i) {
+        scales[i] *= static_scale_;
+        inv_scale_[i] = 1.f / scales[i];
+      }
+    }
+    attr.set_output_scales(1 << 1, scales);
+    const bool bias_in_dnnl = fused_ && has_bias_;
     dnnl::matmul::primitive_desc pd;
     try {
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, ctx.engine);
+      pd = bias_in_dnnl ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, ctx.engine)
+                        : dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, ctx.engine);
     } catch (const dnnl::error& e) {
       throw BackendError(detail::concat(node_label(nd), ": oneDNN int8 matmul ", m, "x", k_, "x", n_, ": ", e.what()));
     }
@@ -225,11 +246,16 @@ class W8A8LinearKernel final : public OpKernel {
     dst_ = dnnl::memory(dst_md, ctx.engine, nullptr);
     weights_ = reorder_weights(q.qweight, w_user_md, pd.weights_desc(), ctx);
     call_.args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
+    if (bias_in_dnnl) {
+      bias_ = dnnl::memory(b_md, ctx.engine, nullptr);
+      call_.args[DNNL_ARG_BIAS] = bias_;
+    }
     call_.init_scratchpad(pd, ctx.engine);
     q_off_ = align_up(call_.scratchpad_bytes, 64);
     rs_off_ = align_up(q_off_ + static_cast<size_t>(m * k_), 64);
     acc_off_ = align_up(rs_off_ + static_cast<size_t>(m) * sizeof(float), 64);
-    total_ = acc_off_ + (x_bf16_ ? static_cast<size_t>(m * n_) * sizeof(float) : 0);
+    bias_off_ = align_up(acc_off_ + (x_bf16_ ? static_cast<size_t>(m * n_) * sizeof(float) : 0), 64);
+    total_ = bias_off_ + (bias_in_dnnl ? static_cast<size_t>(n_) * sizeof(float) : 0);
   }
 
   size_t scratch_bytes() const override { return total_; }
@@ -244,21 +270,35 @@ class W8A8LinearKernel final : public OpKernel {
     quantize_rows_s8(a.inputs[0]->raw(), x_bf16_, m_, k_, k_, qx, rs, threads_, static_scale_);
     src_.set_data_handle(qx);
     dst_.set_data_handle(acc);
-    call_.execute(scratch);
     const Tensor* b = has_bias_ && a.num_inputs > 2 ? a.inputs[2] : nullptr;
+    if (fused_) {
+      if (b) {
+        auto* bs = reinterpret_cast<float*>(scratch + bias_off_);
+        for (int64_t i = 0; i < n_; ++i)
+          bs[i] = (b->dtype() == DType::kBF16 ? bf16_to_f32(static_cast<const uint16_t*>(b->raw())[i])
+                                                : static_cast<const float*>(b->raw())[i]) *
+                  inv_scale_[static_cast<size_t>(i)];
+        bias_.set_data_handle(bs);
+      }
+      call_.execute(scratch);
+      return;
+    }
+    call_.execute(scratch);
     qgemm_row_scale_epilogue(acc, n_, rs, m_, n_, b ? b->raw() : nullptr, b && b->dtype() == DType::kBF16, act_,
                              a.output->raw(), n_, x_bf16_, threads_);
   }
 
  private:
   DnnlCall call_;
-  dnnl::memory src_, weights_, dst_;
+  dnnl::memory src_, weights_, dst_, bias_;
   int64_t m_, k_, n_;
   bool x_bf16_, has_bias_;
   GemvAct act_;
   int threads_;
   float static_scale_;  // calibrated activation scale, 0 = per token
-  size_t q_off_ = 0, rs_off_ = 0, acc_off_ = 0, total_ = 0;
+  bool fused_ = false;  // static scale: scales, bias and activation inside the oneDNN call
+  std::vector<float> inv_scale_;
+  size_t q_off_ = 0, rs_off_ = 0, acc_off_ = 0, bias_off_ = 0, total_ = 0;
 };
 
 class NoopKernel final : public OpKernel {
