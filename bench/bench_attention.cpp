@@ -34,7 +34,7 @@ const Shape4 kShapes[] = {
     {"siglip_1024x1024_12h", 1024, 1024, 12, 12, 64, false},
 };
 
-enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2, kFlashInt16 = 3 };
+enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2, kFlashInt16 = 3, kFlashInt8QK = 4 };
 
 struct Inputs {
   Tensor q, k, v, mask;
@@ -162,14 +162,15 @@ void BM_Attention(benchmark::State& state) {
     g.attention(q, k, v, m);
     kernel = be->prepare(g, g.nodes().back());
     args.scratch = aligned_scratch(kernel->scratch_bytes());
-  } else if (impl == kFlashGeneric || impl == kFlashInt16) {
+  } else if (impl == kFlashGeneric || impl == kFlashInt16 || impl == kFlashInt8QK) {
     kernels::AttentionParams p;
     p.Lq = s.Lq, p.Lk = s.Lk, p.Hq = s.Hq, p.Hkv = s.Hkv, p.D = s.D, p.Dv = s.D;
     p.bf16 = dt == DType::kBF16;
     p.mask = s.mask ? kernels::AttnMask::kBool : kernels::AttnMask::kNone;
-    p.int16 = impl == kFlashInt16;
+    p.int16 = impl == kFlashInt16 || impl == kFlashInt8QK;
+    p.qk_int8 = impl == kFlashInt8QK;
     generic = std::make_unique<kernels::FlashAttention>(p, threads, /*force_generic=*/impl == kFlashGeneric);
-    if (impl == kFlashInt16 && !generic->int16()) {
+    if ((impl == kFlashInt16 || impl == kFlashInt8QK) && !generic->int16()) {
       state.SkipWithError("int16 attention tiles not available on this CPU");
       return;
     }
@@ -189,14 +190,14 @@ void BM_Attention(benchmark::State& state) {
   }
   const double flops = 4.0 * s.Lq * s.Lk * s.D * s.Hq;
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  static const char* const impl_names[] = {"flash", "flash_generic", "naive", "flash_int16"};
+  static const char* const impl_names[] = {"flash", "flash_generic", "naive", "flash_int16", "flash_int16_qk8"};
   state.SetLabel(std::string(s.name) + (dt == DType::kF32 ? " f32 " : " bf16 ") + impl_names[impl] + " t" +
                  std::to_string(threads));
 }
 
 BENCHMARK(BM_Attention)
     ->ArgNames({"shape", "bf16", "threads", "impl"})
-    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive, kFlashInt16}})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive, kFlashInt16, kFlashInt8QK}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -70,11 +70,11 @@ if(TARGET vlart_cli)
   add_test(NAME cli_quantize_bad_attention_message
     COMMAND $<TARGET_FILE:vlart_cli> quantize ${_cli_policy} ${_cli_quant}/badattn --scheme w8a8 --attention fp8)
   set_tests_properties(cli_quantize_bad_attention_message PROPERTIES
-    PASS_REGULAR_EXPRESSION "--attention expects f32 or int16, got 'fp8'")
+    PASS_REGULAR_EXPRESSION "--attention expects f32, int16 or int8, got 'fp8'")
   add_test(NAME cli_run_bad_attention_message
-    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} --attention int8)
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} --attention int4)
   set_tests_properties(cli_run_bad_attention_message PROPERTIES
-    PASS_REGULAR_EXPRESSION "--attention expects auto, f32 or int16, got 'int8'")
+    PASS_REGULAR_EXPRESSION "--attention expects auto, f32, int16 or int8, got 'int4'")
   add_test(NAME cli_info_quantized COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_quant}/int8)
   set_tests_properties(cli_info_quantized PROPERTIES FIXTURES_REQUIRED cli_quant PASS_REGULAR_EXPRESSION
     "quantization: int8, [0-9]+ tensors quantized.*parameters: +526.2K.*dtypes: .*int8 ")

@@ -38,6 +38,11 @@ constexpr double kBF16Bound = 1e-5;
 // four times the worst; a lost key pair or a wrong scale costs orders of magnitude more. bf16
 // inputs: the bf16 bound (1e-5) applies.
 constexpr double kInt16Bound = 2e-6;
+// int8 q.k: q and k rounded to 1/127 of their row / key maximum, so each score moves by a fraction
+// of a percent of |q| |k| and the outputs by ~0.5% relative: measured NMSE 2.4e-5..5.6e-5 on the
+// cases below (f32 and bf16 inputs). 2.5e-4 is 4.5 times the worst; a lost key pair or a wrong
+// scale costs far more (NMSE ~1).
+constexpr double kInt8Bound = 2.5e-4;
 
 double bound(DType dt) { return dt == DType::kF32 ? kF32Bound : kBF16Bound; }
 
@@ -50,7 +55,7 @@ struct AttnCase {
   MaskKind mask = MaskKind::kNone;
   int64_t mask_batch = -1;  // -1 = B
   DType dtype = DType::kF32;
-  bool int16 = false;  // Graph::attention's int16_products
+  AttnPrecision prec = AttnPrecision::kF32;  // Graph::attention's precision
   int64_t dv() const { return Dv < 0 ? D : Dv; }
   int64_t mb() const { return mask_batch < 0 ? B : mask_batch; }
 };
@@ -148,7 +153,10 @@ AttnInputs make_inputs(const AttnCase& c, uint32_t seed) {
   return make_inputs(c, seed, [](int64_t, int64_t, int64_t) { return true; });
 }
 
-double bound(const AttnCase& c) { return c.int16 && c.dtype == DType::kF32 ? kInt16Bound : bound(c.dtype); }
+double bound(const AttnCase& c) {
+  if (c.prec == AttnPrecision::kInt8) return kInt8Bound;
+  return c.prec == AttnPrecision::kInt16 && c.dtype == DType::kF32 ? kInt16Bound : bound(c.dtype);
+}
 
 Graph attention_graph(const AttnCase& c, const AttnInputs& in) {
   Graph g;
@@ -156,7 +164,7 @@ Graph attention_graph(const AttnCase& c, const AttnInputs& in) {
   const ValueId k = g.input("k", in.k.shape(), in.k.dtype());
   const ValueId v = g.input("v", in.v.shape(), in.v.dtype());
   const ValueId m = in.mask.defined() ? g.input("mask", in.mask.shape(), in.mask.dtype()) : kNoValue;
-  g.mark_output(g.attention(q, k, v, m, c.causal, c.scale, c.int16));
+  g.mark_output(g.attention(q, k, v, m, c.causal, c.scale, c.prec));
   return g;
 }
 
@@ -182,7 +190,7 @@ std::vector<float> check_attention(const AttnCase& c, uint32_t seed, AllowedFn a
     EXPECT_TRUE(std::isfinite(x));
     if (!std::isfinite(x)) break;
   }
-  EXPECT_LE(nmse(got, ref), bound(c)) << dtype_name(c.dtype) << (c.int16 ? " int16" : "");
+  EXPECT_LE(nmse(got, ref), bound(c)) << dtype_name(c.dtype) << " precision " << static_cast<int>(c.prec);
   const Tensor out1 = run_attention(c, in, 1);
   EXPECT_EQ(0, std::memcmp(out1.raw(), out2.raw(), out2.nbytes())) << "1 and 2 threads differ";
   return got;
@@ -446,7 +454,7 @@ TEST(Attention, GenericTileKernelsMatchReference) {
     }
 }
 
-// int16 products through the backend on every feature of the kernel: GQA, causal, bool / u8 /
+// int16 and int8 products through the backend on every feature of the kernel: GQA, causal, bool / u8 /
 // additive masks, a broadcast mask, several key tiles with an odd last tile, Dv != D, batch 2,
 // bf16 inputs, fully masked rows. Also checks that the int16 tiles really ran (on AVX512_VNNI).
 TEST(Attention, Int16ProductsMatchReference) {
@@ -465,16 +473,20 @@ TEST(Attention, Int16ProductsMatchReference) {
       {1, 33, 129, 2, 1, 16, 16, true, MaskKind::kBF16, -1},    // MQA, causal, additive bf16
       {1, 241, 241, 15, 5, 64, 64, false, MaskKind::kBool, -1}, // prefix-like, prefix mask
   };
+  for (AttnPrecision prec : {AttnPrecision::kInt16, AttnPrecision::kInt8})
   for (DType dt : {DType::kF32, DType::kBF16}) {
     for (const C& k : cases) {
       AttnCase c;
       c.B = k.B, c.Lq = k.Lq, c.Lk = k.Lk, c.Hq = k.Hq, c.Hkv = k.Hkv, c.D = k.D, c.Dv = k.Dv, c.causal = k.causal,
-      c.mask = k.mask, c.mask_batch = k.mask_batch, c.dtype = dt, c.int16 = true;
+      c.mask = k.mask, c.mask_batch = k.mask_batch, c.dtype = dt, c.prec = prec;
       SCOPED_TRACE(::testing::Message() << "Lq " << c.Lq << " Lk " << c.Lk << " D " << c.D << " Dv " << c.Dv << " "
-                                      << dtype_name(dt));
+                                      << dtype_name(dt) << " precision " << static_cast<int>(prec));
       kernels::AttentionParams p;
       p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv(), p.int16 = true;
-      EXPECT_TRUE(kernels::FlashAttention(p, 2).int16());
+      p.qk_int8 = prec == AttnPrecision::kInt8;
+      const kernels::FlashAttention fa(p, 2);
+      EXPECT_TRUE(fa.int16());
+      EXPECT_EQ(fa.qk_int8(), prec == AttnPrecision::kInt8);
       // Some rows see no key at all (they must be zeros), others a few.
       check_attention(c, 40, [&](int64_t b, int64_t i, int64_t j) { return i % 7 != 3 && (j + i + b) % 5 != 0; });
     }
@@ -488,7 +500,7 @@ TEST(Attention, Int16FallbackAndNaN) {
   p.Lq = 20, p.Lk = 70, p.Hq = 2, p.Hkv = 2, p.D = 72, p.Dv = 40, p.int16 = true;
   EXPECT_FALSE(kernels::FlashAttention(p, 2).int16());
   AttnCase c;
-  c.Lq = 20, c.Lk = 70, c.D = 72, c.Dv = 40, c.int16 = true;
+  c.Lq = 20, c.Lk = 70, c.D = 72, c.Dv = 40, c.prec = AttnPrecision::kInt8;
   const AttnInputs in = make_inputs(c, 50);
   const std::vector<float> ref =
       ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
@@ -499,7 +511,7 @@ TEST(Attention, Int16FallbackAndNaN) {
   AttnInputs ni = make_inputs(n, 51);
   ni.q.data<float>()[3 * 16 + 5] = std::numeric_limits<float>::quiet_NaN();  // query row 3
   const std::vector<float> f32 = run_attention(n, ni, 1).to_float_vector();
-  n.int16 = true;
+  n.prec = AttnPrecision::kInt8;
   const std::vector<float> i16 = run_attention(n, ni, 1).to_float_vector();
   for (size_t i = 0; i < f32.size(); ++i) {
     // Row 3 as the f32 tiles give it (bit for bit: no finite score, no weight); the others finite.

@@ -69,8 +69,8 @@ int cmd_quantize(int argc, char** argv) {
       o.scales_f16 = true;
     } else if (a == "--attention") {
       o.attention = next();
-      VLART_CHECK(o.attention == "f32" || o.attention == "int16", InvalidArgument,
-                  "quantize: --attention expects f32 or int16, got '", o.attention, "'");
+      VLART_CHECK(o.attention == "f32" || o.attention == "int16" || o.attention == "int8", InvalidArgument,
+                  "quantize: --attention expects f32, int16 or int8, got '", o.attention, "'");
     } else if (a == "--group-size") {
       const std::string v = next();
       VLART_CHECK(v == "32" || v == "64" || v == "128", InvalidArgument,

@@ -137,10 +137,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.dtype = d == "bf16" ? DType::kBF16 : DType::kF32;
     } else if (o == "--attention") {
       const std::string v = next();
-      VLART_CHECK(v == "auto" || v == "f32" || v == "int16", InvalidArgument,
-                  "--attention expects auto, f32 or int16, got '", v, "'");
+      VLART_CHECK(v == "auto" || v == "f32" || v == "int16" || v == "int8", InvalidArgument,
+                  "--attention expects auto, f32, int16 or int8, got '", v, "'");
       using AP = PolicyOptions::AttentionPrecision;
-      a.attention = v == "f32" ? AP::kF32 : v == "int16" ? AP::kInt16 : AP::kAuto;
+      a.attention = v == "f32" ? AP::kF32 : v == "int16" ? AP::kInt16 : v == "int8" ? AP::kInt8 : AP::kAuto;
     } else if (o == "--vision-cache") {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
     } else if (bench && o == "--clients") {

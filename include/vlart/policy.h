@@ -35,12 +35,15 @@ struct PolicyOptions {
   // per token for its int8 matmuls). true = dequantize every weight to f32 at load instead (the
   // reference for comparisons; no memory or speed gain).
   bool dequantize_weights = false;
-  // Attention products: kAuto follows the checkpoint (int16 when its "quantization" section says
-  // "attention": "int16", which `vlart quantize --scheme w8a8` writes by default; else f32). kInt16:
-  // q.k and p.v with int16-quantized operands (per query row / key / value column scales, exact
-  // int32 sums, f32 softmax) on CPUs with AVX512_VNNI, about 1.2-1.4x faster attention at ~1e-4
-  // relative error; elsewhere, and on the CUDA backend, f32. kF32: always f32.
-  enum class AttentionPrecision : uint8_t { kAuto, kF32, kInt16 };
+  // Attention products: kAuto follows the checkpoint's "quantization" section ("attention": "f32",
+  // "int16" or "int8"; `vlart quantize --scheme w8a8` writes int8 by default) and is f32 without one.
+  // On CPUs with AVX512_VNNI (elsewhere, and on the CUDA backend, f32):
+  //   kInt16: q.k and p.v with int16-quantized operands (per query row / key / value column
+  //           scales, exact int32 sums, f32 softmax): ~1e-4 relative error, 1.15-1.4x f32 speed.
+  //   kInt8:  q.k with int8 operands (~0.4% of the row maximum per element), p.v as kInt16:
+  //           about 1.5x f32 speed on the SigLIP shape.
+  // kF32: always f32.
+  enum class AttentionPrecision : uint8_t { kAuto, kF32, kInt16, kInt8 };
   AttentionPrecision attention = AttentionPrecision::kAuto;
   // Largest number of observations whose camera frames infer_batch() runs through the vision
   // tower in one pass (larger batches are split into groups of this size). Default 1: on the CPU

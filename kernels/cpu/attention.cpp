@@ -100,6 +100,8 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
     off_ks_ = take(static_cast<size_t>(p_.Lk));
     off_vf_ = take(static_cast<size_t>((p_.Lk + 1) / 2 * p_.Dv));
     off_vs_ = take(static_cast<size_t>(p_.Dv));
+    qk8_ = p_.qk_int8;
+    off_kc_ = take(qk8_ ? static_cast<size_t>(p_.Lk) : 0);
   } else {
     // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
     // cap, else tile by tile (each row block converting its tiles again).
@@ -199,14 +201,21 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   float* ks = ws + off_ks_;
   float* vs = ws + off_vs_;
   if (i16_) {
-    i16_->q_pairs(Qt, static_cast<int>(D), nvec, Q2, qs);
+    if (qk8_)
+      i16_->q_quads(Qt, static_cast<int>(D), nvec, reinterpret_cast<uint8_t*>(Q2), qs);
+    else
+      i16_->q_pairs(Qt, static_cast<int>(D), nvec, Q2, qs);
     if (*cached_head != b * Hkv + g) {
       const int64_t o = (b * Lk * Hkv + g);
       const void* ksrc = p_.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(k) + o * D)
                                  : static_cast<const void*>(static_cast<const float*>(k) + o * D);
       const void* vsrc = p_.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(v) + o * Dv)
                                  : static_cast<const void*>(static_cast<const float*>(v) + o * Dv);
-      i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), K16, ks);
+      if (qk8_)
+        i16_->k_rows8(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D),
+                      reinterpret_cast<int8_t*>(K16), ks, reinterpret_cast<int32_t*>(ws + off_kc_));
+      else
+        i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), K16, ks);
       i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv), V16, vs);
       *cached_head = b * Hkv + g;
     }
@@ -257,7 +266,11 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
     const bool diag = p_.causal && j0 + kt - 1 > i_first + off;
     // Without masking the scores kernel also yields the row maxima, saving the softmax a pass.
     const bool fused_max = !mask_changes_scores && !diag;
-    if (i16_)
+    if (qk8_)
+      i16_->scores8(reinterpret_cast<const uint8_t*>(Q2), qs, nvec, reinterpret_cast<const int8_t*>(K16) + j0 * D,
+                    ks + j0, reinterpret_cast<const int32_t*>(ws + off_kc_) + j0, kt, static_cast<int>(D), S,
+                    fused_max ? tmax : nullptr);
+    else if (i16_)
       i16_->scores(Q2, qs, nvec, K16 + j0 * D, ks + j0, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);
     else
       tiles_->scores(Qt, nvec, K, ldk, kt, static_cast<int>(D), S, fused_max ? tmax : nullptr);

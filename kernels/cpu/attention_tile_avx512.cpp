@@ -527,11 +527,122 @@ VLART_AVX512VNNI void pv_i16(const int16_t* P2, int kt, int nr, const int16_t* V
   }
 }
 
+// ---- int8 q.k ----
+
+VLART_AVX512VNNI void q_quads_i8(const float* Qt, int D, int nvec, uint8_t* Qt4, float* qs) {
+  const __m512 lim = _mm512_set1_ps(127.f);
+  const __m512i off = _mm512_set1_epi32(128);
+  for (int c = 0; c < nvec; ++c) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int d = 0; d < D; ++d) amax = max_nan(amax, abs16(_mm512_load_ps(Qt + d * QB + 16 * c)));
+    __m512 sc, inv;
+    scale_of(amax, 127.f, &sc, &inv);
+    _mm512_store_ps(qs + 16 * c, sc);
+    for (int d = 0; d < D; d += 4) {
+      // Four d's of 16 rows -> 16 lanes of 4 bytes {d, d+1, d+2, d+3}.
+      __m512i q[4];
+      for (int t = 0; t < 4; ++t)
+        q[t] = _mm512_add_epi32(quant16(_mm512_load_ps(Qt + (d + t) * QB + 16 * c), inv, lim), off);
+      const __m512i lo = _mm512_or_si512(q[0], _mm512_slli_epi32(q[1], 8));
+      const __m512i hi = _mm512_or_si512(_mm512_slli_epi32(q[2], 16), _mm512_slli_epi32(q[3], 24));
+      _mm512_store_si512(Qt4 + (d / 4 * QB + 16 * c) * 4, _mm512_or_si512(lo, hi));
+    }
+  }
+}
+
+VLART_AVX512VNNI void k_rows_i8(const void* src, bool src_bf16, int64_t lds, int rows, int D, int8_t* K8, float* ks,
+                                int32_t* kc) {
+  const __m512 lim = _mm512_set1_ps(127.f);
+  for (int j = 0; j < rows; ++j) {
+    const int64_t so = static_cast<int64_t>(j) * lds;
+    __m512 amax = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) amax = max_nan(amax, abs16(load_row16(src, src_bf16, so + d)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(amax, amax, _CMP_UNORD_Q);
+    const float am = nan ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax);
+    ks[j] = am / 127.f;
+    const float invf = am > 0.f && am <= std::numeric_limits<float>::max() ? 127.f / am : 0.f;
+    const __m512 inv = _mm512_set1_ps(invf);
+    int8_t* o = K8 + static_cast<int64_t>(j) * D;
+    __m512i sum = _mm512_setzero_si512();
+    for (int d = 0; d < D; d += 16) {
+      const __m512i q = quant16(load_row16(src, src_bf16, so + d), inv, lim);
+      sum = _mm512_add_epi32(sum, q);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + d), _mm512_cvtepi32_epi8(q));
+    }
+    kc[j] = 128 * _mm512_reduce_add_epi32(sum);
+  }
+}
+
+template <int NK, int NV, bool MAX>
+VLART_AVX512VNNI void scores_i8_block(const uint8_t* Qt4, const float* qs, const int8_t* K, const float* ks,
+                                      const int32_t* kc, int D, float* S, float* tmax) {
+  __m512i acc[NK][NV];
+  for (int kk = 0; kk < NK; ++kk)
+    for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
+  for (int d = 0; d < D; d += 4) {
+    __m512i q[NV];
+    for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt4 + (d / 4 * QB + 16 * c) * 4);
+    for (int kk = 0; kk < NK; ++kk) {
+      int32_t k4;
+      std::memcpy(&k4, K + kk * D + d, 4);
+      const __m512i kb = _mm512_set1_epi32(k4);
+      for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_dpbusd_epi32(acc[kk][c], q[c], kb);
+    }
+  }
+  for (int c = 0; c < NV; ++c) {
+    const __m512 qsc = _mm512_load_ps(qs + 16 * c);
+    __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
+    for (int kk = 0; kk < NK; ++kk) {
+      const __m512i a = _mm512_sub_epi32(acc[kk][c], _mm512_set1_epi32(kc[kk]));
+      const __m512 sv = _mm512_mul_ps(to_ps(a), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
+      _mm512_store_ps(S + kk * QB + 16 * c, sv);
+      if constexpr (MAX) mx = vmax(mx, sv);
+    }
+    if constexpr (MAX) _mm512_store_ps(tmax + 16 * c, mx);
+  }
+}
+
+template <int NV, bool MAX>
+VLART_AVX512VNNI void scores_i8_nv(const uint8_t* Qt4, const float* qs, const int8_t* K, const float* ks,
+                                   const int32_t* kc, int kt, int D, float* S, float* tmax) {
+  if constexpr (MAX)
+    for (int c = 0; c < NV; ++c)
+      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
+  int j = 0;
+  for (; j + kI16Keys <= kt; j += kI16Keys)
+    scores_i8_block<kI16Keys, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax);
+  switch (kt - j) {
+    case 3: scores_i8_block<3, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
+    case 2: scores_i8_block<2, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
+    case 1: scores_i8_block<1, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
+    default: break;
+  }
+}
+
+template <bool MAX>
+VLART_AVX512VNNI void scores_i8_max(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K, const float* ks,
+                                    const int32_t* kc, int kt, int D, float* S, float* tmax) {
+  switch (nvec) {
+    case 1: scores_i8_nv<1, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
+    case 2: scores_i8_nv<2, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
+    case 3: scores_i8_nv<3, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
+    default: scores_i8_nv<4, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
+  }
+}
+
+VLART_AVX512VNNI void scores_i8(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K, const float* ks,
+                                const int32_t* kc, int kt, int D, float* S, float* tile_max) {
+  if (tile_max)
+    scores_i8_max<true>(Qt4, qs, nvec, K, ks, kc, kt, D, S, tile_max);
+  else
+    scores_i8_max<false>(Qt4, qs, nvec, K, ks, kc, kt, D, S, nullptr);
+}
+
 }  // namespace
 
 const AttnI16Kernels* attn_i16_kernels_avx512vnni() {
   static const AttnI16Kernels k{"avx512_vnni_i16", q_pairs_i16, k_rows_i16, v_pairs_i16, scores_i16, softmax_i16,
-                                pv_i16};
+                                pv_i16,          q_quads_i8, k_rows_i8,  scores_i8};
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok ? &k : nullptr;

@@ -285,8 +285,9 @@ std::vector<float> awq_scales(const std::vector<float>& w, int64_t n, int64_t k,
 QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string& out_dir,
                                     const QuantizeOptions& opts) {
   const fs::path in(in_dir), out(out_dir);
-  VLART_CHECK(opts.attention.empty() || opts.attention == "f32" || opts.attention == "int16", InvalidArgument,
-              "quantize: attention '", opts.attention, "' is not 'f32' or 'int16'");
+  VLART_CHECK(opts.attention.empty() || opts.attention == "f32" || opts.attention == "int16" ||
+                  opts.attention == "int8",
+              InvalidArgument, "quantize: attention '", opts.attention, "' is not 'f32', 'int16' or 'int8'");
   VLART_CHECK(fs::is_directory(in), NotFoundError, "quantize: input checkpoint directory ", in_dir,
               " does not exist");
   VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "quantize: no config.json in ", in_dir);
@@ -450,7 +451,7 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
   q["activations"] = sc.act_int8 ? "int8_per_token" : "none";
   q["quantized"] = sum.quantized;
   q["kept_float"] = sum.kept_patterns;
-  q["attention"] = opts.attention.empty() ? (sc.kind == Scheme::kW8A8 ? "int16" : "f32") : opts.attention;
+  q["attention"] = opts.attention.empty() ? (sc.kind == Scheme::kW8A8 ? "int8" : "f32") : opts.attention;
   if (sum.calibrated > 0) {
     nlohmann::ordered_json c;
     c["method"] = sc.kind == Scheme::kW8A8 ? "static" : "awq";
@@ -500,8 +501,8 @@ std::optional<QuantConfig> read_quant_config(const std::string& path) {
   }
   if (q.contains("attention")) {
     c.attention = str("attention");
-    if (c.attention != "f32" && c.attention != "int16")
-      throw bad("attention '" + c.attention + "' is not 'f32' or 'int16'");
+    if (c.attention != "f32" && c.attention != "int16" && c.attention != "int8")
+      throw bad("attention '" + c.attention + "' is not 'f32', 'int16' or 'int8'");
   }
   const std::string scheme = str("scheme");
   try {

@@ -100,9 +100,9 @@ struct QuantizeOptions {
   // statistics are quantized as without calibration.
   const CalibrationData* calibration = nullptr;
   std::vector<double> awq_alphas = {0.0, 0.25, 0.5, 0.75, 1.0};
-  // Attention products recorded in the config ("f32" or "int16"); empty = the scheme's default:
-  // int16 for w8a8 (its activations are already quantized to 8 bits; int16 attention adds ~1e-4
-  // relative error and runs attention 1.2-1.4x faster), f32 for the weight-only schemes.
+  // Attention products recorded in the config ("f32", "int16" or "int8", see
+  // PolicyOptions::AttentionPrecision); empty = the scheme's default: int8 for w8a8 (its matmul
+  // inputs are already int8), f32 for the weight-only schemes.
   std::string attention;
 };
 
@@ -138,7 +138,7 @@ struct QuantConfig {
   std::string calibration;  // "" (none), "awq" or "static"
   int64_t quantized = 0;
   std::vector<std::string> kept_float;
-  // Attention products the checkpoint asks for: "f32" (default when absent) or "int16"
+  // Attention products the checkpoint asks for: "f32" (default when absent), "int16" or "int8"
   // (PolicyOptions::AttentionPrecision::kAuto follows it).
   std::string attention = "f32";
 };

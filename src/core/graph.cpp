@@ -135,10 +135,10 @@ ValueId Graph::rope(ValueId x, ValueId pos, float theta) {
 }
 ValueId Graph::softmax(ValueId x) { return add(OpKind::kSoftmax, {x}); }
 ValueId Graph::attention(ValueId q, ValueId k, ValueId v, ValueId mask, bool causal, float scale,
-                         bool int16_products) {
+                         AttnPrecision precision) {
   OpAttrs a;
   a.causal = causal;
-  a.int16_products = int16_products;
+  a.attn_precision = precision;
   a.scale = scale;
   return add(OpKind::kAttention, {q, k, v, mask}, a);
 }

@@ -59,10 +59,9 @@ class Graph {
   ValueId rms_norm(ValueId x, ValueId w, float eps, bool gemma_plus_one = false);
   ValueId rope(ValueId x, ValueId pos, float theta);
   ValueId softmax(ValueId x);
-  // int16_products: the backend may multiply with int16-quantized operands (CPU: AVX512_VNNI
-  // vpdpwssd, ~1e-4 relative error, see kernels/cpu/attention.h); backends without it compute in f32.
+  // precision: reduced-precision products the backend may use (AttnPrecision in op.h).
   ValueId attention(ValueId q, ValueId k, ValueId v, ValueId mask = kNoValue, bool causal = false,
-                    float scale = 0.f, bool int16_products = false);
+                    float scale = 0.f, AttnPrecision precision = AttnPrecision::kF32);
   ValueId gelu(ValueId x, bool approx_tanh = false);
   ValueId silu(ValueId x);
   ValueId relu(ValueId x);

@@ -83,13 +83,19 @@ const char* op_name(OpKind op);
 
 enum class Activation : uint8_t { kNone = 0, kRelu, kGeluErf, kGeluTanh, kSilu };
 
+// Attention products: f32; int16 (q.k and p.v with int16-quantized operands, exact int32 sums,
+// ~1e-4 relative error); int8 (q.k with int8 operands, ~0.4% of the row maximum per element, p.v
+// int16). Backends without such kernels compute in f32 (CPU: AVX512_VNNI, see
+// kernels/cpu/attention.h).
+enum class AttnPrecision : uint8_t { kF32 = 0, kInt16, kInt8 };
+
 // One flat attribute record shared by all ops: no string maps on the hot path.
 struct OpAttrs {
   Activation act = Activation::kNone;  // Linear post-op
   bool approx_tanh = false;            // Gelu
   bool gemma_plus_one = false;         // RMSNorm
   bool causal = false;                 // Attention
-  bool int16_products = false;         // Attention: int16 q.k and p.v where the backend has them
+  AttnPrecision attn_precision = AttnPrecision::kF32;  // Attention products (see AttnPrecision)
   bool transpose_b = false;            // MatMul
   float eps = 1e-5f;                   // norms
   float scale = 1.f;                   // Scale, Attention (0 = 1/sqrt(D))

@@ -186,8 +186,12 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   {
     using AP = PolicyOptions::AttentionPrecision;
     const auto& qc = impl->model->quantization();
-    const bool ckpt_int16 = qc && qc->attention == "int16";
-    impl->model->set_attention_int16(opts.attention == AP::kInt16 || (opts.attention == AP::kAuto && ckpt_int16));
+    AttnPrecision prec = AttnPrecision::kF32;
+    if (opts.attention == AP::kInt16 || (opts.attention == AP::kAuto && qc && qc->attention == "int16"))
+      prec = AttnPrecision::kInt16;
+    if (opts.attention == AP::kInt8 || (opts.attention == AP::kAuto && qc && qc->attention == "int8"))
+      prec = AttnPrecision::kInt8;
+    impl->model->set_attention_precision(prec);
   }
   impl->model->set_visual_tokens_keep(opts.visual_tokens_keep);
   impl->steps = opts.flow_steps > 0 ? opts.flow_steps : impl->cfg.num_steps;

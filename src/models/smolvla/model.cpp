@@ -145,7 +145,7 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n, bool emit_kv) const {
       g.mark_output(val);
     }
     const Shape hs{n, L, v.heads, hd};
-    ValueId a = g.attention(g.reshape(q, hs), g.reshape(k, hs), g.reshape(val, hs), kNoValue, false, 0.f, attn_int16_);
+    ValueId a = g.attention(g.reshape(q, hs), g.reshape(k, hs), g.reshape(val, hs), kNoValue, false, 0.f, attn_prec_);
     a = g.linear(g.reshape(a, {n, L, C}), wq(g, p + "self_attn.out_proj.weight", {C, C}),
                  w(g, p + "self_attn.out_proj.bias", {C}));
     x = g.add(x, a);
@@ -201,7 +201,7 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) co
       g.mark_output(g.linear(vf, wq(g, ep + "v_proj.weight", {kvw, kvw}), w_opt(g, ep + "v_proj.bias")));
     }
     if (i + 1 == cfg_.num_vlm_layers && !probe) break;  // the last layer's output is never used
-    ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask, false, 0.f, attn_int16_);
+    ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask, false, 0.f, attn_prec_);
     x = g.add(x, g.linear(g.reshape(a, {1, P, H * hd}), wq(g, p + "self_attn.o_proj.weight", {D, H * hd})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {D}), t.rms_eps);
     ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {ls.mlp, D})),
@@ -253,14 +253,14 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P, bool probe) const {
       k = g.rope(k, spos, kRopeTheta);
       ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, cdt_);
       ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
-      att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself, false, 0.f, attn_int16_);
+      att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself, false, 0.f, attn_prec_);
     } else {
       // The prefix graph projected the VLM K/V through this layer's k/v_proj ([kv_heads * hd] wide).
       const int64_t kvw = t.kv_heads * hd;
       q = g.rope(q, cpos, kRopeTheta);
       ValueId kc = g.reshape(g.input("ck" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
       ValueId vc = g.reshape(g.input("cv" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
-      att = g.attention(q, kc, vc, mcross, false, 0.f, attn_int16_);
+      att = g.attention(q, kc, vc, mcross, false, 0.f, attn_prec_);
     }
     x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), wq(g, p + "self_attn.o_proj.weight", {We, qw})));
     h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {We}), t.rms_eps);

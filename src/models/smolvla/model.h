@@ -59,10 +59,10 @@ class SmolVLAModel {
   // Run a quantized checkpoint with its weights dequantized to f32 at load instead of the quantized
   // kernels (reference behaviour for comparisons; call before the first inference).
   void set_dequantize_weights(bool on) { dequantize_ = on; }
-  // Attention with int16 products (Graph::attention's int16_products; CPU with AVX512_VNNI, else
-  // f32). Call before the first inference.
-  void set_attention_int16(bool on) { attn_int16_ = on; }
-  bool attention_int16() const { return attn_int16_; }
+  // Attention products of every attention node (Graph::attention's precision; CPU with
+  // AVX512_VNNI, else f32). Call before the first inference.
+  void set_attention_precision(AttnPrecision p) { attn_prec_ = p; }
+  AttnPrecision attention_precision() const { return attn_prec_; }
   // The checkpoint's "quantization" section (nullopt for a float checkpoint).
   const std::optional<compress::QuantConfig>& quantization() const { return weights_.quantization(); }
   // Executor hook on the inputs of every Linear (ExecutorOptions::linear_input_observer), for
@@ -153,7 +153,7 @@ class SmolVLAModel {
   SmolVLAWeights weights_;
   DType cdt_ = DType::kF32;
   bool dequantize_ = false;
-  bool attn_int16_ = false;
+  AttnPrecision attn_prec_ = AttnPrecision::kF32;
   int64_t vis_keep_ = 0;  // visual tokens kept per image, 0 = all
   ExecutorOptions exec_opts_;
   struct ProfileEntry {

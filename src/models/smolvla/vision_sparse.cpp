@@ -88,7 +88,7 @@ void SmolVLAModel::build_vision_sparse(Graph& g, int64_t tokens) const {
     const ValueId kc = g.reshape(g.input("k" + si, {1, N, C}, cdt_), cs);
     const ValueId vc = g.reshape(g.input("v" + si, {1, N, C}, cdt_), cs);
     ValueId a = g.attention(g.reshape(q, hs), g.concat({kc, g.reshape(k, hs)}, 1),
-                            g.concat({vc, g.reshape(val, hs)}, 1), mask, false, 0.f, attn_int16_);
+                            g.concat({vc, g.reshape(val, hs)}, 1), mask, false, 0.f, attn_prec_);
     a = g.linear(g.reshape(a, {1, M, C}), wq(g, p + "self_attn.out_proj.weight", {C, C}),
                  w(g, p + "self_attn.out_proj.bias", {C}));
     x = g.add(x, a);
