@@ -34,7 +34,7 @@ const Shape4 kShapes[] = {
     {"siglip_1024x1024_12h", 1024, 1024, 12, 12, 64, false},
 };
 
-enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2, kFlashInt16 = 3, kFlashInt8QK = 4 };
+enum Impl { kFlash = 0, kFlashGeneric = 1, kNaive = 2, kFlashInt16 = 3, kFlashInt8QK = 4, kFlashInt8All = 5 };
 
 struct Inputs {
   Tensor q, k, v, mask;
@@ -162,15 +162,16 @@ void BM_Attention(benchmark::State& state) {
     g.attention(q, k, v, m);
     kernel = be->prepare(g, g.nodes().back());
     args.scratch = aligned_scratch(kernel->scratch_bytes());
-  } else if (impl == kFlashGeneric || impl == kFlashInt16 || impl == kFlashInt8QK) {
+  } else if (impl == kFlashGeneric || impl == kFlashInt16 || impl == kFlashInt8QK || impl == kFlashInt8All) {
     kernels::AttentionParams p;
     p.Lq = s.Lq, p.Lk = s.Lk, p.Hq = s.Hq, p.Hkv = s.Hkv, p.D = s.D, p.Dv = s.D;
     p.bf16 = dt == DType::kBF16;
     p.mask = s.mask ? kernels::AttnMask::kBool : kernels::AttnMask::kNone;
-    p.int16 = impl == kFlashInt16 || impl == kFlashInt8QK;
-    p.qk_int8 = impl == kFlashInt8QK;
+    p.int16 = impl == kFlashInt16 || impl == kFlashInt8QK || impl == kFlashInt8All;
+    p.qk_int8 = impl == kFlashInt8QK || impl == kFlashInt8All;
+    p.pv_int8 = impl == kFlashInt8All;
     generic = std::make_unique<kernels::FlashAttention>(p, threads, /*force_generic=*/impl == kFlashGeneric);
-    if ((impl == kFlashInt16 || impl == kFlashInt8QK) && !generic->int16()) {
+    if ((impl == kFlashInt16 || impl == kFlashInt8QK || impl == kFlashInt8All) && !generic->int16()) {
       state.SkipWithError("int16 attention tiles not available on this CPU");
       return;
     }
@@ -190,14 +191,14 @@ void BM_Attention(benchmark::State& state) {
   }
   const double flops = 4.0 * s.Lq * s.Lk * s.D * s.Hq;
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  static const char* const impl_names[] = {"flash", "flash_generic", "naive", "flash_int16", "flash_int16_qk8"};
+  static const char* const impl_names[] = {"flash", "flash_generic", "naive", "flash_int16", "flash_int16_qk8", "flash_int8"};
   state.SetLabel(std::string(s.name) + (dt == DType::kF32 ? " f32 " : " bf16 ") + impl_names[impl] + " t" +
                  std::to_string(threads));
 }
 
 BENCHMARK(BM_Attention)
     ->ArgNames({"shape", "bf16", "threads", "impl"})
-    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive, kFlashInt16, kFlashInt8QK}})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2}, {kFlash, kFlashGeneric, kNaive, kFlashInt16, kFlashInt8QK, kFlashInt8All}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

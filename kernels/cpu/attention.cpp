@@ -101,6 +101,7 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
     off_vf_ = take(static_cast<size_t>((p_.Lk + 1) / 2 * p_.Dv));
     off_vs_ = take(static_cast<size_t>(p_.Dv));
     qk8_ = p_.qk_int8;
+    pv8_ = p_.pv_int8;
     off_kc_ = take(qk8_ ? static_cast<size_t>(p_.Lk) : 0);
   } else {
     // bf16 K and V are converted to f32 once per (batch, kv head) and thread when all of them fit the
@@ -216,7 +217,11 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
                       reinterpret_cast<int8_t*>(K16), ks, reinterpret_cast<int32_t*>(ws + off_kc_));
       else
         i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), K16, ks);
-      i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv), V16, vs);
+      if (pv8_)
+        i16_->v_quads(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv),
+                      reinterpret_cast<int8_t*>(V16), vs);
+      else
+        i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv), V16, vs);
       *cached_head = b * Hkv + g;
     }
   }
@@ -296,7 +301,11 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
         for (int64_t j = std::max<int64_t>(first_masked, 0); j < kt; ++j) S[j * QB + r] = ninf;
       }
     }
-    if (i16_) {
+    if (pv8_) {
+      auto* P4 = reinterpret_cast<uint8_t*>(P2);
+      i16_->softmax8(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha, P4);
+      i16_->pv8(P4, kt, nr, reinterpret_cast<const int8_t*>(V16) + j0 * Dv, vs, static_cast<int>(Dv), alpha, acc);
+    } else if (i16_) {
       i16_->softmax(S, kt, nvec, fused_max ? tmax : nullptr, m, l, alpha, P2);
       i16_->pv(P2, kt, nr, V16 + j0 * Dv, vs, static_cast<int>(Dv), alpha, acc);
     } else {

@@ -27,8 +27,10 @@ struct AttentionParams {
   // contributes 0 * v: finite v adds nothing, a non-finite v there would propagate.
   bool int16 = false;
   // With int16: q.k with int8 operands instead (vpdpbusd, per query row / key scales, ~0.4% of
-  // the row maximum per element; p.v stays int16). Ignored without int16.
+  // the row maximum per element). Ignored without int16.
   bool qk_int8 = false;
+  // With int16: p.v with int8 operands too (u8 weights in 255 steps, s8 values per column).
+  bool pv_int8 = false;
 };
 
 class FlashAttention {
@@ -46,6 +48,7 @@ class FlashAttention {
   // Whether the int16 tiles run (requested, and available for this shape and CPU).
   bool int16() const { return i16_ != nullptr; }
   bool qk_int8() const { return qk8_; }
+  bool pv_int8() const { return pv8_; }
 
  private:
   void run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask, void* out,
@@ -58,7 +61,7 @@ class FlashAttention {
   int64_t blocks_;     // row blocks per (batch, kv head)
   size_t off_qt_, off_s_, off_acc_, off_m_, off_l_, off_alpha_, off_tmax_, off_kf_, off_vf_, per_thread_floats_;
   size_t off_q2_ = 0, off_qs_ = 0, off_p2_ = 0, off_ks_ = 0, off_vs_ = 0, off_kc_ = 0;  // int16 tiles
-  bool qk8_ = false;
+  bool qk8_ = false, pv8_ = false;
   bool head_cache_;     // bf16: K and V of a whole (batch, kv head) converted at once, reused across row blocks
   const AttnTileKernels* tiles_;
   const AttnI16Kernels* i16_ = nullptr;  // int16 tiles when they run

@@ -75,6 +75,14 @@ struct AttnI16Kernels {
   void (*k_rows8)(const void* src, bool src_bf16, int64_t lds, int rows, int D, int8_t* K8, float* ks, int32_t* kc);
   void (*scores8)(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K8, const float* ks, const int32_t* kc,
                   int kt, int D, float* S, float* tile_max);
+  // int8 p.v (vpdpbusd): weights as u8, 255 steps of the running maximum, l summing the rounded
+  // weights (so the normalisation matches what is accumulated); v per value column of the kv head
+  // as s8 (vs[c] = max|v[:, c]| / 127), four keys interleaved:
+  //   P4[(j/4 * kRowBlock + r) * 4 + j%4], V4[(j/4 * Dv + c) * 4 + j%4] (keys past the end pad 0).
+  void (*softmax8)(float* S, int kt, int nvec, const float* tile_max, float* m, float* l, float* alpha, uint8_t* P4);
+  void (*v_quads)(const void* src, bool src_bf16, int64_t lds, int rows, int Dv, int8_t* V4, float* vs);
+  void (*pv8)(const uint8_t* P4, int kt, int nr, const int8_t* V4, const float* vs, int Dv, const float* alpha,
+              float* acc);
 };
 
 // Plain C++ loops, any CPU.

@@ -638,11 +638,135 @@ VLART_AVX512VNNI void scores_i8(const uint8_t* Qt4, const float* qs, int nvec, c
     scores_i8_max<false>(Qt4, qs, nvec, K, ks, kc, kt, D, S, nullptr);
 }
 
+// ---- int8 p.v ----
+
+VLART_AVX512VNNI void softmax_i8(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
+                                 float* alpha, uint8_t* P4) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 pl = _mm512_set1_ps(255.f);
+  const __m512 inv_pl = _mm512_set1_ps(1.f / 255.f);
+  for (int c = 0; c < nvec; ++c) {
+    const float* s = S + 16 * c;
+    const __m512 mold = _mm512_load_ps(m + 16 * c);
+    __m512 mx;
+    if (tile_max) {
+      mx = _mm512_load_ps(tile_max + 16 * c);
+    } else {
+      mx = ninf;
+      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
+    }
+    const __m512 mnew = _mm512_max_ps(mold, mx);
+    const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
+    const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
+    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    __m512i sum = _mm512_setzero_si512();
+    for (int j = 0; j < kt; j += 4) {
+      __m512i q[4];
+      for (int t = 0; t < 4; ++t) {
+        if (j + t < kt) {
+          const __m512 p = exp2_neg(_mm512_sub_ps(_mm512_load_ps(s + (j + t) * QB), base));
+          q[t] = _mm512_cvt_roundps_epi32(_mm512_mul_ps(p, pl), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          sum = _mm512_add_epi32(sum, q[t]);
+        } else {
+          q[t] = _mm512_setzero_si512();
+        }
+      }
+      const __m512i lo = _mm512_or_si512(q[0], _mm512_slli_epi32(q[1], 8));
+      const __m512i hi = _mm512_or_si512(_mm512_slli_epi32(q[2], 16), _mm512_slli_epi32(q[3], 24));
+      _mm512_store_si512(P4 + (j / 4 * QB + 16 * c) * 4, _mm512_or_si512(lo, hi));
+    }
+    _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), a, _mm512_mul_ps(to_ps(sum), inv_pl)));
+    _mm512_store_ps(m + 16 * c, mnew);
+    _mm512_store_ps(alpha + 16 * c, a);
+  }
+}
+
+VLART_AVX512VNNI void v_quads_i8(const void* src, bool src_bf16, int64_t lds, int rows, int Dv, int8_t* V4,
+                                 float* vs) {
+  const __m512 lim = _mm512_set1_ps(127.f);
+  for (int c = 0; c < Dv; c += 16) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int j = 0; j < rows; ++j) amax = max_nan(amax, abs16(load_row16(src, src_bf16, j * lds + c)));
+    __m512 sc, inv;
+    scale_of(amax, 127.f, &sc, &inv);
+    _mm512_storeu_ps(vs + c, sc);
+    for (int j = 0; j < rows; j += 4) {
+      __m512i q[4];
+      for (int t = 0; t < 4; ++t)
+        q[t] = j + t < rows ? _mm512_and_si512(quant16(load_row16(src, src_bf16, (j + t) * lds + c), inv, lim),
+                                               _mm512_set1_epi32(0xff))
+                            : _mm512_setzero_si512();
+      const __m512i lo = _mm512_or_si512(q[0], _mm512_slli_epi32(q[1], 8));
+      const __m512i hi = _mm512_or_si512(_mm512_slli_epi32(q[2], 16), _mm512_slli_epi32(q[3], 24));
+      _mm512_storeu_si512(V4 + (static_cast<int64_t>(j / 4) * Dv + c) * 4, _mm512_or_si512(lo, hi));
+    }
+  }
+}
+
+template <int NR, int NC>
+VLART_AVX512VNNI void pv_i8_block(const uint8_t* P4, int kq, const int8_t* V4, const float* vs, int Dv,
+                                  const float* alpha, float* acc) {
+  __m512i o[NR][NC];
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) o[r][c] = _mm512_setzero_si512();
+  for (int j4 = 0; j4 < kq; ++j4) {
+    __m512i v[NC];
+    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V4 + (static_cast<int64_t>(j4) * Dv + 16 * c) * 4);
+    for (int r = 0; r < NR; ++r) {
+      int32_t p4;
+      std::memcpy(&p4, P4 + (j4 * QB + r) * 4, 4);
+      const __m512i p = _mm512_set1_epi32(p4);
+      for (int c = 0; c < NC; ++c) o[r][c] = _mm512_dpbusd_epi32(o[r][c], p, v[c]);
+    }
+  }
+  const __m512 inv_pl = _mm512_set1_ps(1.f / 255.f);
+  for (int c = 0; c < NC; ++c) {
+    const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), inv_pl);
+    for (int r = 0; r < NR; ++r) {
+      float* dst = acc + r * Dv + 16 * c;
+      _mm512_storeu_ps(dst, _mm512_fmadd_ps(to_ps(o[r][c]), sc,
+                                            _mm512_mul_ps(_mm512_set1_ps(alpha[r]), _mm512_loadu_ps(dst))));
+    }
+  }
+}
+
+template <int NC>
+VLART_AVX512VNNI void pv_i8_nc(const uint8_t* P4, int kq, int nr, const int8_t* V4, const float* vs, int Dv,
+                               const float* alpha, float* acc) {
+  int r = 0;
+  for (; r + kI16Rows <= nr; r += kI16Rows)
+    pv_i8_block<kI16Rows, NC>(P4 + r * 4, kq, V4, vs, Dv, alpha + r, acc + r * Dv);
+  const uint8_t* Pr = P4 + r * 4;
+  const float* ar = alpha + r;
+  float* accr = acc + r * Dv;
+  switch (nr - r) {
+    case 3: pv_i8_block<3, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
+    case 2: pv_i8_block<2, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
+    case 1: pv_i8_block<1, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
+    default: break;
+  }
+}
+
+VLART_AVX512VNNI void pv_i8(const uint8_t* P4, int kt, int nr, const int8_t* V4, const float* vs, int Dv,
+                            const float* alpha, float* acc) {
+  const int kq = (kt + 3) / 4;
+  for (int c0 = 0; c0 < Dv; c0 += 64) {
+    const int nc = (Dv - c0 < 64 ? Dv - c0 : 64) / 16;
+    switch (nc) {
+      case 1: pv_i8_nc<1>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
+      case 2: pv_i8_nc<2>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
+      case 3: pv_i8_nc<3>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
+      default: pv_i8_nc<4>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
+    }
+  }
+}
+
 }  // namespace
 
 const AttnI16Kernels* attn_i16_kernels_avx512vnni() {
   static const AttnI16Kernels k{"avx512_vnni_i16", q_pairs_i16, k_rows_i16, v_pairs_i16, scores_i16, softmax_i16,
-                                pv_i16,          q_quads_i8, k_rows_i8,  scores_i8};
+                                pv_i16,          q_quads_i8, k_rows_i8,  scores_i8,  softmax_i8, v_quads_i8,
+                                pv_i8};
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok ? &k : nullptr;

@@ -84,9 +84,8 @@ const char* op_name(OpKind op);
 enum class Activation : uint8_t { kNone = 0, kRelu, kGeluErf, kGeluTanh, kSilu };
 
 // Attention products: f32; int16 (q.k and p.v with int16-quantized operands, exact int32 sums,
-// ~1e-4 relative error); int8 (q.k with int8 operands, ~0.4% of the row maximum per element, p.v
-// int16). Backends without such kernels compute in f32 (CPU: AVX512_VNNI, see
-// kernels/cpu/attention.h).
+// ~1e-4 relative error); int8 (q.k and p.v with int8 operands, ~1-2% relative error per output).
+// Backends without such kernels compute in f32 (CPU: AVX512_VNNI, see kernels/cpu/attention.h).
 enum class AttnPrecision : uint8_t { kF32 = 0, kInt16, kInt8 };
 
 // One flat attribute record shared by all ops: no string maps on the hot path.

@@ -127,6 +127,7 @@ std::unique_ptr<OpKernel> attention_create(const Graph& g, const Node& n, CpuCon
   p.bf16 = g.value(n.inputs[0]).dtype == DType::kBF16;
   p.int16 = n.attrs.attn_precision != AttnPrecision::kF32;
   p.qk_int8 = n.attrs.attn_precision == AttnPrecision::kInt8;
+  p.pv_int8 = n.attrs.attn_precision == AttnPrecision::kInt8;
   Shape shapes[4] = {q, k, v, Shape{}};
   if (has_input(n, 3)) {
     const Value& m = g.value(n.inputs[3]);
