@@ -479,6 +479,27 @@ std::vector<std::vector<float>> run_all(Policy& p, const std::vector<Observation
   return out;
 }
 
+// A fixture case's float checkpoint, loaded with case_options, its observations and noise, and
+// its actions on them (the reference every quantized variant is compared with).
+struct FloatCase {
+  std::string ck;
+  PolicyOptions po;
+  decltype(Policy::load(std::string(), PolicyOptions())) policy;
+  std::vector<Observation> obs;
+  std::vector<std::vector<float>> noise;
+  std::vector<std::vector<float>> want;
+};
+
+FloatCase float_case(const std::string& c) {
+  FloatCase f;
+  f.ck = kRoot + c + "/checkpoint";
+  f.po = case_options(c);  // one thread: robust to busy CI machines
+  f.policy = Policy::load(f.ck, f.po);
+  case_observations(c, *f.policy, &f.obs, &f.noise);
+  f.want = run_all(*f.policy, f.obs, f.noise);
+  return f;
+}
+
 }  // namespace
 
 // End to end on every fixture case: quantize with each scheme, run with the fixture noise, compare
@@ -508,13 +529,8 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
                                    {"int4-g64-asym", 0.95, 0.3}};
   int int4_issue_gate_pass = 0;
   for (const std::string& c : kCases) {
-    const std::string ck = kRoot + c + "/checkpoint";
-    const PolicyOptions po = case_options(c);  // one thread: robust to busy CI machines
-    auto pf = Policy::load(ck, po);
-    std::vector<Observation> obs;
-    std::vector<std::vector<float>> noise;
-    case_observations(c, *pf, &obs, &noise);
-    const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
+    const FloatCase f = float_case(c);
+    const auto& [ck, po, pf, obs, noise, want] = f;
     std::map<std::string, std::vector<std::vector<float>>> actions;
     std::map<std::string, ActionError> errs;
     for (const Gate& g : gates) {
@@ -559,13 +575,8 @@ TEST(QuantizeEndToEnd, GatesOnEveryFixtureCase) {
 TEST(QuantizeEndToEnd, W8A8AttentionPrecision) {
   using AP = PolicyOptions::AttentionPrecision;
   const std::string c = kCases[0];
-  const std::string ck = kRoot + c + "/checkpoint";
-  const PolicyOptions po = case_options(c);
-  auto pf = Policy::load(ck, po);
-  std::vector<Observation> obs;
-  std::vector<std::vector<float>> noise;
-  case_observations(c, *pf, &obs, &noise);
-  const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
+  const FloatCase f = float_case(c);
+  const auto& [ck, po, pf, obs, noise, want] = f;
   // Float weights: int16 attention alone moves the actions by ~1e-4 (measured 1.3e-4), int8 by a
   // few 1e-3 (measured 4.6e-3).
   for (const auto& [ap, limit] : {std::pair{AP::kInt16, 1e-3}, std::pair{AP::kInt8, 1e-2}}) {
@@ -679,13 +690,8 @@ TEST(QuantizeEndToEnd, QuantizedKernelsMatchDequantizedWeights) {
 TEST(QuantizeCalibration, AwqInt4AndStaticW8A8OnEveryFixtureCase) {
   for (const std::string& c : kCases) {
     SCOPED_TRACE(c);
-    const std::string ck = kRoot + c + "/checkpoint";
-    const PolicyOptions po = case_options(c);
-    auto pf = Policy::load(ck, po);
-    std::vector<Observation> obs;
-    std::vector<std::vector<float>> noise;
-    case_observations(c, *pf, &obs, &noise);
-    const std::vector<std::vector<float>> want = run_all(*pf, obs, noise);
+    const FloatCase f = float_case(c);
+    const auto& [ck, po, pf, obs, noise, want] = f;
     CalibrateOptions co;
     co.policy = po;
     co.max_rows = 64;

@@ -109,24 +109,33 @@ VLART_AVX512 void scores_avx512(const float* Qt, int nvec, const float* K, int64
 }
 static_assert(kRowBlock == 64, "scores_avx512 dispatches on at most 4 row vectors");
 
+// Online-softmax statistics of 16 rows for one tile: the new running max (m_old against the tile
+// max, given or computed from the kt scores at s, stride kRowBlock), the base subtracted before
+// exp2 and the rescale factor alpha = exp2(m_old - base). Rows with every key masked so far
+// subtract 0 instead of -inf: their exp2() stays exactly 0.
+VLART_AVX512 inline void softmax_stats(const float* s, int kt, const float* tile_max, const float* m, __m512* mnew,
+                                       __m512* base, __m512* alpha) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 mold = _mm512_load_ps(m);
+  __m512 mx;
+  if (tile_max) {
+    mx = _mm512_load_ps(tile_max);
+  } else {
+    mx = ninf;
+    for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
+  }
+  *mnew = _mm512_max_ps(mold, mx);
+  const __mmask16 dead = _mm512_cmp_ps_mask(*mnew, ninf, _CMP_EQ_OQ);
+  *base = _mm512_mask_mov_ps(*mnew, dead, _mm512_setzero_ps());
+  *alpha = exp2_neg(_mm512_sub_ps(mold, *base));
+}
+
 VLART_AVX512 void softmax_avx512(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
                                  float* alpha) {
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int c = 0; c < nvec; ++c) {
     float* s = S + 16 * c;
-    const __m512 mold = _mm512_load_ps(m + 16 * c);
-    __m512 mx;
-    if (tile_max) {
-      mx = _mm512_load_ps(tile_max + 16 * c);
-    } else {
-      mx = ninf;
-      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
-    }
-    const __m512 mnew = _mm512_max_ps(mold, mx);
-    // Rows with every key masked so far subtract 0 instead of -inf: their exp2() stays exactly 0.
-    const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
-    const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
-    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    __m512 mnew, base, a;
+    softmax_stats(s, kt, tile_max ? tile_max + 16 * c : nullptr, m + 16 * c, &mnew, &base, &a);
     // Two partial sums: the adds are a dependency chain, the exps are not.
     __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
     int j = 0;
@@ -254,16 +263,10 @@ VLART_AVX512 void bf16_rows_avx512(const uint16_t* src, int64_t lds, int rows, i
 
 #define VLART_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-VLART_AVX512VNNI inline __m512i bcast_pair(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
 
-// acc += pairwise int16 products of a and b. vpdpwssd has a single form (the accumulator is the
-// destination), so register blocks are kept smaller than the f32 tiles' 6 x 4: with 24 accumulators
-// GCC 12 copied them through scratch registers and spilled some.
-VLART_AVX512VNNI inline void dpwssd(__m512i& acc, __m512i a, __m512i b) { acc = _mm512_dpwssd_epi32(acc, a, b); }
+// Register blocks of the integer tiles are smaller than the f32 tiles' 6 x 4: vpdpwssd / vpdpbusd
+// have a single form (the accumulator is the destination), and with 24 accumulators GCC 12 copied
+// them through scratch registers and spilled some.
 constexpr int kI16Keys = 4;  // 4 x 4 int32 accumulators + 4 query vectors + 1 broadcast
 constexpr int kI16Rows = 4;  // 4 x 4 int32 accumulators + 4 value vectors + 1 broadcast
 
@@ -364,89 +367,13 @@ VLART_AVX512VNNI void v_pairs_i16(const void* src, bool src_bf16, int64_t lds, i
   }
 }
 
-template <int NK, int NV, bool MAX>
-VLART_AVX512VNNI void scores_i16_block(const int16_t* Qt2, const float* qs, const int16_t* K, const float* ks, int D,
-                                       float* S, float* tmax) {
-  __m512i acc[NK][NV];
-  for (int kk = 0; kk < NK; ++kk)
-    for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
-  for (int d = 0; d < D; d += 2) {
-    __m512i q[NV];
-    for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt2 + (d / 2 * QB + 16 * c) * 2);
-    for (int kk = 0; kk < NK; ++kk) {
-      const __m512i kb = bcast_pair(K + kk * D + d);
-      for (int c = 0; c < NV; ++c) dpwssd(acc[kk][c], q[c], kb);
-    }
-  }
-  for (int c = 0; c < NV; ++c) {
-    const __m512 qsc = _mm512_load_ps(qs + 16 * c);
-    __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
-    for (int kk = 0; kk < NK; ++kk) {
-      const __m512 sv = _mm512_mul_ps(to_ps(acc[kk][c]), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
-      _mm512_store_ps(S + kk * QB + 16 * c, sv);
-      if constexpr (MAX) mx = vmax(mx, sv);
-    }
-    if constexpr (MAX) _mm512_store_ps(tmax + 16 * c, mx);
-  }
-}
-
-template <int NV, bool MAX>
-VLART_AVX512VNNI void scores_i16_nv(const int16_t* Qt2, const float* qs, const int16_t* K, const float* ks, int kt,
-                                    int D, float* S, float* tmax) {
-  if constexpr (MAX)
-    for (int c = 0; c < NV; ++c)
-      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
-  int j = 0;
-  for (; j + kI16Keys <= kt; j += kI16Keys)
-    scores_i16_block<kI16Keys, NV, MAX>(Qt2, qs, K + j * D, ks + j, D, S + j * QB, tmax);
-  const int16_t* Kj = K + j * D;
-  const float* kj = ks + j;
-  float* Sj = S + j * QB;
-  switch (kt - j) {
-    case 3: scores_i16_block<3, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
-    case 2: scores_i16_block<2, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
-    case 1: scores_i16_block<1, NV, MAX>(Qt2, qs, Kj, kj, D, Sj, tmax); break;
-    default: break;
-  }
-}
-
-template <bool MAX>
-VLART_AVX512VNNI void scores_i16_max(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks,
-                                     int kt, int D, float* S, float* tmax) {
-  switch (nvec) {
-    case 1: scores_i16_nv<1, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
-    case 2: scores_i16_nv<2, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
-    case 3: scores_i16_nv<3, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
-    default: scores_i16_nv<4, MAX>(Qt2, qs, K, ks, kt, D, S, tmax); break;
-  }
-}
-
-VLART_AVX512VNNI void scores_i16(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks,
-                                 int kt, int D, float* S, float* tile_max) {
-  if (tile_max)
-    scores_i16_max<true>(Qt2, qs, nvec, K, ks, kt, D, S, tile_max);
-  else
-    scores_i16_max<false>(Qt2, qs, nvec, K, ks, kt, D, S, nullptr);
-}
-
 VLART_AVX512VNNI void softmax_i16(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
                                   float* alpha, int16_t* P2) {
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512 pl = _mm512_set1_ps(static_cast<float>(kI16PV));
   for (int c = 0; c < nvec; ++c) {
     const float* s = S + 16 * c;
-    const __m512 mold = _mm512_load_ps(m + 16 * c);
-    __m512 mx;
-    if (tile_max) {
-      mx = _mm512_load_ps(tile_max + 16 * c);
-    } else {
-      mx = ninf;
-      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
-    }
-    const __m512 mnew = _mm512_max_ps(mold, mx);
-    const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
-    const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
-    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    __m512 mnew, base, a;
+    softmax_stats(s, kt, tile_max ? tile_max + 16 * c : nullptr, m + 16 * c, &mnew, &base, &a);
     __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
     int j = 0;
     for (; j + 2 <= kt; j += 2) {
@@ -468,62 +395,6 @@ VLART_AVX512VNNI void softmax_i16(float* S, int kt, int nvec, const float* tile_
     _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), a, _mm512_add_ps(sum0, sum1)));
     _mm512_store_ps(m + 16 * c, mnew);
     _mm512_store_ps(alpha + 16 * c, a);
-  }
-}
-
-template <int NR, int NC>
-VLART_AVX512VNNI void pv_i16_block(const int16_t* P2, int kp, const int16_t* V2, const float* vs, int Dv,
-                                   const float* alpha, float* acc) {
-  __m512i o[NR][NC];
-  for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) o[r][c] = _mm512_setzero_si512();
-  for (int j2 = 0; j2 < kp; ++j2) {
-    __m512i v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V2 + (static_cast<int64_t>(j2) * Dv + 16 * c) * 2);
-    for (int r = 0; r < NR; ++r) {
-      const __m512i p = bcast_pair(P2 + (j2 * QB + r) * 2);
-      for (int c = 0; c < NC; ++c) dpwssd(o[r][c], p, v[c]);
-    }
-  }
-  const __m512 inv_pl = _mm512_set1_ps(1.f / static_cast<float>(kI16PV));
-  for (int c = 0; c < NC; ++c) {
-    const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), inv_pl);
-    for (int r = 0; r < NR; ++r) {
-      float* dst = acc + r * Dv + 16 * c;
-      _mm512_storeu_ps(dst, _mm512_fmadd_ps(to_ps(o[r][c]), sc,
-                                            _mm512_mul_ps(_mm512_set1_ps(alpha[r]), _mm512_loadu_ps(dst))));
-    }
-  }
-}
-
-template <int NC>
-VLART_AVX512VNNI void pv_i16_nc(const int16_t* P2, int kp, int nr, const int16_t* V2, const float* vs, int Dv,
-                                const float* alpha, float* acc) {
-  int r = 0;
-  for (; r + kI16Rows <= nr; r += kI16Rows)
-    pv_i16_block<kI16Rows, NC>(P2 + r * 2, kp, V2, vs, Dv, alpha + r, acc + r * Dv);
-  const int16_t* Pr = P2 + r * 2;
-  const float* ar = alpha + r;
-  float* accr = acc + r * Dv;
-  switch (nr - r) {
-    case 3: pv_i16_block<3, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
-    case 2: pv_i16_block<2, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
-    case 1: pv_i16_block<1, NC>(Pr, kp, V2, vs, Dv, ar, accr); break;
-    default: break;
-  }
-}
-
-VLART_AVX512VNNI void pv_i16(const int16_t* P2, int kt, int nr, const int16_t* V2, const float* vs, int Dv,
-                             const float* alpha, float* acc) {
-  const int kp = (kt + 1) / 2;
-  for (int c0 = 0; c0 < Dv; c0 += 64) {
-    const int nc = (Dv - c0 < 64 ? Dv - c0 : 64) / 16;
-    switch (nc) {
-      case 1: pv_i16_nc<1>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
-      case 2: pv_i16_nc<2>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
-      case 3: pv_i16_nc<3>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
-      default: pv_i16_nc<4>(P2, kp, nr, V2 + c0 * 2, vs + c0, Dv, alpha, acc + c0); break;
-    }
   }
 }
 
@@ -573,92 +444,16 @@ VLART_AVX512VNNI void k_rows_i8(const void* src, bool src_bf16, int64_t lds, int
   }
 }
 
-template <int NK, int NV, bool MAX>
-VLART_AVX512VNNI void scores_i8_block(const uint8_t* Qt4, const float* qs, const int8_t* K, const float* ks,
-                                      const int32_t* kc, int D, float* S, float* tmax) {
-  __m512i acc[NK][NV];
-  for (int kk = 0; kk < NK; ++kk)
-    for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
-  for (int d = 0; d < D; d += 4) {
-    __m512i q[NV];
-    for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt4 + (d / 4 * QB + 16 * c) * 4);
-    for (int kk = 0; kk < NK; ++kk) {
-      int32_t k4;
-      std::memcpy(&k4, K + kk * D + d, 4);
-      const __m512i kb = _mm512_set1_epi32(k4);
-      for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_dpbusd_epi32(acc[kk][c], q[c], kb);
-    }
-  }
-  for (int c = 0; c < NV; ++c) {
-    const __m512 qsc = _mm512_load_ps(qs + 16 * c);
-    __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
-    for (int kk = 0; kk < NK; ++kk) {
-      const __m512i a = _mm512_sub_epi32(acc[kk][c], _mm512_set1_epi32(kc[kk]));
-      const __m512 sv = _mm512_mul_ps(to_ps(a), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
-      _mm512_store_ps(S + kk * QB + 16 * c, sv);
-      if constexpr (MAX) mx = vmax(mx, sv);
-    }
-    if constexpr (MAX) _mm512_store_ps(tmax + 16 * c, mx);
-  }
-}
-
-template <int NV, bool MAX>
-VLART_AVX512VNNI void scores_i8_nv(const uint8_t* Qt4, const float* qs, const int8_t* K, const float* ks,
-                                   const int32_t* kc, int kt, int D, float* S, float* tmax) {
-  if constexpr (MAX)
-    for (int c = 0; c < NV; ++c)
-      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
-  int j = 0;
-  for (; j + kI16Keys <= kt; j += kI16Keys)
-    scores_i8_block<kI16Keys, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax);
-  switch (kt - j) {
-    case 3: scores_i8_block<3, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
-    case 2: scores_i8_block<2, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
-    case 1: scores_i8_block<1, NV, MAX>(Qt4, qs, K + j * D, ks + j, kc + j, D, S + j * QB, tmax); break;
-    default: break;
-  }
-}
-
-template <bool MAX>
-VLART_AVX512VNNI void scores_i8_max(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K, const float* ks,
-                                    const int32_t* kc, int kt, int D, float* S, float* tmax) {
-  switch (nvec) {
-    case 1: scores_i8_nv<1, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
-    case 2: scores_i8_nv<2, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
-    case 3: scores_i8_nv<3, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
-    default: scores_i8_nv<4, MAX>(Qt4, qs, K, ks, kc, kt, D, S, tmax); break;
-  }
-}
-
-VLART_AVX512VNNI void scores_i8(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K, const float* ks,
-                                const int32_t* kc, int kt, int D, float* S, float* tile_max) {
-  if (tile_max)
-    scores_i8_max<true>(Qt4, qs, nvec, K, ks, kc, kt, D, S, tile_max);
-  else
-    scores_i8_max<false>(Qt4, qs, nvec, K, ks, kc, kt, D, S, nullptr);
-}
-
 // ---- int8 p.v ----
 
 VLART_AVX512VNNI void softmax_i8(float* S, int kt, int nvec, const float* tile_max, float* m, float* l,
                                  float* alpha, uint8_t* P4) {
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512 pl = _mm512_set1_ps(255.f);
   const __m512 inv_pl = _mm512_set1_ps(1.f / 255.f);
   for (int c = 0; c < nvec; ++c) {
     const float* s = S + 16 * c;
-    const __m512 mold = _mm512_load_ps(m + 16 * c);
-    __m512 mx;
-    if (tile_max) {
-      mx = _mm512_load_ps(tile_max + 16 * c);
-    } else {
-      mx = ninf;
-      for (int j = 0; j < kt; ++j) mx = _mm512_max_ps(mx, _mm512_load_ps(s + j * QB));
-    }
-    const __m512 mnew = _mm512_max_ps(mold, mx);
-    const __mmask16 dead = _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ);
-    const __m512 base = _mm512_mask_mov_ps(mnew, dead, _mm512_setzero_ps());
-    const __m512 a = exp2_neg(_mm512_sub_ps(mold, base));
+    __m512 mnew, base, a;
+    softmax_stats(s, kt, tile_max ? tile_max + 16 * c : nullptr, m + 16 * c, &mnew, &base, &a);
     __m512i sum = _mm512_setzero_si512();
     for (int j = 0; j < kt; j += 4) {
       __m512i q[4];
@@ -703,25 +498,129 @@ VLART_AVX512VNNI void v_quads_i8(const void* src, bool src_bf16, int64_t lds, in
   }
 }
 
-template <int NR, int NC>
-VLART_AVX512VNNI void pv_i8_block(const uint8_t* P4, int kq, const int8_t* V4, const float* vs, int Dv,
-                                  const float* alpha, float* acc) {
+// ---- integer q.k and p.v, shared by the int16 and int8 variants ----
+// T: the operand types, how many of them share one 32-bit lane (kPack: 2 int16 for vpdpwssd, 4
+// int8 for vpdpbusd, which multiplies an unsigned first operand by a signed second one: q and p
+// are the first, k and v the second) and the weight step (p = integer weight * kPStep).
+
+struct I16Dot {
+  using Row = int16_t;  // q, p
+  using Col = int16_t;  // k, v
+  static constexpr int kPack = 2;
+  static constexpr float kPStep = 1.f / static_cast<float>(kI16PV);
+  VLART_AVX512VNNI static __m512i mac(__m512i acc, __m512i a, __m512i b) { return _mm512_dpwssd_epi32(acc, a, b); }
+};
+struct I8Dot {
+  using Row = uint8_t;
+  using Col = int8_t;
+  static constexpr int kPack = 4;
+  static constexpr float kPStep = 1.f / 255.f;
+  VLART_AVX512VNNI static __m512i mac(__m512i acc, __m512i a, __m512i b) { return _mm512_dpbusd_epi32(acc, a, b); }
+};
+
+VLART_AVX512VNNI inline __m512i bcast32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// S = qs[r] * ks[j] * (sum_d Q[d, r] K[j, d] - kc[j]) for NK keys x NV row vectors (kc null: 0).
+template <class T, int NK, int NV, bool MAX>
+VLART_AVX512VNNI void scores_int_block(const typename T::Row* Qt, const float* qs, const typename T::Col* K,
+                                       const float* ks, const int32_t* kc, int D, float* S, float* tmax) {
+  constexpr int P = T::kPack;
+  __m512i acc[NK][NV];
+  for (int kk = 0; kk < NK; ++kk)
+    for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
+  for (int d = 0; d < D; d += P) {
+    __m512i q[NV];
+    for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt + (d / P * QB + 16 * c) * P);
+    for (int kk = 0; kk < NK; ++kk) {
+      const __m512i kb = bcast32(K + kk * D + d);
+      for (int c = 0; c < NV; ++c) acc[kk][c] = T::mac(acc[kk][c], q[c], kb);
+    }
+  }
+  for (int c = 0; c < NV; ++c) {
+    const __m512 qsc = _mm512_load_ps(qs + 16 * c);
+    __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
+    for (int kk = 0; kk < NK; ++kk) {
+      const __m512i a = kc ? _mm512_sub_epi32(acc[kk][c], _mm512_set1_epi32(kc[kk])) : acc[kk][c];
+      const __m512 sv = _mm512_mul_ps(to_ps(a), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
+      _mm512_store_ps(S + kk * QB + 16 * c, sv);
+      if constexpr (MAX) mx = vmax(mx, sv);
+    }
+    if constexpr (MAX) _mm512_store_ps(tmax + 16 * c, mx);
+  }
+}
+
+template <class T, int NV, bool MAX>
+VLART_AVX512VNNI void scores_int_nv(const typename T::Row* Qt, const float* qs, const typename T::Col* K,
+                                    const float* ks, const int32_t* kc, int kt, int D, float* S, float* tmax) {
+  if constexpr (MAX)
+    for (int c = 0; c < NV; ++c)
+      _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
+  int j = 0;
+  for (; j + kI16Keys <= kt; j += kI16Keys)
+    scores_int_block<T, kI16Keys, NV, MAX>(Qt, qs, K + j * D, ks + j, kc ? kc + j : nullptr, D, S + j * QB, tmax);
+  const int32_t* kcj = kc ? kc + j : nullptr;
+  switch (kt - j) {
+    case 3: scores_int_block<T, 3, NV, MAX>(Qt, qs, K + j * D, ks + j, kcj, D, S + j * QB, tmax); break;
+    case 2: scores_int_block<T, 2, NV, MAX>(Qt, qs, K + j * D, ks + j, kcj, D, S + j * QB, tmax); break;
+    case 1: scores_int_block<T, 1, NV, MAX>(Qt, qs, K + j * D, ks + j, kcj, D, S + j * QB, tmax); break;
+    default: break;
+  }
+}
+
+template <class T, bool MAX>
+VLART_AVX512VNNI void scores_int_max(const typename T::Row* Qt, const float* qs, int nvec, const typename T::Col* K,
+                                     const float* ks, const int32_t* kc, int kt, int D, float* S, float* tmax) {
+  switch (nvec) {
+    case 1: scores_int_nv<T, 1, MAX>(Qt, qs, K, ks, kc, kt, D, S, tmax); break;
+    case 2: scores_int_nv<T, 2, MAX>(Qt, qs, K, ks, kc, kt, D, S, tmax); break;
+    case 3: scores_int_nv<T, 3, MAX>(Qt, qs, K, ks, kc, kt, D, S, tmax); break;
+    default: scores_int_nv<T, 4, MAX>(Qt, qs, K, ks, kc, kt, D, S, tmax); break;
+  }
+}
+
+template <class T>
+VLART_AVX512VNNI void scores_int(const typename T::Row* Qt, const float* qs, int nvec, const typename T::Col* K,
+                                 const float* ks, const int32_t* kc, int kt, int D, float* S, float* tile_max) {
+  if (tile_max)
+    scores_int_max<T, true>(Qt, qs, nvec, K, ks, kc, kt, D, S, tile_max);
+  else
+    scores_int_max<T, false>(Qt, qs, nvec, K, ks, kc, kt, D, S, nullptr);
+}
+
+VLART_AVX512VNNI void scores_i16(const int16_t* Qt2, const float* qs, int nvec, const int16_t* K, const float* ks,
+                                 int kt, int D, float* S, float* tile_max) {
+  scores_int<I16Dot>(Qt2, qs, nvec, K, ks, nullptr, kt, D, S, tile_max);
+}
+
+VLART_AVX512VNNI void scores_i8(const uint8_t* Qt4, const float* qs, int nvec, const int8_t* K, const float* ks,
+                                const int32_t* kc, int kt, int D, float* S, float* tile_max) {
+  scores_int<I8Dot>(Qt4, qs, nvec, K, ks, kc, kt, D, S, tile_max);
+}
+
+// acc = alpha * acc + vs[c] * kPStep * sum_j P[j, r] V[j, c] for NR rows x NC vectors of columns;
+// kg groups of kPack keys.
+template <class T, int NR, int NC>
+VLART_AVX512VNNI void pv_int_block(const typename T::Row* P, int kg, const typename T::Col* V, const float* vs,
+                                   int Dv, const float* alpha, float* acc) {
+  constexpr int PK = T::kPack;
   __m512i o[NR][NC];
   for (int r = 0; r < NR; ++r)
     for (int c = 0; c < NC; ++c) o[r][c] = _mm512_setzero_si512();
-  for (int j4 = 0; j4 < kq; ++j4) {
+  for (int j = 0; j < kg; ++j) {
     __m512i v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V4 + (static_cast<int64_t>(j4) * Dv + 16 * c) * 4);
+    for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V + (static_cast<int64_t>(j) * Dv + 16 * c) * PK);
     for (int r = 0; r < NR; ++r) {
-      int32_t p4;
-      std::memcpy(&p4, P4 + (j4 * QB + r) * 4, 4);
-      const __m512i p = _mm512_set1_epi32(p4);
-      for (int c = 0; c < NC; ++c) o[r][c] = _mm512_dpbusd_epi32(o[r][c], p, v[c]);
+      const __m512i p = bcast32(P + (j * QB + r) * PK);
+      for (int c = 0; c < NC; ++c) o[r][c] = T::mac(o[r][c], p, v[c]);
     }
   }
-  const __m512 inv_pl = _mm512_set1_ps(1.f / 255.f);
+  const __m512 step = _mm512_set1_ps(T::kPStep);
   for (int c = 0; c < NC; ++c) {
-    const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), inv_pl);
+    const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), step);
     for (int r = 0; r < NR; ++r) {
       float* dst = acc + r * Dv + 16 * c;
       _mm512_storeu_ps(dst, _mm512_fmadd_ps(to_ps(o[r][c]), sc,
@@ -730,35 +629,48 @@ VLART_AVX512VNNI void pv_i8_block(const uint8_t* P4, int kq, const int8_t* V4, c
   }
 }
 
-template <int NC>
-VLART_AVX512VNNI void pv_i8_nc(const uint8_t* P4, int kq, int nr, const int8_t* V4, const float* vs, int Dv,
-                               const float* alpha, float* acc) {
+template <class T, int NC>
+VLART_AVX512VNNI void pv_int_nc(const typename T::Row* P, int kg, int nr, const typename T::Col* V, const float* vs,
+                                int Dv, const float* alpha, float* acc) {
+  constexpr int PK = T::kPack;
   int r = 0;
   for (; r + kI16Rows <= nr; r += kI16Rows)
-    pv_i8_block<kI16Rows, NC>(P4 + r * 4, kq, V4, vs, Dv, alpha + r, acc + r * Dv);
-  const uint8_t* Pr = P4 + r * 4;
+    pv_int_block<T, kI16Rows, NC>(P + r * PK, kg, V, vs, Dv, alpha + r, acc + r * Dv);
+  const typename T::Row* Pr = P + r * PK;
   const float* ar = alpha + r;
   float* accr = acc + r * Dv;
   switch (nr - r) {
-    case 3: pv_i8_block<3, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
-    case 2: pv_i8_block<2, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
-    case 1: pv_i8_block<1, NC>(Pr, kq, V4, vs, Dv, ar, accr); break;
+    case 3: pv_int_block<T, 3, NC>(Pr, kg, V, vs, Dv, ar, accr); break;
+    case 2: pv_int_block<T, 2, NC>(Pr, kg, V, vs, Dv, ar, accr); break;
+    case 1: pv_int_block<T, 1, NC>(Pr, kg, V, vs, Dv, ar, accr); break;
     default: break;
   }
 }
 
-VLART_AVX512VNNI void pv_i8(const uint8_t* P4, int kt, int nr, const int8_t* V4, const float* vs, int Dv,
-                            const float* alpha, float* acc) {
-  const int kq = (kt + 3) / 4;
+template <class T>
+VLART_AVX512VNNI void pv_int(const typename T::Row* P, int kt, int nr, const typename T::Col* V, const float* vs,
+                             int Dv, const float* alpha, float* acc) {
+  constexpr int PK = T::kPack;
+  const int kg = (kt + PK - 1) / PK;
   for (int c0 = 0; c0 < Dv; c0 += 64) {
     const int nc = (Dv - c0 < 64 ? Dv - c0 : 64) / 16;
     switch (nc) {
-      case 1: pv_i8_nc<1>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
-      case 2: pv_i8_nc<2>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
-      case 3: pv_i8_nc<3>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
-      default: pv_i8_nc<4>(P4, kq, nr, V4 + c0 * 4, vs + c0, Dv, alpha, acc + c0); break;
+      case 1: pv_int_nc<T, 1>(P, kg, nr, V + c0 * PK, vs + c0, Dv, alpha, acc + c0); break;
+      case 2: pv_int_nc<T, 2>(P, kg, nr, V + c0 * PK, vs + c0, Dv, alpha, acc + c0); break;
+      case 3: pv_int_nc<T, 3>(P, kg, nr, V + c0 * PK, vs + c0, Dv, alpha, acc + c0); break;
+      default: pv_int_nc<T, 4>(P, kg, nr, V + c0 * PK, vs + c0, Dv, alpha, acc + c0); break;
     }
   }
+}
+
+VLART_AVX512VNNI void pv_i16(const int16_t* P2, int kt, int nr, const int16_t* V2, const float* vs, int Dv,
+                             const float* alpha, float* acc) {
+  pv_int<I16Dot>(P2, kt, nr, V2, vs, Dv, alpha, acc);
+}
+
+VLART_AVX512VNNI void pv_i8(const uint8_t* P4, int kt, int nr, const int8_t* V4, const float* vs, int Dv,
+                            const float* alpha, float* acc) {
+  pv_int<I8Dot>(P4, kt, nr, V4, vs, Dv, alpha, acc);
 }
 
 }  // namespace
