@@ -309,7 +309,9 @@ TEST_F(SchedulerTest, HeadDeadlineFlushesBeforeMaxWait) {
   so.max_batch = 8;
   so.max_wait_us = 5'000'000;  // far away: only the deadline can flush this batch in time
   Scheduler sched(*policy_, so);
-  auto f = sched.submit(obs_[0], Clock::now() + 200ms, noise_[0]);
+  // 500 ms: the worker aims to start it 25 ms (5% of the slack) before the deadline, which leaves
+  // room for a late wake-up on a loaded CI machine (200 ms with a 1 ms guard failed there once).
+  auto f = sched.submit(obs_[0], Clock::now() + 500ms, noise_[0]);
   ASSERT_EQ(f.wait_for(3s), std::future_status::ready);
   EXPECT_EQ(f.get().status, St::kOk);
 }

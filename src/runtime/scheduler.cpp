@@ -269,8 +269,13 @@ struct Scheduler::Impl {
         const Clock::time_point head = queue.begin()->first.deadline;
         if (head != Clock::time_point::max()) {
           // Start the head request early enough to finish by its deadline (estimated batch time),
-          // plus a guard for the wake-up latency of wait_until.
-          const auto service = std::chrono::microseconds(static_cast<int64_t>(est_batch_ms * 1000.0) + kWakeGuardUs);
+          // plus a guard for the wake-up latency of wait_until: at least kWakeGuardUs, and 5% of
+          // the head request's slack (a loaded machine can wake the worker milliseconds late, and a
+          // request that waited 200 ms for company must not then miss its start by one).
+          const int64_t slack_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                       head - queue.begin()->second->arrival).count();
+          const int64_t guard_us = std::max<int64_t>(kWakeGuardUs, slack_us / 20);
+          const auto service = std::chrono::microseconds(static_cast<int64_t>(est_batch_ms * 1000.0) + guard_us);
           flush_at = std::min(flush_at, head - service);
         }
         if (now < flush_at) {
