@@ -259,7 +259,7 @@ TEST(QGemm, QuantizeRowsS8) {
 }
 
 // Both code paths (AVX-512 and portable) of the per-row quantizer on row lengths with tails, bf16
-// input, a NaN row, an all-zero row and a static scale that saturates.
+// input, a NaN row, an all-zero row and a static scale that saturates; s8 and offset u8 output.
 TEST(QGemm, QuantizeRowsS8EveryIsaAgrees) {
   const int64_t m = 5;
   for (int64_t k : {1, 15, 16, 17, 33, 720, 771}) {
@@ -278,6 +278,16 @@ TEST(QGemm, QuantizeRowsS8EveryIsaAgrees) {
           std::vector<float> sc(m, -1.f);
           quantize_rows_s8(bf16 ? static_cast<const void*>(xb.data()) : x.data(), bf16, m, k, k, q.data(), sc.data(),
                            1, st);
+          // The u8 form (W8A8's oneDNN operand) stores q + 128 with the same scales, NaN and zero rows
+          // included (q = 0 is stored as 128).
+          std::vector<int8_t> qu(static_cast<size_t>(m * k), 99);
+          std::vector<float> scu(m, -1.f);
+          quantize_rows_s8(bf16 ? static_cast<const void*>(xb.data()) : x.data(), bf16, m, k, k, qu.data(), scu.data(),
+                           1, st, /*u8_offset=*/true);
+          for (size_t i = 0; i < q.size(); ++i)
+            ASSERT_EQ(static_cast<int>(static_cast<uint8_t>(qu[i])), q[i] + 128) << "isa " << static_cast<int>(isa) << " " << i;
+          for (int64_t r = 0; r < m; ++r)
+            ASSERT_TRUE(sc[r] == scu[r] || (std::isnan(sc[r]) && std::isnan(scu[r]))) << r;
           qs.push_back(q);
           ss.push_back(sc);
         }

@@ -502,9 +502,12 @@ VLART_QAVX512 float row_absmax_avx512(const void* x, bool bf16, int64_t off, int
 }
 
 // q = clamp(round_half_even(x * inv), -127, 127); the clamp is done in float so out-of-range
-// values (static scales) saturate instead of converting to INT_MIN. Returns false when x has a NaN.
-VLART_QAVX512 bool quantize_row_avx512(const void* x, bool bf16, int64_t off, int64_t k, float inv, int8_t* q) {
+// values (static scales) saturate instead of converting to INT_MIN. Stores q + offset (0 or 128; the
+// stored byte of q + 128 is q's with the sign bit flipped). Returns false when x has a NaN.
+VLART_QAVX512 bool quantize_row_avx512(const void* x, bool bf16, int64_t off, int64_t k, float inv, int8_t* q,
+                                       int offset) {
   const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  const __m512i voff = _mm512_set1_epi32(offset);
   __mmask16 nan = 0;
   for (int64_t i = 0; i < k; i += 16) {
     const __mmask16 m = tail_mask(k - i);
@@ -513,7 +516,7 @@ VLART_QAVX512 bool quantize_row_avx512(const void* x, bool bf16, int64_t off, in
     __m512 v = _mm512_mul_ps(xv, vinv);
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
     const __m512i iv = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    _mm512_mask_cvtepi32_storeu_epi8(q + i, m, iv);
+    _mm512_mask_cvtepi32_storeu_epi8(q + i, m, _mm512_add_epi32(iv, voff));  // truncating store
   }
   return nan == 0;
 }
@@ -590,15 +593,17 @@ VLART_QAVX512 void epilogue_row_avx512(const float* a, float s, int64_t n, const
 }  // namespace
 
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
-                      int threads, float static_scale) {
+                      int threads, float static_scale, bool u8_offset) {
   const bool avx = use_avx512();
   const float nanf = std::numeric_limits<float>::quiet_NaN();
+  const int offset = u8_offset ? 128 : 0;
+  const auto zero = static_cast<int8_t>(static_cast<uint8_t>(offset));  // the stored byte of q = 0
   kernels::parallel_for(m, k, threads, [&](int64_t r) {
     int8_t* qr = q + r * k;
     // A row that cannot be represented (NaN, or inf under a per-token scale) becomes zeros with a
     // NaN scale, so the product is NaN as the float path's would be; an all-zero row gets scale 0.
     auto unrepresentable = [&](float scale) {
-      std::fill(qr, qr + k, int8_t{0});
+      std::fill(qr, qr + k, zero);
       scales[r] = scale;
     };
     float amax = 0.f;
@@ -622,7 +627,7 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
     const float inv = static_scale > 0.f ? 1.f / static_scale : 127.f / amax;
     scales[r] = static_scale > 0.f ? static_scale : amax / 127.f;
     if (avx) {
-      if (!quantize_row_avx512(x, x_bf16, r * ldx, k, inv, qr)) unrepresentable(nanf);
+      if (!quantize_row_avx512(x, x_bf16, r * ldx, k, inv, qr, offset)) unrepresentable(nanf);
       return;
     }
     for (int64_t i = 0; i < k; ++i) {
@@ -634,7 +639,7 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
       }
       float v = xv * inv;
       v = v > 127.f ? 127.f : (v < -127.f ? -127.f : v);
-      qr[i] = static_cast<int8_t>(std::nearbyint(v));
+      qr[i] = static_cast<int8_t>(static_cast<uint8_t>(static_cast<int>(std::nearbyint(v)) + offset));
     }
   });
 }

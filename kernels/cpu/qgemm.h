@@ -83,9 +83,11 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p);
 // Symmetric per-row int8 quantization: scale[r] = max|x[r, :]| / 127, q = round(x / scale) in
 // [-127, 127] (an all-zero row gets scale 0 and q = 0; a row with a NaN, or an inf under a per-token
 // scale, gets q = 0 and a NaN scale). With static_scale > 0 (a calibrated range)
-// every row uses that scale instead (values beyond 127 steps saturate).
+// every row uses that scale instead (values beyond 127 steps saturate). With u8_offset the bytes
+// stored are q + 128 read as uint8 (in [1, 255], 128 for zero): the u8 operand of a u8 x s8 VNNI
+// product, whose sum exceeds the s8 x s8 one by 128 * (sum of the weight column).
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
-                      int threads, float static_scale = 0.f);
+                      int threads, float static_scale = 0.f, bool u8_offset = false);
 // y[r, c] = act(acc[r, c] * row_scale[r] + bias[c]); acc may alias y when y is f32 with ldy == ldacc.
 void qgemm_row_scale_epilogue(const float* acc, int64_t ldacc, const float* row_scale, int64_t m, int64_t n,
                               const void* bias, bool bias_bf16, GemvAct act, void* y, int64_t ldy, bool y_bf16,
