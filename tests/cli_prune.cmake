@@ -52,6 +52,24 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --drop-vlm-layers-by-rank 1)
   set_tests_properties(cli_prune_by_rank_needs_calibrate_message PROPERTIES PASS_REGULAR_EXPRESSION
     "--drop-vlm-layers-by-rank / --drop-expert-layers-by-rank need --calibrate OBS_DIR")
+  add_test(NAME cli_prune_activation_importance
+    COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/by_act --prune-heads-frac 0.34
+            --prune-mlp-frac 0.5 --importance activation --calibrate ${_pr_out}/obs --threads 1 --force)
+  set_tests_properties(cli_prune_activation_importance PROPERTIES FIXTURES_REQUIRED cli_prune_obs
+    FIXTURES_SETUP cli_pruned_act PASS_REGULAR_EXPRESSION
+    "activation importance measured on 1 observation\\(s\\) of .*  0  src  0  heads 3 -> 2  mlp 128 -> 64")
+  add_test(NAME cli_prune_activation_run
+    COMMAND $<TARGET_FILE:vlart_cli> info ${_pr_out}/by_act)
+  set_tests_properties(cli_prune_activation_run PROPERTIES FIXTURES_REQUIRED cli_pruned_act PASS_REGULAR_EXPRESSION
+    "VLM heads +2,2,2")
+  add_test(NAME cli_prune_activation_needs_calibrate_message
+    COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --prune-mlp-frac 0.5 --importance activation)
+  set_tests_properties(cli_prune_activation_needs_calibrate_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--importance activation needs --calibrate OBS_DIR")
+  add_test(NAME cli_prune_bad_importance_message
+    COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --prune-mlp-frac 0.5 --importance weights)
+  set_tests_properties(cli_prune_bad_importance_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--importance expects magnitude or activation, got 'weights'")
   add_test(NAME cli_run_visual_tokens
     COMMAND $<TARGET_FILE:vlart_cli> run ${_pr_policy} ${_pr_inputs} --visual-tokens 2 --json)
   set_tests_properties(cli_run_visual_tokens PROPERTIES PASS_REGULAR_EXPRESSION "\"horizon\":50,\"action_dim\":4")
@@ -62,5 +80,6 @@ if(TARGET vlart_cli)
   set_tests_properties(cli_prune_layers_heads_mlp cli_prune_run cli_info_pruned cli_prune_bad_index_fails
     cli_prune_bad_index_message cli_prune_bad_fraction_message cli_prune_obs_setup cli_prune_compare
     cli_visual_tokens_compare cli_run_visual_tokens cli_rank_layers cli_prune_by_rank
-    cli_prune_by_rank_needs_calibrate_message PROPERTIES LABELS "cli")
+    cli_prune_by_rank_needs_calibrate_message cli_prune_activation_importance cli_prune_activation_run
+    cli_prune_activation_needs_calibrate_message cli_prune_bad_importance_message PROPERTIES LABELS "cli")
 endif()

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "compress/prune.h"
 #include "vlart/error.h"
+#include "vlart/policy.h"
 
 namespace vlart::cli {
 namespace {
@@ -38,6 +39,7 @@ int cmd_prune(int argc, char** argv) {
   compress::PruneOptions o;
   int64_t rank_vlm = 0, rank_expert = 0;  // --drop-*-layers-by-rank N
   std::string calibrate;
+  std::string importance = "magnitude";
   int threads = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
@@ -58,6 +60,10 @@ int cmd_prune(int argc, char** argv) {
       (a == "--drop-vlm-layers-by-rank" ? rank_vlm : rank_expert) = n;
     } else if (a == "--calibrate") {
       calibrate = next();
+    } else if (a == "--importance") {
+      importance = next();
+      VLART_CHECK(importance == "magnitude" || importance == "activation", InvalidArgument,
+                  "prune: --importance expects magnitude or activation, got '", importance, "'");
     } else if (a == "--threads") {
       const std::string v = next();
       char* end = nullptr;
@@ -87,15 +93,37 @@ int cmd_prune(int argc, char** argv) {
   }
   VLART_CHECK(pos.size() == 2, InvalidArgument, "prune: expected <in_dir> <out_dir>, got ", pos.size(),
               " positional argument(s)");
+  const bool by_activation = importance == "activation";
   VLART_CHECK((rank_vlm == 0 && rank_expert == 0) || !calibrate.empty(), InvalidArgument,
               "prune: --drop-vlm-layers-by-rank / --drop-expert-layers-by-rank need --calibrate OBS_DIR");
-  VLART_CHECK(calibrate.empty() || rank_vlm > 0 || rank_expert > 0, InvalidArgument,
-              "prune: --calibrate is used by --drop-vlm-layers-by-rank / --drop-expert-layers-by-rank N only");
+  VLART_CHECK(!by_activation || !calibrate.empty(), InvalidArgument,
+              "prune: --importance activation needs --calibrate OBS_DIR (the observations it is measured on)");
+  VLART_CHECK(!by_activation || o.heads_frac > 0 || o.mlp_frac > 0, InvalidArgument,
+              "prune: --importance applies to --prune-heads-frac / --prune-mlp-frac, and neither is given");
+  VLART_CHECK(calibrate.empty() || rank_vlm > 0 || rank_expert > 0 || by_activation, InvalidArgument,
+              "prune: --calibrate is used by --drop-vlm-layers-by-rank / --drop-expert-layers-by-rank N and "
+              "--importance activation only");
   VLART_CHECK(rank_vlm == 0 || o.drop_vlm_layers.empty(), InvalidArgument,
               "prune: give --drop-vlm-layers or --drop-vlm-layers-by-rank, not both");
   VLART_CHECK(rank_expert == 0 || o.drop_expert_layers.empty(), InvalidArgument,
               "prune: give --drop-expert-layers or --drop-expert-layers-by-rank, not both");
-  if (!calibrate.empty()) {
+  compress::CalibrationData acts;
+  if (by_activation) {
+    compress::CalibrateOptions co;
+    co.policy.threads = threads;
+    co.policy.vlm_config_dir = o.vlm_config_dir;
+    std::vector<Observation> obs;
+    std::vector<std::vector<float>> noise;
+    {
+      auto p = Policy::load(pos[0], co.policy);
+      read_obs_dir(calibrate, *p, 0, &obs, &noise);
+    }
+    acts = compress::collect_prune_activations(pos[0], obs, noise, co);
+    o.activations = &acts;
+    std::printf("activation importance measured on %lld observation(s) of %s\n",
+                static_cast<long long>(acts.observations), calibrate.c_str());
+  }
+  if (rank_vlm > 0 || rank_expert > 0) {
     // Importance on the calibration observations: the layers whose output is closest to their input
     // (highest input/output cosine) go first.
     const LayerRanking rk = rank_layers(pos[0], calibrate, threads, "", o.vlm_config_dir);

@@ -48,9 +48,11 @@ void usage() {
                "                                action error, file size, peak RSS and latency vs the reference\n"
                "                                (--visual-tokens: candidates keep K visual tokens per camera)\n"
                "  prune <in_dir> <out_dir> [--drop-vlm-layers I,J,...] [--drop-expert-layers I,...]\n"
-               "      [--drop-vlm-layers-by-rank N] [--drop-expert-layers-by-rank N] --calibrate OBS_DIR\n"
-               "      [--prune-heads-frac F] [--prune-mlp-frac F] [--parts vlm,expert] [--vlm-config DIR]\n"
-               "      [--force]                 structurally pruned copy of a checkpoint (docs/compression.md)\n"
+               "      [--drop-vlm-layers-by-rank N] [--drop-expert-layers-by-rank N] [--calibrate OBS_DIR]\n"
+               "      [--prune-heads-frac F] [--prune-mlp-frac F] [--importance magnitude|activation]\n"
+               "      [--parts vlm,expert] [--vlm-config DIR] [--threads N] [--force]\n"
+               "                                structurally pruned copy of a checkpoint (docs/compression.md;\n"
+               "                                by-rank and activation importance measure on --calibrate)\n"
                "  rank-layers <model_dir> --obs OBS_DIR [--threads N] [--vlm-config DIR] [--json]\n"
                "                                per-layer input/output cosine on recorded observations\n");
 }

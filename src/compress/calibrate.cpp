@@ -37,7 +37,13 @@ CalibrationData collect_calibration(const std::string& dir, const std::vector<Ob
     if (st.k == 0) {
       st.k = k;
       st.sum_abs.assign(static_cast<size_t>(k), 0.0);
+      st.sum_sq.assign(static_cast<size_t>(k), 0.0);
       st.sample.reserve(static_cast<size_t>(opts.max_rows * k));
+      const int64_t b = opts.block_moments ? opts.block_moments("model." + name) : 0;
+      VLART_CHECK(b >= 0 && (b == 0 || k % b == 0), InvalidArgument, "calibrate: block size ", b, " for layer ", name,
+                  " does not divide its ", k, " inputs");
+      st.block = b;
+      if (b > 0) st.block_sq.assign(static_cast<size_t>(k * b), 0.0);
     }
     VLART_CHECK(st.k == k, InvalidArgument, "calibrate: layer ", name, " seen with ", st.k, " and ", k, " inputs");
     const bool bf16 = x.dtype() == DType::kBF16;
@@ -51,7 +57,17 @@ CalibrationData collect_calibration(const std::string& dir, const std::vector<Ob
       for (int64_t i = 0; i < k; ++i) {
         const float a = std::fabs(row[static_cast<size_t>(i)]);
         st.sum_abs[static_cast<size_t>(i)] += a;
+        st.sum_sq[static_cast<size_t>(i)] += static_cast<double>(a) * a;
         st.absmax = std::max(st.absmax, a);
+      }
+      const int64_t b = st.block;
+      for (int64_t b0 = 0; b > 0 && b0 < k; b0 += b) {
+        double* acc = st.block_sq.data() + b0 * b;
+        const float* xb = row.data() + b0;
+        for (int64_t i = 0; i < b; ++i) {
+          const double xi = xb[i];
+          for (int64_t j = 0; j < b; ++j) acc[i * b + j] += xi * xb[j];
+        }
       }
       ++st.rows;
       // Reservoir sampling (algorithm R): every row seen has the same chance to be kept.

@@ -108,10 +108,37 @@ void check_shape(const Tensor& t, const Shape& want, const std::string& name) {
               want.str());
 }
 
-// Removes query heads (the same number from every kv group) by o_proj column norm. Returns the
-// kept head count.
+// Calibration statistics of the input of `prefix<layer>.<rest>` (activation importance), checked
+// against the width the weight has; null without activations. `*unobserved` is set for a weight the
+// policy never runs (the last VLM layer's o_proj and MLP: only that layer's K/V is read, so its
+// heads and channels write nothing that reaches the actions and all score 0).
+const LayerActStats* act_stats(const PruneOptions& o, const std::string& prefix, int64_t layer, const std::string& rest,
+                               int64_t k, int64_t block, bool last_vlm_layer, bool* unobserved) {
+  *unobserved = false;
+  if (!o.activations) return nullptr;
+  const std::string name = prefix + std::to_string(layer) + "." + rest;
+  auto it = o.activations->layers.find(name);
+  if (last_vlm_layer && (it == o.activations->layers.end() || it->second.rows == 0)) {
+    *unobserved = true;
+    return nullptr;
+  }
+  VLART_CHECK(it != o.activations->layers.end() && it->second.rows > 0, InvalidArgument,
+              "prune: activation importance: no calibration statistics for '", name,
+              "' (collect them with collect_prune_activations on this checkpoint)");
+  const LayerActStats& st = it->second;
+  VLART_CHECK(st.k == k && static_cast<int64_t>(st.sum_sq.size()) == k, InvalidArgument,
+              "prune: activation importance: statistics for '", name, "' have ", st.k, " inputs, the weight has ", k);
+  VLART_CHECK(block == 0 || (st.block == block && static_cast<int64_t>(st.block_sq.size()) == k * block),
+              InvalidArgument, "prune: activation importance: statistics for '", name,
+              "' have no per-head second moments of block ", block, " (block ", st.block, ")");
+  return &st;
+}
+
+// Removes query heads (the same number from every kv group), by o_proj column norm or, with
+// activation statistics `st` of the o_proj input, by E||W_o[:, head] x_head||^2. Returns the kept
+// head count.
 int64_t prune_heads(LayerTensors& m, const std::string& prefix, int64_t layer, int64_t heads, int64_t kv_heads,
-                    int64_t hd, double frac) {
+                    int64_t hd, double frac, const PruneOptions& opts, bool last_vlm_layer) {
   const std::string pl = prefix + std::to_string(layer) + ".";
   const Tensor& q = need(m, "self_attn.q_proj.weight", prefix, layer);
   const Tensor& o = need(m, "self_attn.o_proj.weight", prefix, layer);
@@ -124,17 +151,35 @@ int64_t prune_heads(LayerTensors& m, const std::string& prefix, int64_t layer, i
   if (gk == g) return heads;
   const std::vector<float> of = o.to_float_vector();
   const int64_t R = o.dim(0), C = heads * hd;
+  bool unobserved = false;
+  const LayerActStats* st = act_stats(opts, prefix, layer, "self_attn.o_proj.weight", C, hd, last_vlm_layer, &unobserved);
   std::vector<int64_t> rows, cols;
+  std::vector<double> gram(static_cast<size_t>(hd * hd));
   for (int64_t grp = 0; grp < kv_heads; ++grp) {
     std::vector<double> score(static_cast<size_t>(g), 0.0);
     for (int64_t j = 0; j < g; ++j) {
       const int64_t h = grp * g + j;
       double s = 0;
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t d = 0; d < hd; ++d) {
-          const double v = of[static_cast<size_t>(r * C + h * hd + d)];
-          s += v * v;
+      if (unobserved) {
+        s = 0;
+      } else if (!st) {
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t d = 0; d < hd; ++d) {
+            const double v = of[static_cast<size_t>(r * C + h * hd + d)];
+            s += v * v;
+          }
+      } else {
+        // E||W_h x_h||^2 = sum_{d,e} (W_h^T W_h)[d, e] * E[x_d x_e] over the head's columns.
+        std::fill(gram.begin(), gram.end(), 0.0);
+        for (int64_t r = 0; r < R; ++r) {
+          const float* w = of.data() + r * C + h * hd;
+          for (int64_t d = 0; d < hd; ++d)
+            for (int64_t e = 0; e < hd; ++e) gram[static_cast<size_t>(d * hd + e)] += double(w[d]) * w[e];
         }
+        const double* mo = st->block_sq.data() + h * hd * hd;
+        for (int64_t i = 0; i < hd * hd; ++i) s += gram[static_cast<size_t>(i)] * mo[i];
+        s /= static_cast<double>(st->rows);
+      }
       score[static_cast<size_t>(j)] = s;
     }
     for (int64_t j : top_k_sorted(score, gk))
@@ -147,8 +192,10 @@ int64_t prune_heads(LayerTensors& m, const std::string& prefix, int64_t layer, i
   return gk * kv_heads;
 }
 
-// Removes MLP channels by ||gate row|| * ||up row|| * ||down column||. Returns the kept width.
-int64_t prune_mlp(LayerTensors& m, const std::string& prefix, int64_t layer, int64_t width, double frac) {
+// Removes MLP channels by ||gate row|| * ||up row|| * ||down column|| or, with activation
+// statistics of the down_proj input, by E[h_c^2] * ||down column||^2. Returns the kept width.
+int64_t prune_mlp(LayerTensors& m, const std::string& prefix, int64_t layer, int64_t width, double frac,
+                  const PruneOptions& opts, bool last_vlm_layer) {
   const std::string pl = prefix + std::to_string(layer) + ".";
   const Tensor& gt = need(m, "mlp.gate_proj.weight", prefix, layer);
   const Tensor& up = need(m, "mlp.up_proj.weight", prefix, layer);
@@ -163,9 +210,16 @@ int64_t prune_mlp(LayerTensors& m, const std::string& prefix, int64_t layer, int
   if (keep == width) return width;
   const std::vector<float> gf = gt.to_float_vector(), uf = up.to_float_vector(), df = dn.to_float_vector();
   const int64_t K = gt.dim(1), R = dn.dim(0);
-  std::vector<double> score(static_cast<size_t>(width));
-  for (int64_t c = 0; c < width; ++c) {
+  bool unobserved = false;
+  const LayerActStats* st = act_stats(opts, prefix, layer, "mlp.down_proj.weight", width, 0, last_vlm_layer, &unobserved);
+  std::vector<double> score(static_cast<size_t>(width), 0.0);
+  for (int64_t c = 0; c < width && !unobserved; ++c) {
     double sg = 0, su = 0, sd = 0;
+    if (st) {
+      for (int64_t r = 0; r < R; ++r) sd += double(df[static_cast<size_t>(r * width + c)]) * df[static_cast<size_t>(r * width + c)];
+      score[static_cast<size_t>(c)] = sd * st->sum_sq[static_cast<size_t>(c)] / static_cast<double>(st->rows);
+      continue;
+    }
     for (int64_t k = 0; k < K; ++k) {
       sg += double(gf[static_cast<size_t>(c * K + k)]) * gf[static_cast<size_t>(c * K + k)];
       su += double(uf[static_cast<size_t>(c * K + k)]) * uf[static_cast<size_t>(c * K + k)];
@@ -239,6 +293,27 @@ std::vector<int64_t> parse_index_list(const std::string& s, const std::string& w
     p = c + 1;
   }
   return out;
+}
+
+CalibrationData collect_prune_activations(const std::string& in_dir, const std::vector<Observation>& obs,
+                                          const std::vector<std::vector<float>>& noise, CalibrateOptions opts) {
+  const fs::path in(in_dir);
+  VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "prune: no config.json in ", in_dir);
+  const ojson cfg = read_json_file(in / "config.json");
+  VLART_CHECK(cfg.is_object(), FormatError, "prune: ", (in / "config.json").string(), " is not a JSON object");
+  const std::string vlm_name = cfg.value("vlm_model_name", std::string());
+  const std::string vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.policy.vlm_config_dir);
+  VLART_CHECK(!vlm_dir.empty() && fs::exists(fs::path(vlm_dir) / "config.json"), NotFoundError,
+              "prune: SmolVLM config.json not found (vlm_model_name '", vlm_name,
+              "' is not a local directory); pass --vlm-config DIR");
+  const int64_t hd = smolvla::load_config(in_dir, (fs::path(vlm_dir) / "config.json").string()).text.head_dim;
+  opts.block_moments = [hd](const std::string& name) -> int64_t {
+    const std::string suffix = ".self_attn.o_proj.weight";
+    const bool o_proj = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return o_proj && (starts_with(name, kTextLayers) || starts_with(name, kExpertLayers)) ? hd : 0;
+  };
+  opts.max_rows = 1;  // the row sample is not used
+  return collect_calibration(in_dir, obs, noise, opts);
 }
 
 PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_dir, const PruneOptions& opts) {
@@ -327,8 +402,8 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
     l.source = s.source;
     l.heads_before = s.heads;
     l.mlp_before = s.mlp;
-    l.heads = heads_v ? prune_heads(m, kTextLayers, i, s.heads, kv, hd, opts.heads_frac) : s.heads;
-    l.mlp = mlp_v ? prune_mlp(m, kTextLayers, i, s.mlp, opts.mlp_frac) : s.mlp;
+    l.heads = heads_v ? prune_heads(m, kTextLayers, i, s.heads, kv, hd, opts.heads_frac, opts, i + 1 == nv) : s.heads;
+    l.mlp = mlp_v ? prune_mlp(m, kTextLayers, i, s.mlp, opts.mlp_frac, opts, i + 1 == nv) : s.mlp;
     l.expert = s.expert >= 0 ? emap[static_cast<size_t>(s.expert)] : -1;
     l.self_attn = s.self_attn;
     sum.vlm.push_back(l);
@@ -348,8 +423,8 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
     l.source = s.source;
     l.heads_before = s.heads;
     l.mlp_before = s.mlp;
-    l.heads = heads_e ? prune_heads(m, kExpertLayers, e, s.heads, kv, hd, opts.heads_frac) : s.heads;
-    l.mlp = mlp_e ? prune_mlp(m, kExpertLayers, e, s.mlp, opts.mlp_frac) : s.mlp;
+    l.heads = heads_e ? prune_heads(m, kExpertLayers, e, s.heads, kv, hd, opts.heads_frac, opts, false) : s.heads;
+    l.mlp = mlp_e ? prune_mlp(m, kExpertLayers, e, s.mlp, opts.mlp_frac, opts, false) : s.mlp;
     sum.expert.push_back(l);
     const std::string p = kExpertLayers + std::to_string(emap[static_cast<size_t>(e)]) + ".";
     for (auto& [rest, t] : m) outs.emplace_back(p + rest, t);
@@ -380,8 +455,13 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
   step["heads_frac"] = opts.heads_frac;
   step["mlp_frac"] = opts.mlp_frac;
   step["parts"] = std::string(opts.vlm ? "vlm" : "") + (opts.vlm && opts.expert ? "," : "") + (opts.expert ? "expert" : "");
-  step["importance"] = "magnitude: query heads by o_proj column norm (same count per kv group), MLP channels by "
-                       "|gate row| * |up row| * |down column|";
+  step["importance"] =
+      opts.activations
+          ? "activation (" + std::to_string(opts.activations->observations) +
+                " calibration observations): query heads by E|o_proj[:, head] x_head|^2 (same count per kv group), "
+                "MLP channels by E[h_c^2] * |down column|^2"
+          : std::string("magnitude: query heads by o_proj column norm (same count per kv group), MLP channels by "
+                        "|gate row| * |up row| * |down column|");
   ojson steps = ojson::array();
   if (cfg.contains("pruning") && cfg["pruning"].is_object() && cfg["pruning"].contains("steps") &&
       cfg["pruning"]["steps"].is_array())

@@ -11,10 +11,13 @@
 //  - Attention heads (fraction f per layer): only query heads, the same number in every GQA group
 //    (so query head groups stay uniform over the unchanged key/value heads and the K/V cache, the
 //    expert's joint attention and its cross-attention projections keep their widths). A head's
-//    importance is the Frobenius norm of its o_proj columns (what it can write into the residual).
-//  - MLP channels (fraction f per layer): channel c's importance is
-//    ||gate_proj row c|| * ||up_proj row c|| * ||down_proj column c||; the kept width is rounded up
-//    to a multiple of 8 (of the original width when that is smaller).
+//    magnitude importance is the Frobenius norm of its o_proj columns (what it can write into the
+//    residual); its activation importance, E||W_o[:, head] x_head||^2 on calibration observations
+//    (what it does write, on average).
+//  - MLP channels (fraction f per layer): channel c's magnitude importance is
+//    ||gate_proj row c|| * ||up_proj row c|| * ||down_proj column c||, its activation importance
+//    E[h_c^2] * ||down_proj column c||^2 (h = act(gate) * up, the input of down_proj); the kept width
+//    is rounded up to a multiple of 8 (of the original width when that is smaller).
 // Kept rows/columns stay in their original order; dropped layers are renumbered away, so the
 // output holds physically smaller matrices under the usual tensor names, and config.json gets
 // num_vlm_layers / num_expert_layers for the kept layers plus a "pruning" section listing every
@@ -24,6 +27,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "compress/calibrate.h"
 
 namespace vlart::compress {
 
@@ -36,6 +41,9 @@ struct PruneOptions {
   double mlp_frac = 0;                      // fraction of MLP channels removed per layer, [0, 1)
   bool vlm = true, expert = true;           // which parts heads_frac / mlp_frac apply to
   std::string vlm_config_dir;               // SmolVLM config dir (default: found as Policy::load does)
+  // Activation importance for heads and MLP channels: statistics of this same checkpoint from
+  // collect_prune_activations(). Null: magnitude importance (from the weights alone).
+  const CalibrationData* activations = nullptr;
   bool force = false;                       // allow a non-empty out_dir (its contents are replaced)
 };
 
@@ -65,6 +73,13 @@ struct PruneSummary {
 // An input that is already pruned is pruned further (indices refer to its stored layers; the
 // section keeps "source" indices of the original checkpoint and appends this step).
 PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_dir, const PruneOptions& opts);
+
+// Runs the float checkpoint `in_dir` on the observations (noise[i] when given) and collects what
+// activation importance needs: per-channel E[x^2] of every Linear input (down_proj's is the MLP
+// hidden state) and per-head second-moment blocks of every attention o_proj input.
+// opts.policy.vlm_config_dir locates the SmolVLM config as for Policy::load.
+CalibrationData collect_prune_activations(const std::string& in_dir, const std::vector<Observation>& obs,
+                                          const std::vector<std::vector<float>>& noise, CalibrateOptions opts);
 
 // Parses "3,5,7" (also "3-5" ranges) into indices; InvalidArgument naming `what` otherwise.
 std::vector<int64_t> parse_index_list(const std::string& s, const std::string& what);
