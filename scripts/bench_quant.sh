@@ -3,7 +3,8 @@
 #   1. writes the checkpoint if missing (tools/make_smolvla_fixtures.py --full-size, needs the
 #      fixture venv: LeRobot + torch from PyPI) and an observation directory from the bundled frames;
 #   2. quantizes it with every scheme (w8a8, w8a8 with static calibrated ranges, int8, int4-g64,
-#      int4-g64 with activation-aware calibration) into models/quant/ (git-ignored);
+#      int4-g64 with activation-aware calibration, int4-g64 with GPTQ rounding) into models/quant/
+#      (git-ignored);
 #   3. runs `vlart compare` (each model in its own process, one after another: actions vs the float
 #      reference, file size, peak RSS, p50 latency and speed-up) and the kernel micro-benchmark.
 # Output: $OUT/compare.md, $OUT/kernels.json. Variables: ITERS, THREADS, OUT,
@@ -71,8 +72,9 @@ quant w8a8-static w8a8 --calibrate "$OBS"
 quant int8 int8
 quant int4-g64 int4-g64
 quant int4-g64-awq int4-g64 --calibrate "$OBS"
+quant int4-g64-gptq int4-g64 --calibrate "$OBS" --gptq
 
-CANDS=("$QDIR/w8a8" "$QDIR/w8a8-static" "$QDIR/int8" "$QDIR/int4-g64" "$QDIR/int4-g64-awq")
+CANDS=("$QDIR/w8a8" "$QDIR/w8a8-static" "$QDIR/int8" "$QDIR/int4-g64" "$QDIR/int4-g64-awq" "$QDIR/int4-g64-gptq")
 echo "=== vlart compare (reference f32 + ${#CANDS[@]} candidates, $ITERS timed calls each, $THREADS threads) ==="
 ./build/bin/vlart compare "$REF" "${CANDS[@]}" --obs "$OBS" --threads "$THREADS" --iters "$ITERS" "${VLM[@]}" \
   | tee "$OUT/compare.md"

@@ -1,4 +1,4 @@
-# vlart prune / rank-layers / --visual-tokens on the bundled default policy (3 VLM layers, S/C/C,
+# vlart prune / rank-layers / --visual-tokens (and calibrated quantize --gptq) on the bundled default policy (3 VLM layers, S/C/C,
 # 3 heads in one kv group, MLP 128, expert MLP 256), outputs under the build tree.
 if(TARGET vlart_cli)
   set(_pr_policy ${PROJECT_SOURCE_DIR}/assets/default_policy)
@@ -70,6 +70,15 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> prune ${_pr_policy} ${_pr_out}/bad --prune-mlp-frac 0.5 --importance weights)
   set_tests_properties(cli_prune_bad_importance_message PROPERTIES PASS_REGULAR_EXPRESSION
     "--importance expects magnitude or activation, got 'weights'")
+  add_test(NAME cli_quantize_gptq
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_pr_policy} ${_pr_out}/gptq --scheme int4-g64 --gptq
+            --calibrate ${_pr_out}/obs --threads 1 --force)
+  set_tests_properties(cli_quantize_gptq PROPERTIES FIXTURES_REQUIRED cli_prune_obs PASS_REGULAR_EXPRESSION
+    "1024 rows sampled per layer.*calibration: GPTQ rounding for [0-9]+ of [0-9]+ weights; output error on the sampled rows")
+  add_test(NAME cli_quantize_gptq_needs_calibrate_message
+    COMMAND $<TARGET_FILE:vlart_cli> quantize ${_pr_policy} ${_pr_out}/bad --scheme int4-g64 --gptq)
+  set_tests_properties(cli_quantize_gptq_needs_calibrate_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "--gptq applies to int4 schemes with --calibrate OBS_DIR \\(got scheme int4-g64, no --calibrate\\)")
   add_test(NAME cli_run_visual_tokens
     COMMAND $<TARGET_FILE:vlart_cli> run ${_pr_policy} ${_pr_inputs} --visual-tokens 2 --json)
   set_tests_properties(cli_run_visual_tokens PROPERTIES PASS_REGULAR_EXPRESSION "\"horizon\":50,\"action_dim\":4")
@@ -81,5 +90,6 @@ if(TARGET vlart_cli)
     cli_prune_bad_index_message cli_prune_bad_fraction_message cli_prune_obs_setup cli_prune_compare
     cli_visual_tokens_compare cli_run_visual_tokens cli_rank_layers cli_prune_by_rank
     cli_prune_by_rank_needs_calibrate_message cli_prune_activation_importance cli_prune_activation_run
-    cli_prune_activation_needs_calibrate_message cli_prune_bad_importance_message PROPERTIES LABELS "cli")
+    cli_prune_activation_needs_calibrate_message cli_prune_bad_importance_message cli_quantize_gptq
+    cli_quantize_gptq_needs_calibrate_message PROPERTIES LABELS "cli")
 endif()

@@ -48,6 +48,7 @@ int cmd_quantize(int argc, char** argv) {
   std::string scheme;
   int64_t group = 0;
   bool asym = false;
+  bool calib_rows_given = false;
   compress::QuantizeOptions o;
   std::string calib_dir;
   compress::CalibrateOptions co;
@@ -80,7 +81,10 @@ int cmd_quantize(int argc, char** argv) {
       asym = true;
     } else if (a == "--calibrate") {
       calib_dir = next();
+    } else if (a == "--gptq") {
+      o.gptq = true;
     } else if (a == "--calib-rows") {
+      calib_rows_given = true;
       const std::string v = next();
       co.max_rows = std::atoll(v.c_str());
       VLART_CHECK(co.max_rows >= 1 && co.max_rows <= 65536, InvalidArgument,
@@ -113,6 +117,10 @@ int cmd_quantize(int argc, char** argv) {
                 "quantize: --asymmetric applies to int4 schemes only");
   }
   o.scheme = compress::parse_scheme(scheme);
+  VLART_CHECK(!o.gptq || (o.scheme.kind == compress::Scheme::kInt4 && !calib_dir.empty()), InvalidArgument,
+              "quantize: --gptq applies to int4 schemes with --calibrate OBS_DIR (got scheme ", o.scheme.name(),
+              calib_dir.empty() ? ", no --calibrate" : "", ")");
+  if (o.gptq && !calib_rows_given) co.max_rows = 1024;  // GPTQ fits H = X^T X on the sampled rows
   compress::CalibrationData calib;
   if (!calib_dir.empty()) {
     VLART_CHECK(o.scheme.kind == compress::Scheme::kInt4 || o.scheme.kind == compress::Scheme::kW8A8,
@@ -135,9 +143,9 @@ int cmd_quantize(int argc, char** argv) {
       std::printf("calibration: static activation scales for %lld of %lld weights\n",
                   static_cast<long long>(s.calibrated), static_cast<long long>(s.quantized));
     else
-      std::printf("calibration: activation-aware scales chosen for %lld of %lld weights; output error on the "
+      std::printf("calibration: %s for %lld of %lld weights; output error on the "
                   "sampled rows %.4g -> %.4g (%.1f%% of plain rounding)\n",
-                  static_cast<long long>(s.calibrated), static_cast<long long>(s.quantized), s.calib_err_plain,
+                  o.gptq ? "GPTQ rounding" : "activation-aware scales chosen", static_cast<long long>(s.calibrated), static_cast<long long>(s.quantized), s.calib_err_plain,
                   s.calib_err_chosen, s.calib_err_plain > 0 ? 100.0 * s.calib_err_chosen / s.calib_err_plain : 100.0);
   }
 

@@ -42,6 +42,8 @@ void usage() {
                "  quantize <in_dir> <out_dir> --scheme bf16|int8|w8a8|int4-g32|int4-g64|int4-g128[-asym]\n"
                "      [--keep-float PAT,...] [--no-default-keep] [--scales-f16] [--force]\n"
                "      [--attention f32|int16|int8 (default: int8 for w8a8, else f32)]\n"
+               "      [--calibrate OBS_DIR [--calib-rows N] [--gptq]] (int4: AWQ scales or GPTQ rounding;\n"
+               "      w8a8: static activation ranges)\n"
                "                                write a quantized copy of a checkpoint directory\n"
                "  compare <ref_dir> <cand_dir> [<cand_dir> ...] --obs OBS_DIR [--threads N] [--iters N]\n"
                "      [--seed N] [--tokenizer PATH] [--vlm-config DIR] [--visual-tokens K] [--json]\n"

@@ -223,6 +223,42 @@ nlohmann::ordered_json read_json_file(const fs::path& p) {
   }
 }
 
+// One int4 group's scale (f16 bits) and zero point from its current values, as quantize_int4.
+struct GroupParams {
+  uint16_t scale_bits = 0;
+  float scale = 0.f;
+  int zero = 0;  // asymmetric only
+};
+GroupParams group_params(const float* v, int64_t len, int64_t stride, bool symmetric) {
+  GroupParams p;
+  if (symmetric) {
+    float amax = 0.f;
+    for (int64_t j = 0; j < len; ++j) amax = std::max(amax, std::fabs(v[j * stride]));
+    p.scale_bits = f16_ceil(amax / 7.f, "int4 scale");
+  } else {
+    float lo = 0.f, hi = 0.f;
+    for (int64_t j = 0; j < len; ++j) {
+      lo = std::min(lo, v[j * stride]);
+      hi = std::max(hi, v[j * stride]);
+    }
+    p.scale_bits = f16_ceil((hi - lo) / 15.f, "int4 scale");
+    p.scale = f16_to_f32(p.scale_bits);
+    p.zero = p.scale > 0.f ? static_cast<int>(std::clamp(std::nearbyint(-lo / p.scale), 0.f, 15.f)) : 0;
+  }
+  p.scale = f16_to_f32(p.scale_bits);
+  return p;
+}
+
+// The stored nibble of x under p (quantize_int4's rounding).
+int int4_code(float x, const GroupParams& p, bool symmetric) {
+  if (symmetric) return p.scale > 0.f ? static_cast<int>(std::clamp(std::nearbyint(x / p.scale), -8.f, 7.f)) + 8 : 8;
+  return p.scale > 0.f ? std::clamp(static_cast<int>(std::nearbyint(x / p.scale)) + p.zero, 0, 15) : p.zero;
+}
+
+float int4_value(int code, const GroupParams& p, bool symmetric) {
+  return p.scale * static_cast<float>(symmetric ? code - 8 : code - p.zero);
+}
+
 Tensor from_bytes(const void* src, size_t nbytes, const Shape& shape, DType dt) {
   Tensor t = Tensor::empty(shape, dt);
   VLART_CHECK(t.nbytes() == nbytes, InternalError, "quantize: ", nbytes, " bytes for ", t.str());
@@ -281,6 +317,78 @@ std::vector<float> awq_scales(const std::vector<float>& w, int64_t n, int64_t k,
 }
 
 }  // namespace
+
+Int4Weight gptq_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symmetric, const float* x, int64_t rows,
+                     double damp) {
+  VLART_CHECK(g > 0 && g % 2 == 0 && k > 0 && k % 2 == 0, InvalidArgument, "gptq_int4: K = ", k, " and group size ",
+              g, " must be even and positive");
+  VLART_CHECK(rows > 0 && damp > 0.0 && std::isfinite(damp), InvalidArgument, "gptq_int4: needs rows > 0 and damp > 0, got ",
+              rows, " rows, damp ", damp);
+  using MatD = Eigen::MatrixXd;
+  using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  // H = X^T X / rows (float GEMM, double from here on).
+  const Eigen::Map<const RowMat> X(x, rows, k);
+  MatD H = (X.transpose() * X).cast<double>() / static_cast<double>(rows);
+  MatF W = Eigen::Map<const RowMat>(w, n, k);  // column-major copy: columns are updated in place
+  double mean_diag = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    if (!(H(j, j) > 0.0)) {  // an input that is always zero: its weights never contribute
+      H(j, j) = 1.0;
+      W.col(j).setZero();
+    }
+    mean_diag += H(j, j);
+  }
+  mean_diag /= static_cast<double>(k);
+  H.diagonal().array() += damp * mean_diag;
+  // U: upper Cholesky factor of H^-1 (H^-1 = U^T U).
+  Eigen::LLT<MatD> llt(H);
+  VLART_CHECK(llt.info() == Eigen::Success, InvalidArgument, "gptq_int4: H is not positive definite (damp ", damp, ")");
+  const MatD Hinv = llt.solve(MatD::Identity(k, k));
+  Eigen::LLT<MatD> llt2(Hinv);
+  VLART_CHECK(llt2.info() == Eigen::Success, InvalidArgument, "gptq_int4: H^-1 is not positive definite (damp ", damp, ")");
+  const MatF U = MatD(llt2.matrixU()).cast<float>();
+
+  const int64_t ng = (k + g - 1) / g;
+  std::vector<int> codes(static_cast<size_t>(n * k));
+  std::vector<GroupParams> params(static_cast<size_t>(n * ng));
+  const int64_t B = std::max<int64_t>(1, 128 / g) * g;  // lazy-batch block, a multiple of the group
+  MatF err(n, B);
+  for (int64_t b0 = 0; b0 < k; b0 += B) {
+    const int64_t b1 = std::min(k, b0 + B);
+    for (int64_t j = b0; j < b1; ++j) {
+      if (j % g == 0) {
+        const int64_t len = std::min(g, k - j);
+        for (int64_t r = 0; r < n; ++r)
+          params[static_cast<size_t>(r * ng + j / g)] = group_params(&W(r, j), len, W.outerStride(), symmetric);
+      }
+      const float d = U(j, j);
+      for (int64_t r = 0; r < n; ++r) {
+        const GroupParams& p = params[static_cast<size_t>(r * ng + j / g)];
+        const int c = int4_code(W(r, j), p, symmetric);
+        codes[static_cast<size_t>(r * k + j)] = c;
+        err(r, j - b0) = (W(r, j) - int4_value(c, p, symmetric)) / d;
+      }
+      // The rest of the block now; the columns after it once per block.
+      if (j + 1 < b1)
+        W.block(0, j + 1, n, b1 - j - 1).noalias() -= err.col(j - b0) * U.block(j, j + 1, 1, b1 - j - 1);
+    }
+    if (b1 < k) W.rightCols(k - b1).noalias() -= err.leftCols(b1 - b0) * U.block(b0, b1, b1 - b0, k - b1);
+  }
+  Int4Weight out;
+  out.packed.assign(static_cast<size_t>(n * k / 2), 0);
+  out.scales.resize(static_cast<size_t>(n * ng));
+  if (!symmetric) out.zeros.resize(static_cast<size_t>(n * ng));
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t b = 0; b < ng; ++b) {
+      out.scales[static_cast<size_t>(r * ng + b)] = params[static_cast<size_t>(r * ng + b)].scale_bits;
+      if (!symmetric) out.zeros[static_cast<size_t>(r * ng + b)] = static_cast<uint8_t>(params[static_cast<size_t>(r * ng + b)].zero);
+    }
+    for (int64_t j = 0; j < k; j += 2)
+      out.packed[static_cast<size_t>((r * k + j) / 2)] =
+          static_cast<uint8_t>(codes[static_cast<size_t>(r * k + j)] | (codes[static_cast<size_t>(r * k + j + 1)] << 4));
+  }
+  return out;
+}
 
 QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string& out_dir,
                                     const QuantizeOptions& opts) {
@@ -410,20 +518,39 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
       outs.emplace_back(n + kScalesSuffix, s);
     } else {
       std::vector<float> in_scales;
-      if (st) {
-        double e0 = 0, e1 = 0;
-        in_scales = awq_scales(wf, N, K, sc, *st, opts.awq_alphas, &e0, &e1);
-        sum.calib_err_plain += e0;
-        sum.calib_err_chosen += e1;
-      }
-      std::vector<float> wq = wf;
-      if (!in_scales.empty()) {
-        for (int64_t r = 0; r < N; ++r)
-          for (int64_t i = 0; i < K; ++i) wq[static_cast<size_t>(r * K + i)] *= in_scales[static_cast<size_t>(i)];
-        outs.emplace_back(n + kInputScalesSuffix, Tensor::from_vector(in_scales, {K}));
+      Int4Weight q;
+      if (st && opts.gptq) {
+        q = gptq_int4(wf.data(), N, K, sc.group_size, sc.symmetric, st->sample.data(), st->sampled, opts.gptq_damp);
+        // Output error on the sampled rows (the rows GPTQ fitted): plain rounding vs GPTQ.
+        const Int4Weight rtn = quantize_int4(wf.data(), N, K, sc.group_size, sc.symmetric);
+        const Eigen::Map<const RowMat> X(st->sample.data(), st->sampled, K);
+        const Eigen::Map<const RowMat> W(wf.data(), N, K);
+        std::vector<float> dq(wf.size());
+        for (int pass = 0; pass < 2; ++pass) {
+          const Int4Weight& iw = pass == 0 ? rtn : q;
+          dequantize_int4(iw.packed.data(), iw.scales.data(), sc.symmetric ? nullptr : iw.zeros.data(), N, K,
+                          sc.group_size, dq.data());
+          const Eigen::Map<const RowMat> D(dq.data(), N, K);
+          (pass == 0 ? sum.calib_err_plain : sum.calib_err_chosen) +=
+              static_cast<double>((X * (D - W).transpose()).squaredNorm());
+        }
         ++sum.calibrated;
+      } else {
+        if (st) {
+          double e0 = 0, e1 = 0;
+          in_scales = awq_scales(wf, N, K, sc, *st, opts.awq_alphas, &e0, &e1);
+          sum.calib_err_plain += e0;
+          sum.calib_err_chosen += e1;
+        }
+        std::vector<float> wq = wf;
+        if (!in_scales.empty()) {
+          for (int64_t r = 0; r < N; ++r)
+            for (int64_t i = 0; i < K; ++i) wq[static_cast<size_t>(r * K + i)] *= in_scales[static_cast<size_t>(i)];
+          outs.emplace_back(n + kInputScalesSuffix, Tensor::from_vector(in_scales, {K}));
+          ++sum.calibrated;
+        }
+        q = quantize_int4(wq.data(), N, K, sc.group_size, sc.symmetric);
       }
-      Int4Weight q = quantize_int4(wq.data(), N, K, sc.group_size, sc.symmetric);
       const int64_t ng = (K + sc.group_size - 1) / sc.group_size;
       outs.emplace_back(n + kQWeightSuffix, from_bytes(q.packed.data(), q.packed.size(), {N, K / 2}, DType::kU8));
       outs.emplace_back(n + kScalesSuffix, from_bytes(q.scales.data(), q.scales.size() * 2, {N, ng}, DType::kF16));
@@ -454,10 +581,11 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
   q["attention"] = opts.attention.empty() ? (sc.kind == Scheme::kW8A8 ? "int8" : "f32") : opts.attention;
   if (sum.calibrated > 0) {
     nlohmann::ordered_json c;
-    c["method"] = sc.kind == Scheme::kW8A8 ? "static" : "awq";
+    c["method"] = sc.kind == Scheme::kW8A8 ? "static" : opts.gptq ? "gptq" : "awq";
     c["observations"] = opts.calibration->observations;
     c["layers"] = sum.calibrated;
-    if (sc.kind != Scheme::kW8A8) c["alphas"] = opts.awq_alphas;
+    if (sc.kind != Scheme::kW8A8 && !opts.gptq) c["alphas"] = opts.awq_alphas;
+    if (sc.kind != Scheme::kW8A8 && opts.gptq) c["damp"] = opts.gptq_damp;
     q["calibration"] = c;
   }
   cfg["quantization"] = q;
@@ -496,8 +624,8 @@ std::optional<QuantConfig> read_quant_config(const std::string& path) {
     if (!cal.is_object() || !cal.contains("method") || !cal["method"].is_string())
       throw bad("field 'calibration' must be an object with a string 'method'");
     c.calibration = cal["method"].get<std::string>();
-    if (c.calibration != "awq" && c.calibration != "static")
-      throw bad("calibration method '" + c.calibration + "' is not 'awq' or 'static'");
+    if (c.calibration != "awq" && c.calibration != "static" && c.calibration != "gptq")
+      throw bad("calibration method '" + c.calibration + "' is not 'awq', 'gptq' or 'static'");
   }
   if (q.contains("attention")) {
     c.attention = str("attention");

@@ -72,6 +72,15 @@ struct Int4Weight {
 };
 // k and g must be even (InvalidArgument otherwise); the last group of a row may be shorter.
 Int4Weight quantize_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symmetric);
+// GPTQ (Frantar et al. 2022) for int4 with groups: columns are quantized left to right and each
+// column's rounding error, divided by the pivot of the Cholesky factor U of H^-1 (H^-1 = U^T U),
+// is pushed onto the columns not yet quantized as err * U[j, j+1:], which minimises the output error
+// ||X (Wq - W)^T||^2 on the rows x [rows, K] column by column (H = X^T X / rows + damp * mean(diag) * I).
+// A group's scale (and zero point) is taken from its columns as they stand when the group starts.
+// Same output format and scale rounding as quantize_int4; with H a multiple of I it equals
+// quantize_int4 exactly. Columns whose inputs are always zero get weight 0 (they never contribute).
+Int4Weight gptq_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symmetric, const float* x, int64_t rows,
+                     double damp = 0.01);
 // zeros == nullptr: symmetric (nibble - 8).
 void dequantize_int4(const uint8_t* packed, const uint16_t* scales, const uint8_t* zeros, int64_t n, int64_t k,
                      int64_t g, float* out);
@@ -100,6 +109,10 @@ struct QuantizeOptions {
   // statistics are quantized as without calibration.
   const CalibrationData* calibration = nullptr;
   std::vector<double> awq_alphas = {0.0, 0.25, 0.5, 0.75, 1.0};
+  // int4 with calibration: GPTQ rounding (gptq_int4) on the sampled rows instead of the AWQ scale
+  // search; gptq_damp is the fraction of H's mean diagonal added to it.
+  bool gptq = false;
+  double gptq_damp = 0.01;
   // Attention products recorded in the config ("f32", "int16" or "int8", see
   // PolicyOptions::AttentionPrecision); empty = the scheme's default: int8 for w8a8 (its matmul
   // inputs are already int8), f32 for the weight-only schemes.
