@@ -324,29 +324,32 @@ Int4Weight gptq_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symme
               g, " must be even and positive");
   VLART_CHECK(rows > 0 && damp > 0.0 && std::isfinite(damp), InvalidArgument, "gptq_int4: needs rows > 0 and damp > 0, got ",
               rows, " rows, damp ", damp);
-  using MatD = Eigen::MatrixXd;
   using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-  // H = X^T X / rows (float GEMM, double from here on).
+  // H = X^T X / rows + damp * mean(diag) * I in float (as the reference GPTQ), two K x K matrices at
+  // most: for the connector (K = 12288) that is 1.2 GB.
   const Eigen::Map<const RowMat> X(x, rows, k);
-  MatD H = (X.transpose() * X).cast<double>() / static_cast<double>(rows);
+  MatF A = X.transpose() * X;
+  A /= static_cast<float>(rows);
   MatF W = Eigen::Map<const RowMat>(w, n, k);  // column-major copy: columns are updated in place
   double mean_diag = 0;
   for (int64_t j = 0; j < k; ++j) {
-    if (!(H(j, j) > 0.0)) {  // an input that is always zero: its weights never contribute
-      H(j, j) = 1.0;
+    if (!(A(j, j) > 0.f)) {  // an input that is always zero: its weights never contribute
+      A(j, j) = 1.f;
       W.col(j).setZero();
     }
-    mean_diag += H(j, j);
+    mean_diag += A(j, j);
   }
   mean_diag /= static_cast<double>(k);
-  H.diagonal().array() += damp * mean_diag;
-  // U: upper Cholesky factor of H^-1 (H^-1 = U^T U).
-  Eigen::LLT<MatD> llt(H);
+  A.diagonal().array() += static_cast<float>(damp * mean_diag);
+  // U, the upper Cholesky factor of H^-1 (H^-1 = U^T U), from one factorisation and one triangular
+  // inverse: with J the order reversal and J H J = M M^T (lower M), H = R R^T for the upper
+  // R = J M J, so H^-1 = R^-T R^-1 and U = R^-1 = J M^-1 J.
+  A.reverseInPlace();
+  Eigen::LLT<Eigen::Ref<MatF>> llt(A);  // in place: M in A's lower triangle
   VLART_CHECK(llt.info() == Eigen::Success, InvalidArgument, "gptq_int4: H is not positive definite (damp ", damp, ")");
-  const MatD Hinv = llt.solve(MatD::Identity(k, k));
-  Eigen::LLT<MatD> llt2(Hinv);
-  VLART_CHECK(llt2.info() == Eigen::Success, InvalidArgument, "gptq_int4: H^-1 is not positive definite (damp ", damp, ")");
-  const MatF U = MatD(llt2.matrixU()).cast<float>();
+  MatF U = MatF::Identity(k, k);
+  A.triangularView<Eigen::Lower>().solveInPlace(U);  // M^-1
+  U.reverseInPlace();
 
   const int64_t ng = (k + g - 1) / g;
   std::vector<int> codes(static_cast<size_t>(n * k));
