@@ -7,7 +7,8 @@
 //                                        an s8 x s8 oneDNN matmul + row-scale epilogue)
 // Arguments: scheme, M, K, N, threads, cold. cold=1 rotates through copies of the weight totalling
 // >= 192 MiB of stored bytes (per scheme), so every call streams its weights from DRAM as a real
-// model's layers do; cold=0 reuses one copy (M > 16, compute-bound).
+// model's layers do (M <= 16, and the expert's M = 50 shapes); cold=0 reuses one copy (M > 16,
+// compute-bound).
 // Counters: GFLOP/s and, for M <= 16, W_GB/s (stored weight bytes per second) and Wparam/s.
 #include <benchmark/benchmark.h>
 
@@ -140,6 +141,10 @@ void args(benchmark::internal::Benchmark* b) {
         if (scheme == 3 && s.m <= 16) continue;  // same kernel as int8 there
         b->Args({scheme, s.m, s.k, s.n, threads, s.m <= 16 ? 1 : 0});
       }
+  // The action expert's per-flow-step matmuls (M = 50 action tokens) with weights streamed as in the
+  // model (cold): f32 against w8a8.
+  for (Mkn s : {Mkn{50, 720, 960}, Mkn{50, 720, 320}, Mkn{50, 960, 720}, Mkn{50, 720, 2048}, Mkn{50, 2048, 720}})
+    for (int64_t scheme : {0, 3}) b->Args({scheme, s.m, s.k, s.n, 2, 1});
   b->ArgNames({"scheme", "M", "K", "N", "thr", "cold"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
