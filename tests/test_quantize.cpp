@@ -857,7 +857,7 @@ TEST(QuantizeCalibration, AwqGptqInt4AndStaticW8A8OnEveryFixtureCase) {
     std::printf("[%s] %-16s cos %.6f (min %.6f) rel L2 %.4g max abs %.3g  (%lld calibrated; layer error %.4g -> %.4g)\n",
                 c.c_str(), "int4-g64+gptq", e.cosine, e.min_cosine, e.rel_l2, e.max_abs,
                 static_cast<long long>(sum.calibrated), sum.calib_err_plain, sum.calib_err_chosen);
-    EXPECT_GE(e.min_cosine, 0.99);  // the int4-g64 gate (measured 0.9903 .. 0.9992)
+    EXPECT_GE(e.min_cosine, 0.99);  // the int4-g64 gate (measured 0.9905 .. 0.9992)
     EXPECT_LT(e.rel_l2, errs["int4-g64"].rel_l2);  // better than plain rounding on every case
     fs::remove_all(out);
   }
