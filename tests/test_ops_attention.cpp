@@ -12,6 +12,7 @@
 #include "core/backend.h"
 #include "core/graph.h"
 #include "cpu/attention.h"
+#include "cpu/isa.h"
 #include "op_harness.h"
 #include "vlart/error.h"
 
@@ -452,6 +453,51 @@ TEST(Attention, GenericTileKernelsMatchReference) {
           ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
       EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype)) << "bf16 " << bf16 << " masked " << masked;
     }
+}
+
+// Every rung of the ISA ladder this CPU has (capped with cpu_isa_cap): the tile kernels FlashAttention
+// picks are the ones the rung names, and they agree with the reference on odd shapes (Dv not a multiple
+// of 8 or 16, a last key tile of 1, fully masked rows through the bool mask, bf16).
+TEST(Attention, EveryIsaRungPicksItsTilesAndMatchesReference) {
+  using kernels::CpuIsa;
+  const CpuIsa saved = kernels::cpu_isa_cap_value();
+  int rungs = 0;
+  for (CpuIsa rung : {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (rung > kernels::cpu_isa_detected()) {
+      std::printf("[ INFO ] attention rung %s: not on this CPU, not run\n", kernels::cpu_isa_name(rung));
+      continue;
+    }
+    kernels::cpu_isa_cap(rung);
+    ++rungs;
+    const char* want = rung == CpuIsa::kAvx512 ? "avx512" : rung == CpuIsa::kAvx2 ? "avx2" : "generic";
+    for (bool bf16 : {false, true})
+      for (int shape = 0; shape < 2; ++shape) {
+        AttnCase c;
+        c.B = 2, c.Lq = shape ? 37 : 50, c.Lk = shape ? 129 : 257, c.Hq = 6, c.Hkv = shape ? 3 : 2,
+        c.D = shape ? 40 : 64, c.Dv = shape ? 21 : 72, c.causal = shape == 1,
+        c.mask = shape ? MaskKind::kBool : MaskKind::kNone, c.dtype = bf16 ? DType::kBF16 : DType::kF32;
+        // Batch 1 masks every key of its first rows' window: fully masked rows give zeros.
+        const AttnInputs in = make_inputs(c, 31 + shape, [](int64_t b, int64_t i, int64_t j) {
+          return b == 0 ? j < 100 : (i >= 3 && j % 3 != 1);
+        });
+        kernels::AttentionParams p;
+        p.B = c.B, p.Lq = c.Lq, p.Lk = c.Lk, p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Dv = c.dv();
+        p.causal = c.causal, p.bf16 = bf16, p.mask = shape ? kernels::AttnMask::kBool : kernels::AttnMask::kNone;
+        kernels::FlashAttention fa(p, 2);
+        EXPECT_STREQ(fa.isa(), want) << "rung " << kernels::cpu_isa_name(rung);
+        EXPECT_STREQ(kernels::attention_f32_path_name(), want);
+        std::vector<float> scratch(fa.scratch_bytes() / sizeof(float) + 16);
+        float* ws = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+        Tensor out = Tensor::empty({c.B, c.Lq, c.Hq, c.dv()}, c.dtype);
+        fa.run(in.q.raw(), in.k.raw(), in.v.raw(), shape ? in.mask.raw() : nullptr, out.raw(), ws);
+        const std::vector<float> ref =
+            ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
+        EXPECT_LE(nmse(out.to_float_vector(), ref), bound(c.dtype))
+            << "rung " << kernels::cpu_isa_name(rung) << " bf16 " << bf16 << " shape " << shape;
+      }
+  }
+  kernels::cpu_isa_cap(saved);
+  EXPECT_GE(rungs, 1);
 }
 
 // int16 and int8 products through the backend on every feature of the kernel: GQA, causal, bool / u8 /

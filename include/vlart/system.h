@@ -10,7 +10,7 @@ struct CpuFeatures {
   std::string vendor;
   std::string model;
   int logical_cpus = 0;
-  bool avx2 = false, fma = false, f16c = false;
+  bool avx2 = false, fma = false, f16c = false, avx_vnni = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false, avx512_bf16 = false,
        avx512_fp16 = false;
   bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
@@ -25,11 +25,21 @@ struct BackendInfo {
   std::string detail;  // device / ISA, or why unavailable
 };
 
+// The code path one CPU kernel family takes on this machine (under VLART_MAX_CPU_ISA /
+// ONEDNN_MAX_CPU_ISA caps), e.g. {"attention f32", "avx2"}.
+struct KernelPathInfo {
+  std::string family;
+  std::string path;
+};
+
 struct SystemInfo {
   std::string vlart_version;
   CpuFeatures cpu;
   std::string onednn_version;
   std::string onednn_isa;  // effective ISA oneDNN dispatches to
+  std::string kernel_isa;  // vlart's own kernels: portable | avx2 | avx512 (after any cap)
+  std::string kernel_isa_cap;  // the cap in force ("none" when uncapped)
+  std::vector<KernelPathInfo> kernels;
   std::vector<BackendInfo> backends;
 };
 

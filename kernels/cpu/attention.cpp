@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/isa.h"
 #include "vlart/dtype.h"
 
 namespace vlart::kernels {
@@ -68,6 +69,17 @@ size_t round16(size_t n) { return (n + 15) / 16 * 16; }  // keeps every region 6
 
 }  // namespace
 
+bool attention_reduced_precision_available() {
+  return cpu_isa_max() >= CpuIsa::kAvx512 && cpu_has_avx512_vnni() && attn_i16_kernels_avx512vnni() != nullptr;
+}
+
+const char* attention_f32_path_name() {
+  const CpuIsa isa = cpu_isa_max();
+  const AttnTileKernels* fast = isa >= CpuIsa::kAvx512 ? attn_tile_kernels_avx512() : nullptr;
+  if (!fast && isa >= CpuIsa::kAvx2) fast = attn_tile_kernels_avx2();
+  return (fast ? fast : &attn_tile_kernels_generic())->name;
+}
+
 FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force_generic)
     : p_(p), threads_(threads > 0 ? threads : 1) {
   if (p_.scale == 0.f) p_.scale = 1.f / std::sqrt(static_cast<float>(p_.D));
@@ -87,7 +99,9 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   off_l_ = take(QB);
   off_alpha_ = take(QB);
   off_tmax_ = take(QB);
-  const AttnI16Kernels* i16 = p_.int16 && !force_generic ? attn_i16_kernels_avx512vnni() : nullptr;
+  const CpuIsa isa = force_generic ? CpuIsa::kPortable : cpu_isa_max();
+  const AttnI16Kernels* i16 =
+      p_.int16 && !force_generic && attention_reduced_precision_available() ? attn_i16_kernels_avx512vnni() : nullptr;
   // int16 tiles keep one kv head's quantized K and V (pairs interleaved) and their scales per thread.
   const int64_t i16_cache_floats = (p_.Lk * p_.D + 1) / 2 + p_.Lk + (p_.Lk + 1) / 2 * p_.Dv + p_.Dv;
   if (i16 && p_.D % 16 == 0 && p_.Dv % 16 == 0 && i16_cache_floats <= kHeadCacheFloats) {
@@ -112,7 +126,8 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
     off_vf_ = take(kv_rows * p_.Dv);
   }
   per_thread_floats_ = o;
-  const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
+  const AttnTileKernels* fast = isa >= CpuIsa::kAvx512 ? attn_tile_kernels_avx512() : nullptr;
+  if (!fast && isa >= CpuIsa::kAvx2) fast = attn_tile_kernels_avx2();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
 }
 

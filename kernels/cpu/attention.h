@@ -33,6 +33,12 @@ struct AttentionParams {
   bool pv_int8 = false;
 };
 
+// Whether the reduced-precision (int16 / int8 product) tiles can run on this CPU under the ISA cap
+// (cpu/isa.h). Where they cannot, AttentionParams::int16 falls back to the f32 tiles, exactly.
+bool attention_reduced_precision_available();
+// The f32 tile kernels FlashAttention picks now: "avx512", "avx2" or "generic".
+const char* attention_f32_path_name();
+
 class FlashAttention {
  public:
   // Picks the AVX-512 tile kernels when the CPU has them unless `force_generic`.

@@ -87,6 +87,8 @@ struct AttnI16Kernels {
 
 // Plain C++ loops, any CPU.
 const AttnTileKernels& attn_tile_kernels_generic();
+// AVX2+FMA intrinsics; nullptr when this build or this CPU has no AVX2+FMA.
+const AttnTileKernels* attn_tile_kernels_avx2();
 // AVX-512F intrinsics; nullptr when this build or this CPU has no AVX-512F.
 const AttnTileKernels* attn_tile_kernels_avx512();
 // AVX512_VNNI (+BW); nullptr when this build or this CPU lacks it.

@@ -6,19 +6,18 @@
 #include <cstring>
 
 #include "cpu/gemv.h"
+#include "cpu/isa.h"
 
 namespace vlart::gemv_detail {
 
+// The best GEMV path on this CPU under the process-wide ISA cap (cpu/isa.h).
 inline GemvIsa detect_isa() {
-  static const GemvIsa best = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl"))
-      return __builtin_cpu_supports("avx512bf16") ? GemvIsa::kAvx512Bf16 : GemvIsa::kAvx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemvIsa::kAvx2;
-    return GemvIsa::kScalar;
-  }();
-  return best;
+  switch (kernels::cpu_isa_max()) {
+    case kernels::CpuIsa::kAvx512: return kernels::cpu_has_avx512_bf16() ? GemvIsa::kAvx512Bf16 : GemvIsa::kAvx512;
+    case kernels::CpuIsa::kAvx2: return GemvIsa::kAvx2;
+    case kernels::CpuIsa::kPortable: break;
+  }
+  return GemvIsa::kScalar;
 }
 
 inline float bf16_bits_to_f32(uint16_t h) {

@@ -199,6 +199,122 @@ VLART_QAVX512 void panel_i4_avx512(const QPackedLayout& L, const PanelRef& pr, c
   for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], tot[i]);
 }
 
+// ---- AVX2 path ----
+// A 16-column panel is two ymm; rows are taken in chunks (6 for int8, 4 for int4) whose
+// accumulators fit the 16 ymm registers, re-reading the panel (L1-resident) once per chunk.
+#define VLART_QAVX2 __attribute__((target("avx2,fma")))
+
+template <int R>
+VLART_QAVX2 void i8_rows_avx2(const QPackedLayout& L, const PanelRef& pr, const float* xt, int mr, int i0,
+                              float (*out)[P]) {
+  constexpr int U = R <= 2 ? 2 : 1;  // independent chains over k when few rows
+  const auto* w = static_cast<const int8_t*>(pr.data);
+  const int64_t k = L.k;
+  __m256 a0[U][R], a1[U][R];
+  for (int u = 0; u < U; ++u)
+    for (int i = 0; i < R; ++i) a0[u][i] = a1[u][i] = _mm256_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + U <= k; kk += U) {
+    for (int u = 0; u < U; ++u) {
+      const __m128i wb = _mm_load_si128(reinterpret_cast<const __m128i*>(w + (kk + u) * P));
+      const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(wb));
+      const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(wb, 8)));
+      const float* x = xt + (kk + u) * mr + i0;
+      for (int i = 0; i < R; ++i) {
+        const __m256 xb = _mm256_broadcast_ss(x + i);
+        a0[u][i] = _mm256_fmadd_ps(xb, w0, a0[u][i]);
+        a1[u][i] = _mm256_fmadd_ps(xb, w1, a1[u][i]);
+      }
+    }
+  }
+  for (; kk < k; ++kk) {
+    const __m128i wb = _mm_load_si128(reinterpret_cast<const __m128i*>(w + kk * P));
+    const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(wb));
+    const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(wb, 8)));
+    const float* x = xt + kk * mr + i0;
+    for (int i = 0; i < R; ++i) {
+      const __m256 xb = _mm256_broadcast_ss(x + i);
+      a0[0][i] = _mm256_fmadd_ps(xb, w0, a0[0][i]);
+      a1[0][i] = _mm256_fmadd_ps(xb, w1, a1[0][i]);
+    }
+  }
+  const __m256 s0 = _mm256_load_ps(pr.scale), s1 = _mm256_load_ps(pr.scale + 8);
+  for (int i = 0; i < R; ++i) {
+    __m256 t0 = a0[0][i], t1 = a1[0][i];
+    for (int u = 1; u < U; ++u) {
+      t0 = _mm256_add_ps(t0, a0[u][i]);
+      t1 = _mm256_add_ps(t1, a1[u][i]);
+    }
+    _mm256_store_ps(out[i0 + i], _mm256_mul_ps(t0, s0));
+    _mm256_store_ps(out[i0 + i] + 8, _mm256_mul_ps(t1, s1));
+  }
+}
+
+template <int R>
+VLART_QAVX2 void i4_rows_avx2(const QPackedLayout& L, const PanelRef& pr, const float* xt, const float* gs, int mr,
+                              int i0, float (*out)[P]) {
+  const auto* w = static_cast<const uint8_t*>(pr.data);
+  const int64_t kp_total = L.k / 2, gp = L.group / 2;
+  const __m256i mask = _mm256_set1_epi32(15);
+  __m256 t0[R], t1[R];
+  for (int i = 0; i < R; ++i) t0[i] = t1[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < L.groups; ++g) {
+    __m256 a0[R], a1[R];
+    for (int i = 0; i < R; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+    const int64_t kp1 = std::min(kp_total, (g + 1) * gp);
+    for (int64_t kp = g * gp; kp < kp1; ++kp) {
+      const __m128i wb = _mm_load_si128(reinterpret_cast<const __m128i*>(w + kp * P));
+      const __m256i v0 = _mm256_cvtepu8_epi32(wb), v1 = _mm256_cvtepu8_epi32(_mm_srli_si128(wb, 8));
+      const __m256 l0 = _mm256_cvtepi32_ps(_mm256_and_si256(v0, mask));
+      const __m256 l1 = _mm256_cvtepi32_ps(_mm256_and_si256(v1, mask));
+      const __m256 h0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4));
+      const __m256 h1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4));
+      const float* x = xt + (2 * kp) * mr + i0;
+      for (int i = 0; i < R; ++i) {
+        const __m256 xl = _mm256_broadcast_ss(x + i), xh = _mm256_broadcast_ss(x + mr + i);
+        a0[i] = _mm256_fmadd_ps(xh, h0, _mm256_fmadd_ps(xl, l0, a0[i]));
+        a1[i] = _mm256_fmadd_ps(xh, h1, _mm256_fmadd_ps(xl, l1, a1[i]));
+      }
+    }
+    const __m256 sc0 = _mm256_load_ps(pr.scale + g * P), sc1 = _mm256_load_ps(pr.scale + g * P + 8);
+    const __m256 of0 = _mm256_load_ps(pr.offset + g * P), of1 = _mm256_load_ps(pr.offset + g * P + 8);
+    for (int i = 0; i < R; ++i) {
+      const __m256 gsum = _mm256_broadcast_ss(gs + g * mr + i0 + i);
+      t0[i] = _mm256_fmadd_ps(gsum, of0, _mm256_fmadd_ps(a0[i], sc0, t0[i]));
+      t1[i] = _mm256_fmadd_ps(gsum, of1, _mm256_fmadd_ps(a1[i], sc1, t1[i]));
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    _mm256_store_ps(out[i0 + i], t0[i]);
+    _mm256_store_ps(out[i0 + i] + 8, t1[i]);
+  }
+}
+
+// All mr rows of one panel, in register-sized row chunks.
+VLART_QAVX2 void panel_avx2(const QPackedLayout& L, const PanelRef& pr, const float* xt, const float* gs, int mr,
+                            float (*out)[P]) {
+  int i = 0;
+  if (L.kind == QWeightKind::kInt8) {
+    for (; i + 6 <= mr; i += 6) i8_rows_avx2<6>(L, pr, xt, mr, i, out);
+    switch (mr - i) {
+      case 5: i8_rows_avx2<5>(L, pr, xt, mr, i, out); break;
+      case 4: i8_rows_avx2<4>(L, pr, xt, mr, i, out); break;
+      case 3: i8_rows_avx2<3>(L, pr, xt, mr, i, out); break;
+      case 2: i8_rows_avx2<2>(L, pr, xt, mr, i, out); break;
+      case 1: i8_rows_avx2<1>(L, pr, xt, mr, i, out); break;
+      default: break;
+    }
+    return;
+  }
+  for (; i + 4 <= mr; i += 4) i4_rows_avx2<4>(L, pr, xt, gs, mr, i, out);
+  switch (mr - i) {
+    case 3: i4_rows_avx2<3>(L, pr, xt, gs, mr, i, out); break;
+    case 2: i4_rows_avx2<2>(L, pr, xt, gs, mr, i, out); break;
+    case 1: i4_rows_avx2<1>(L, pr, xt, gs, mr, i, out); break;
+    default: break;
+  }
+}
+
 using PanelFn = void (*)(const QPackedLayout&, const PanelRef&, const float*, const float*, float (*)[P]);
 
 template <int MR>
@@ -223,6 +339,8 @@ bool use_avx512() {
   const GemvIsa isa = gemv_active_isa();
   return isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx512Bf16;
 }
+
+bool use_avx2() { return gemv_active_isa() == GemvIsa::kAvx2; }
 
 inline float load_x(const void* x, bool bf16, int64_t i) {
   return bf16 ? bf16_to_f32(static_cast<const uint16_t*>(x)[i]) : static_cast<const float*>(x)[i];
@@ -392,6 +510,7 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
   const int64_t block_stride = kx * P + (L.kind == QWeightKind::kInt4 ? L.groups * P : 0);
   float* work = p.work;
   const bool avx = use_avx512();
+  const bool avx2 = !avx && use_avx2();
   const PanelFn* table = avx ? (L.kind == QWeightKind::kInt8 ? kI8Avx512.data() : kI4Avx512.data()) : nullptr;
 
   // Threads: not more than panels, and one for tiny problems (fork/join would dominate).
@@ -444,6 +563,8 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
         const PanelRef pr = panel_ref(L, packed, pi);
         if (avx)
           table[mr](L, pr, xt, gs, out);
+        else if (avx2)
+          panel_avx2(L, pr, xt, gs, mr, out);
         else
           panel_scalar(L, pr, xt, gs, mr, out);
         store_panel(p, L.n, r0, mr, pi * P, out);

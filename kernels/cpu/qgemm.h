@@ -15,9 +15,9 @@
 // memory-bound GEMV reading 1 (int8) or 0.5 (int4) bytes per weight; at large M the block's
 // activations stay in L2 while the panels (4-8x smaller than f32) are re-read from cache.
 //
-// Two code paths over the same layout: AVX-512 (int8 -> f32 via vpmovsxbd/vcvtdq2ps, nibbles
-// unpacked with vpand/vpsrld) and portable scalar C++; gemv_force_isa() (gemv.h) pins the scalar
-// one on AVX-512 machines for tests. kAvx2 runs the scalar path too.
+// Three code paths over the same layout: AVX-512 (int8 -> f32 via vpmovsxbd/vcvtdq2ps, nibbles
+// unpacked with vpand/vpsrld), AVX2+FMA (the same with a panel as two ymm, rows in chunks of 6/4)
+// and portable scalar C++; gemv_force_isa() (gemv.h) or the ISA cap (cpu/isa.h) pins a lower one.
 //
 // W8A8 helpers: dynamic per-row int8 quantization of activations and the row-scale epilogue for
 // an int8 x int8 -> f32 product (the product itself runs in oneDNN, backends/cpu).

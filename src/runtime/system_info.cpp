@@ -7,7 +7,9 @@
 #include <sstream>
 #include <thread>
 
+#include "backends/cpu/kernel_paths.h"
 #include "core/backend.h"
+#include "cpu/isa.h"
 #include "vlart/system.h"
 
 namespace vlart {
@@ -17,7 +19,7 @@ std::string version() { return VLART_VERSION_STRING; }
 std::string CpuFeatures::flags_str() const {
   std::ostringstream os;
   const std::pair<const char*, bool> f[] = {
-      {"avx2", avx2},         {"fma", fma},           {"f16c", f16c},
+      {"avx2", avx2},         {"fma", fma},           {"f16c", f16c},  {"avx_vnni", avx_vnni},
       {"avx512f", avx512f},   {"avx512bw", avx512bw}, {"avx512vl", avx512vl},
       {"avx512_vnni", avx512_vnni}, {"avx512_bf16", avx512_bf16}, {"avx512_fp16", avx512_fp16},
       {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}, {"amx_int8", amx_int8}};
@@ -68,6 +70,7 @@ CpuFeatures detect_cpu_features() {
     c.amx_tile = os_amx && (d & (1u << 24));
     c.amx_int8 = os_amx && (d & (1u << 25));
     __cpuid_count(7, 1, a, b, cx, d);
+    c.avx_vnni = os_avx && (a & (1u << 4));
     c.avx512_bf16 = os_avx512 && (a & (1u << 5));
   }
   c.fma = c.fma && os_avx;
@@ -88,6 +91,7 @@ const char* isa_name(dnnl::cpu_isa isa) {
     case dnnl::cpu_isa::sse41: return "sse41";
     case dnnl::cpu_isa::avx: return "avx";
     case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
     case dnnl::cpu_isa::avx512_core: return "avx512_core";
     case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
     case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
@@ -104,6 +108,11 @@ SystemInfo system_info() {
   const dnnl_version_t* v = dnnl_version();
   s.onednn_version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   s.onednn_isa = isa_name(dnnl::get_effective_cpu_isa());
+  s.kernel_isa = kernels::cpu_isa_name(kernels::cpu_isa_max());
+  s.kernel_isa_cap = kernels::cpu_isa_cap_value() >= kernels::cpu_isa_detected()
+                         ? "none"
+                         : kernels::cpu_isa_name(kernels::cpu_isa_cap_value());
+  for (auto& [family, path] : cpu_kernel_paths()) s.kernels.push_back({family, path});
   s.backends.push_back({"cpu", true, std::to_string(s.cpu.logical_cpus) + " threads, oneDNN " + s.onednn_version +
                                          " (" + s.onednn_isa + ")"});
   std::string why;

@@ -89,19 +89,25 @@ class LinearGemvKernel final : public OpKernel {
 
 class LinearOneDnnKernel final : public OpKernel {
  public:
-  LinearOneDnnKernel(const Graph& g, const Node& nd, int64_t m, int64_t k, int64_t n, CpuContext& ctx) {
+  LinearOneDnnKernel(const Graph& g, const Node& nd, int64_t m, int64_t k, int64_t n, CpuContext& ctx)
+      : m_(m), k_(k), n_(n), threads_(ctx.threads) {
     const Value& xv = g.value(nd.inputs[0]);
     const Value& wv = g.value(nd.inputs[1]);
-    const auto xdt = to_dnnl(xv.dtype);
+    // bf16 activations where oneDNN has no bf16 matmul: an f32 primitive between conversions.
+    const DType cdt = onednn_compute_dtype(xv.dtype);
+    bridge_ = cdt != xv.dtype;
+    const auto xdt = to_dnnl(cdt);
     const dnnl::memory::dims src_dims{m, k}, w_dims{k, n}, dst_dims{m, n};
     const dnnl::memory::desc src_md(src_dims, xdt, tag::ab);
     const dnnl::memory::desc dst_md(dst_dims, xdt, tag::ab);
-    // W[N, K] row-major is the K x N matrix in column-major ("ba") order.
-    const dnnl::memory::desc w_user_md(w_dims, to_dnnl(wv.dtype), tag::ba);
     weights_packed_ = wv.kind == ValueKind::kWeight && wv.constant.defined();
     VLART_CHECK(weights_packed_ || wv.dtype == xv.dtype, UnsupportedError, node_label(nd),
                 ": a runtime weight must have the activation dtype ", dtype_name(xv.dtype), ", got ",
                 dtype_name(wv.dtype));
+    // A bf16 runtime weight under the bridge is widened at each run like the activations.
+    w_bridge_ = bridge_ && !weights_packed_;
+    // W[N, K] row-major is the K x N matrix in column-major ("ba") order.
+    const dnnl::memory::desc w_user_md(w_dims, w_bridge_ ? xdt : to_dnnl(wv.dtype), tag::ba);
     const dnnl::memory::desc w_md =
         weights_packed_ ? dnnl::memory::desc(w_dims, xdt, tag::any) : w_user_md;
 
@@ -127,30 +133,57 @@ class LinearOneDnnKernel final : public OpKernel {
     call_.args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
     if (bias_.present) call_.args[DNNL_ARG_BIAS] = bias_.mem;
     call_.init_scratchpad(pd, ctx.engine);
-    bias_scratch_offset_ = align_up(call_.scratchpad_bytes, 64);
+    scratch_total_ = call_.scratchpad_bytes;
+    if (bias_.scratch_bytes()) {
+      bias_scratch_offset_ = align_up(scratch_total_, 64);
+      scratch_total_ = bias_scratch_offset_ + bias_.scratch_bytes();
+    }
+    if (bridge_) {
+      src_f32_offset_ = BF16Bridge::reserve(&scratch_total_, m * k);
+      dst_f32_offset_ = BF16Bridge::reserve(&scratch_total_, m * n);
+      if (w_bridge_) w_f32_offset_ = BF16Bridge::reserve(&scratch_total_, k * n);
+    }
   }
 
-  size_t scratch_bytes() const override {
-    return bias_.scratch_bytes() ? bias_scratch_offset_ + bias_.scratch_bytes() : call_.scratchpad_bytes;
-  }
+  size_t scratch_bytes() const override { return scratch_total_; }
 
   // A constant weight lives on in its reordered copy only.
   bool owns_input(int i) const override { return i == 1 && weights_packed_; }
 
   void run(const KernelArgs& a) override {
-    src_.set_data_handle(a.inputs[0]->raw());
-    if (!weights_packed_) weights_.set_data_handle(a.inputs[1]->raw());
-    if (bias_.present) bias_.bind(a.inputs[2], static_cast<char*>(a.scratch) + bias_scratch_offset_);
-    dst_.set_data_handle(a.output->raw());
+    char* scratch = static_cast<char*>(a.scratch);
+    if (bridge_) {
+      auto* xs = reinterpret_cast<float*>(scratch + src_f32_offset_);
+      BF16Bridge::widen(a.inputs[0]->raw(), m_ * k_, xs, threads_);
+      src_.set_data_handle(xs);
+      dst_.set_data_handle(scratch + dst_f32_offset_);
+    } else {
+      src_.set_data_handle(a.inputs[0]->raw());
+      dst_.set_data_handle(a.output->raw());
+    }
+    if (w_bridge_) {
+      auto* wf = reinterpret_cast<float*>(scratch + w_f32_offset_);
+      BF16Bridge::widen(a.inputs[1]->raw(), k_ * n_, wf, threads_);
+      weights_.set_data_handle(wf);
+    } else if (!weights_packed_) {
+      weights_.set_data_handle(a.inputs[1]->raw());
+    }
+    if (bias_.present) bias_.bind(a.inputs[2], scratch + bias_scratch_offset_);
     call_.execute(a.scratch);
+    if (bridge_)
+      BF16Bridge::narrow(reinterpret_cast<const float*>(scratch + dst_f32_offset_), m_ * n_, a.output->raw(), threads_);
   }
 
  private:
   DnnlCall call_;
   BiasBinding bias_;
   dnnl::memory src_, weights_, dst_;
+  int64_t m_, k_, n_;
+  int threads_;
   bool weights_packed_ = false;
-  size_t bias_scratch_offset_ = 0;
+  bool bridge_ = false;    // bf16 graph, f32 primitive
+  bool w_bridge_ = false;  // ... with a runtime (bf16) weight widened per run
+  size_t bias_scratch_offset_ = 0, src_f32_offset_ = 0, dst_f32_offset_ = 0, w_f32_offset_ = 0, scratch_total_ = 0;
 };
 
 // Linear with a quantized weight (int8 or int4, weight-only): qgemm dequantizes in registers for
@@ -323,6 +356,11 @@ bool w8a8_int8_compute_available() {
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   return isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||
          isa == dnnl::cpu_isa::avx512_core_amx || isa == dnnl::cpu_isa::avx2_vnni;
+}
+
+std::string w8a8_path_name() {
+  if (w8a8_int8_compute_available()) return "oneDNN u8 x s8 int8 matmul";
+  return "int8 weight-only (no exact int8 product in oneDNN on this CPU)";
 }
 
 bool quantized_linear_supported(const QuantWeight& q) {

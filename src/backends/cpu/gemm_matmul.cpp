@@ -42,7 +42,10 @@ class MatMulKernel final : public OpKernel {
       std::swap(b_logical[rr - 2], b_logical[rr - 1]);
       std::swap(b_strides[rr - 2], b_strides[rr - 1]);
     }
-    const auto dt = to_dnnl(av.dtype);
+    // bf16 operands where oneDNN has no bf16 matmul: an f32 primitive between conversions.
+    const DType cdt = onednn_compute_dtype(av.dtype);
+    bridge_ = cdt != av.dtype;
+    const auto dt = to_dnnl(cdt);
     const dnnl::memory::desc a_md(ad, dt, contiguous_strides_of(ad));
     const dnnl::memory::desc b_md(b_logical, dt, b_strides);
     const dnnl::memory::desc o_md(od, dt, contiguous_strides_of(od));
@@ -61,11 +64,36 @@ class MatMulKernel final : public OpKernel {
     o_ = dnnl::memory(o_md, ctx.engine, nullptr);
     call_.args = {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_}, {DNNL_ARG_DST, o_}};
     call_.init_scratchpad(pd, ctx.engine);
+    scratch_total_ = call_.scratchpad_bytes;
+    if (bridge_) {
+      a_elems_ = av.shape.numel();
+      b_elems_ = bv.shape.numel();
+      o_elems_ = ov.shape.numel();
+      a_off_ = BF16Bridge::reserve(&scratch_total_, a_elems_);
+      b_off_ = BF16Bridge::reserve(&scratch_total_, b_elems_);
+      o_off_ = BF16Bridge::reserve(&scratch_total_, o_elems_);
+    }
+    threads_ = ctx.threads;
   }
 
-  size_t scratch_bytes() const override { return call_.scratchpad_bytes; }
+  size_t scratch_bytes() const override { return scratch_total_; }
 
   void run(const KernelArgs& a) override {
+    if (bridge_) {
+      // Widening the contiguous storage keeps every stride the descriptors use.
+      char* s = static_cast<char*>(a.scratch);
+      auto* af = reinterpret_cast<float*>(s + a_off_);
+      auto* bf = reinterpret_cast<float*>(s + b_off_);
+      auto* of = reinterpret_cast<float*>(s + o_off_);
+      BF16Bridge::widen(a.inputs[0]->raw(), a_elems_, af, threads_);
+      BF16Bridge::widen(a.inputs[1]->raw(), b_elems_, bf, threads_);
+      a_.set_data_handle(af);
+      b_.set_data_handle(bf);
+      o_.set_data_handle(of);
+      call_.execute(a.scratch);
+      BF16Bridge::narrow(of, o_elems_, a.output->raw(), threads_);
+      return;
+    }
     a_.set_data_handle(a.inputs[0]->raw());
     b_.set_data_handle(a.inputs[1]->raw());
     o_.set_data_handle(a.output->raw());
@@ -75,6 +103,10 @@ class MatMulKernel final : public OpKernel {
  private:
   DnnlCall call_;
   dnnl::memory a_, b_, o_;
+  bool bridge_ = false;  // bf16 graph, f32 primitive
+  int threads_ = 1;
+  int64_t a_elems_ = 0, b_elems_ = 0, o_elems_ = 0;
+  size_t a_off_ = 0, b_off_ = 0, o_off_ = 0, scratch_total_ = 0;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "backends/cpu/gemm_onednn.h"
 
 #include "core/alloc_guard.h"
+#include "cpu/elementwise.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -12,6 +13,36 @@ dnnl::memory::data_type to_dnnl(DType d) {
     default: break;
   }
   throw UnsupportedError(detail::concat("cpu gemm: dtype ", dtype_name(d), " is not supported (f32/bf16 only)"));
+}
+
+bool onednn_bf16_supported() {
+  static const bool ok = [] {
+    try {
+      const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+      using dt = dnnl::memory::data_type;
+      const dnnl::memory::desc md({16, 16}, dt::bf16, dnnl::memory::format_tag::ab);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md, md, md), eng);
+      (void)pd;
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
+size_t BF16Bridge::reserve(size_t* bytes, int64_t elems) {
+  const size_t off = align_up(*bytes, 64);
+  *bytes = off + static_cast<size_t>(elems) * sizeof(float);
+  return off;
+}
+
+void BF16Bridge::widen(const void* bf16, int64_t n, float* dst, int threads) {
+  kernels::cast(bf16, DType::kBF16, dst, DType::kF32, n, threads);
+}
+
+void BF16Bridge::narrow(const float* src, int64_t n, void* bf16, int threads) {
+  kernels::cast(src, DType::kF32, bf16, DType::kBF16, n, threads);
 }
 
 std::string node_label(const Node& n) { return "node '" + n.name + "' (" + op_name(n.op) + ")"; }

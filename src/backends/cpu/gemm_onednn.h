@@ -26,11 +26,35 @@ bool quantized_linear_supported(const QuantWeight& q);
 // int8 matmul multiplies through vpmaddubsw, whose 16-bit pair sums saturate for full-range int8
 // weights (measured: 18% relative error), so W8A8 weights then run as int8 weight-only instead.
 bool w8a8_int8_compute_available();
+// What W8A8 Linear layers with M > 16 run here (vlart info).
+std::string w8a8_path_name();
 
 // Linear rows up to this count run on the hand-written GEMV (kernels/cpu/gemv.h); more go to oneDNN.
 constexpr int64_t kLinearGemvMaxRows = 16;
 
 dnnl::memory::data_type to_dnnl(DType d);
+
+// Whether oneDNN creates bf16 matmul/convolution primitives on this CPU (oneDNN 2.6 needs AVX-512;
+// ONEDNN_MAX_CPU_ISA can cap it lower). Probed once with a tiny matmul.
+bool onednn_bf16_supported();
+
+// The dtype a bf16/f32 graph tensor is computed in by oneDNN here: bf16 stays bf16 where oneDNN
+// supports it; elsewhere bf16 tensors are widened to f32 around an f32 primitive (BF16Bridge).
+inline DType onednn_compute_dtype(DType d) {
+  return d == DType::kBF16 && !onednn_bf16_supported() ? DType::kF32 : d;
+}
+
+// bf16 activations through an f32 primitive (CPUs without bf16 in oneDNN): inputs are widened into
+// the kernel's scratch before the call and the f32 result is rounded (nearest even) into the bf16
+// output after it. The products are the same as bf16 x bf16 -> f32 accumulation (bf16 products are
+// exact in f32); the conversions are O(inputs + outputs) against the primitive's O(m n k).
+struct BF16Bridge {
+  // Reserves `elems` f32 elements at the end of a scratch layout of `*bytes` bytes (64-aligned);
+  // returns the byte offset.
+  static size_t reserve(size_t* bytes, int64_t elems);
+  static void widen(const void* bf16, int64_t n, float* dst, int threads);
+  static void narrow(const float* src, int64_t n, void* bf16, int threads);
+};
 
 // Attributes used by every primitive here: user-managed scratchpad (the executor's arena), plus an
 // optional fused activation.
