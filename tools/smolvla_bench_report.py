@@ -115,8 +115,8 @@ def peaks(paths) -> dict:
         if path.exists():
             benches += json.loads(path.read_text())["benchmarks"]
     for b in benches:
-        if b.get("run_type") == "aggregate":
-            continue
+        if b.get("run_type") == "aggregate" or b.get("error_occurred"):
+            continue  # skipped rows (e.g. no bf16 matmul in oneDNN on this CPU) carry no counters
         n = b["name"]
         if n.startswith("BM_OneDnnMatmul") and "/thr:2/" in n and "/M:1/" not in n:
             key = "bf16_gflops" if "/bf16:1/" in n else "f32_gflops"
@@ -129,6 +129,8 @@ def peaks(paths) -> dict:
 
 def bound_ms(w: dict, pk: dict, dtype: str) -> float:
     gf = pk["bf16_gflops"] if dtype == "bf16" else pk["f32_gflops"]
+    if dtype == "bf16" and gf == 0.0:
+        gf = pk["f32_gflops"]  # no bf16 matmul on this CPU: vlart's bf16 runs f32 matmuls
     scale = 1.0 if dtype == "bf16" else 2.0  # weight bytes per element relative to bf16
     bw = pk["dram_gbs"]
     t = 0.0
