@@ -3,7 +3,7 @@
 
 Usage (from anywhere; paths are resolved against the repository root):
     .venv/bin/python tools/make_smolvla_fixtures.py                 # all small cases -> tests/data/smolvla/
-    .venv/bin/python tools/make_smolvla_fixtures.py --only a_one_cam_square
+    .venv/bin/python tools/make_smolvla_fixtures.py --only a_one_cam_square   # selected cases only
     .venv/bin/python tools/make_smolvla_fixtures.py --full-size models/smolvla_random_full
 
 Nothing is downloaded: LeRobot's SmolVLA normally fetches the SmolVLM2 config/processor named in
@@ -246,6 +246,34 @@ def small_cases() -> list[CaseSpec]:
             num_steps=4,
             samples=[Sample("s0", "push the block to the left", {"camera1": (64, 48)}, 600)],
             seed=6,
+        ),
+        CaseSpec(
+            name="g_two_cam_wrist_top",
+            description="2 cameras listed out of alphabetical order in input_features (wrist before top), as "
+            "LeRobot keeps them (config.image_features is insertion-ordered); non-square frames 72x96 (wrist, "
+            "top padding) and 100x60 (top, left padding); state 6 / action 5; 2 VLM/expert layers.",
+            vlm=VlmSpec(text_layers=2),
+            cameras=["wrist", "top"],
+            state_dim=6,
+            action_dim=5,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "pick the banana and put it in the basket", {"wrist": (72, 96), "top": (100, 60)},
+                            700)],
+            seed=7,
+        ),
+        CaseSpec(
+            name="h_three_cam_up_side_front",
+            description="3 cameras listed in reverse alphabetical order (up, side, front); non-square frames 80x120, "
+            "90x60, 50x70 resized with padding to 64 (image_size 64, scale_factor 2); state 7 / action 6; 2 VLM/"
+            "expert layers.",
+            vlm=VlmSpec(image_size=64, scale_factor=2, text_layers=2, vision_layers=1),
+            cameras=["up", "side", "front"],
+            state_dim=7,
+            action_dim=6,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "slide the window open", {"up": (80, 120), "side": (90, 60), "front": (50, 70)},
+                            800)],
+            seed=8,
         ),
     ]
 
@@ -858,7 +886,7 @@ def make_case(spec: CaseSpec, out_root: Path, record: bool = True, dtype: str = 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root for the small cases")
-    ap.add_argument("--only", nargs="*", help="case names to (re)generate")
+    ap.add_argument("--only", nargs="*", help="case names to (re)generate (the others are left untouched)")
     ap.add_argument("--full-size", type=Path, metavar="OUT_DIR",
                     help="write a random-weight checkpoint shaped like lerobot/smolvla_base to OUT_DIR "
                          "(not committed; e.g. models/) instead of the small fixtures")
@@ -886,6 +914,10 @@ def main() -> int:
         return 0
 
     out_root = args.out.resolve()
+    known = [c.name for c in small_cases()]
+    unknown = sorted(set(args.only or []) - set(known))
+    if unknown:
+        ap.error(f"--only: unknown case(s) {', '.join(unknown)}; known: {', '.join(known)}")
     out_root.mkdir(parents=True, exist_ok=True)
     summary = []
     for spec in small_cases():

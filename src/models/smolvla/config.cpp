@@ -9,7 +9,10 @@
 
 namespace vlart::smolvla {
 namespace fs = std::filesystem;
-using nlohmann::json;
+// ordered_json: objects keep the file's key order. That order carries meaning in a LeRobot config
+// (input_features lists the cameras in the order the policy stacks them), so std::map-backed
+// nlohmann::json (sorted keys) must not be used for it.
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -151,6 +154,8 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
   const json p = read_json(pf);
   const std::string type = field_or<std::string>(p, "type", pf, "smolvla");
   VLART_CHECK(type == "smolvla", FormatError, "smolvla: ", pf, ": type is '", type, "', expected 'smolvla'");
+  // LeRobot stacks the cameras in the order config.image_features lists them, which is
+  // input_features' own (insertion) order, never sorted.
   const json& in = p.at("input_features");
   for (auto it = in.begin(); it != in.end(); ++it) {
     const std::string t = field<std::string>(it.value(), "type", pf);
