@@ -61,15 +61,7 @@ std::string part_of(const std::string& name) {
 int cmd_model_info(const char* model_dir) {
   const std::string dir = model_dir;
   VLART_CHECK(fs::is_directory(dir), NotFoundError, "info: ", dir, " is not a directory");
-  std::string vlm_name;
-  {
-    std::ifstream f(fs::path(dir) / "config.json");
-    VLART_CHECK(f.good(), IoError, "info: cannot open ", (fs::path(dir) / "config.json").string());
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    VLART_CHECK(!j.is_discarded(), FormatError, "info: ", (fs::path(dir) / "config.json").string(),
-                " is not valid JSON");
-    vlm_name = j.value("vlm_model_name", std::string());
-  }
+  const std::string vlm_name = smolvla::read_vlm_model_name(dir);
   const std::string vlm_dir = smolvla::find_vlm_dir(dir, vlm_name);
   VLART_CHECK(!vlm_dir.empty(), NotFoundError, "info: SmolVLM config dir '", vlm_name,
               "' (vlm_model_name) not found next to or above ", dir);
