@@ -86,7 +86,8 @@ class CApi : public ::testing::Test {
 
 TEST(CApiParity, EveryFixtureCaseMatchesLeRobotActions) {
   for (const char* c : {"a_one_cam_square", "b_three_cam_nonsquare", "c_task_lengths", "d_shallow_distilled",
-                        "e_expert_skip_all_cross", "g_two_cam_wrist_top", "h_three_cam_up_side_front"}) {
+                        "e_expert_skip_all_cross", "g_two_cam_wrist_top", "h_three_cam_up_side_front",
+                        "i_empty_camera"}) {
     SCOPED_TRACE(c);
     vlart_policy* p = nullptr;
     ASSERT_EQ(vlart_policy_load((kRoot + c + "/checkpoint").c_str(), 2, &p), VLART_OK) << vlart_last_error();

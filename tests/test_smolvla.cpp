@@ -26,7 +26,7 @@ namespace {
 const std::string kRoot = std::string(VLART_TEST_DATA_DIR) + "/smolvla/";
 const std::vector<std::string> kCases = {"a_one_cam_square", "b_three_cam_nonsquare", "c_task_lengths",
                                          "d_shallow_distilled", "e_expert_skip_all_cross", "f_student",
-                                         "g_two_cam_wrist_top", "h_three_cam_up_side_front"};
+                                         "g_two_cam_wrist_top", "h_three_cam_up_side_front", "i_empty_camera"};
 
 nlohmann::json case_json(const std::string& c) {
   std::ifstream f(kRoot + c + "/case.json");
@@ -185,6 +185,17 @@ TEST(SmolVLAConfig, CamerasAndFeaturesInCheckpointOrder) {
   EXPECT_EQ(c.cameras, (std::vector<std::string>{"observation.images.wrist", "observation.images.top",
                                                  "observation.images.side"}));
   EXPECT_EQ(c.state_dim, 8);
+  EXPECT_TRUE(c.empty_camera_features.empty());
+  // LeRobot's empty-camera placeholders (validate_features appends them, after the state here) are
+  // not cameras an observation gives; beyond empty_cameras the same name is an ordinary camera.
+  j["empty_cameras"] = 1;
+  j["input_features"]["observation.images.empty_camera_0"] = cam;
+  j["input_features"]["observation.images.empty_camera_1"] = cam;
+  write_config(dir, j);
+  const SmolVLAConfig e = load_config(dir.string(), kRoot + "b_three_cam_nonsquare/vlm/config.json");
+  EXPECT_EQ(e.cameras, (std::vector<std::string>{"observation.images.wrist", "observation.images.top",
+                                                 "observation.images.side", "observation.images.empty_camera_1"}));
+  EXPECT_EQ(e.empty_camera_features, std::vector<std::string>{"observation.images.empty_camera_0"});
   std::filesystem::remove_all(dir);
 }
 
@@ -487,21 +498,48 @@ TEST(SmolVLAModel, StagesAndActionsMatchLeRobot) {
         EXPECT_LE(max_abs(cg, cr), 1e-4) << cam << " connector";
         EXPECT_EQ(static_cast<int64_t>(cg.size()), T * k.cfg.text.hidden);
       }
-      // Prefix.
+      // Prefix. LeRobot appends an all -1 image with mask 0 per empty-camera placeholder after the
+      // real cameras; its tokens are padding (never attended, positions skip them), so the runtime
+      // leaves them out and the reference is compared on the rows it keeps (keep[p] = reference row).
       Tensor embs;
       PrefixState ps = model.prefix(in, &embs);
-      EXPECT_EQ(ps.len, smp["num_prefix_tokens"].get<int64_t>());
-      EXPECT_LE(max_abs(embs.to_float_vector(), k.ref.get(s + ".prefix.embs").to_float_vector()), 1e-4);
+      const int64_t n_empty = k.js["policy"].value("empty_cameras", 0);
+      const int64_t P_ref = smp["num_prefix_tokens"].get<int64_t>();
+      const int64_t skip0 = in.n_cams * T, skip1 = skip0 + n_empty * T;
+      std::vector<int64_t> keep;
+      for (int64_t r = 0; r < P_ref; ++r)
+        if (r < skip0 || r >= skip1) keep.push_back(r);
+      ASSERT_EQ(ps.len, static_cast<int64_t>(keep.size()));
+      if (n_empty > 0) {
+        const std::vector<uint8_t> rpad = u8(k.ref.get(s + ".prefix.pad_mask"));
+        for (int64_t r = skip0; r < skip1; ++r) EXPECT_EQ(rpad[static_cast<size_t>(r)], 0) << "placeholder row " << r;
+      }
+      auto rows = [&](const std::vector<float>& ref, int64_t width) {
+        std::vector<float> out;
+        for (int64_t r : keep) out.insert(out.end(), ref.begin() + r * width, ref.begin() + (r + 1) * width);
+        return out;
+      };
+      EXPECT_LE(max_abs(embs.to_float_vector(), rows(k.ref.get(s + ".prefix.embs").to_float_vector(), k.cfg.text.hidden)),
+                1e-4);
       Tensor rpos = k.ref.get(s + ".prefix.position_ids");
-      EXPECT_EQ(ps.positions, std::vector<int64_t>(rpos.data<int64_t>(), rpos.data<int64_t>() + rpos.numel()));
-      EXPECT_EQ(ps.pad, u8(k.ref.get(s + ".prefix.pad_mask")));
-      EXPECT_EQ(ps.att2d, u8(k.ref.get(s + ".prefix.att_2d_mask")));
+      const std::vector<uint8_t> rpad = u8(k.ref.get(s + ".prefix.pad_mask"));
+      const std::vector<uint8_t> ratt = u8(k.ref.get(s + ".prefix.att_2d_mask"));
+      std::vector<int64_t> kpos;
+      std::vector<uint8_t> kpad, katt;
+      for (int64_t r : keep) {
+        kpos.push_back(rpos.data<int64_t>()[r]);
+        kpad.push_back(rpad[static_cast<size_t>(r)]);
+        for (int64_t q : keep) katt.push_back(ratt[static_cast<size_t>(r * P_ref + q)]);
+      }
+      EXPECT_EQ(ps.positions, kpos);
+      EXPECT_EQ(ps.pad, kpad);
+      EXPECT_EQ(ps.att2d, katt);
       // KV cache at valid positions (pad rows attend to nothing here but uniformly in eager PyTorch;
       // nothing ever reads them).
       const int64_t kvw = k.cfg.text.kv_heads * k.cfg.text.head_dim;
       for (int64_t l = 0; l < k.cfg.num_vlm_layers; ++l) {
         for (const char* kv : {"k", "v"}) {
-          std::vector<float> r = k.ref.get(s + ".kv." + std::to_string(l) + "." + kv).to_float_vector();
+          std::vector<float> r = rows(k.ref.get(s + ".kv." + std::to_string(l) + "." + kv).to_float_vector(), kvw);
           std::vector<float> g = (kv[0] == 'k' ? ps.k : ps.v)[static_cast<size_t>(l)].to_float_vector();
           ASSERT_EQ(r.size(), g.size());
           double m = 0;

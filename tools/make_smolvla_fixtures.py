@@ -136,6 +136,7 @@ class CaseSpec:
     chunk_size: int = 50
     num_steps: int = 10
     seed: int = 0
+    empty_cameras: int = 0  # LeRobot adds VISUAL features observation.images.empty_camera_{i}; never given
     extra_config: dict = field(default_factory=dict)
 
 
@@ -274,6 +275,21 @@ def small_cases() -> list[CaseSpec]:
             samples=[Sample("s0", "slide the window open", {"up": (80, 120), "side": (90, 60), "front": (50, 70)},
                             800)],
             seed=8,
+        ),
+        CaseSpec(
+            name="i_empty_camera",
+            description="empty_cameras=1: LeRobot adds the VISUAL feature observation.images.empty_camera_0 to "
+            "input_features (validate_features); an observation never has it, so prepare_images appends an all -1 "
+            "image with mask 0 after the real cameras; 2 real cameras listed non-alphabetically (side, front), "
+            "frames 60x80 / 64x64, image_size 64, state 5 / action 4, 2 VLM/expert layers.",
+            vlm=VlmSpec(image_size=64, scale_factor=2, text_layers=2, vision_layers=1),
+            cameras=["side", "front"],
+            empty_cameras=1,
+            state_dim=5,
+            action_dim=4,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "place the lid on the pot", {"side": (60, 80), "front": (64, 64)}, 900)],
+            seed=9,
         ),
     ]
 
@@ -606,6 +622,7 @@ def build_config(spec: CaseSpec, vlm_model_name: str):
         n_action_steps=spec.chunk_size,
         num_steps=spec.num_steps,
         push_to_hub=False,
+        empty_cameras=spec.empty_cameras,
         **spec.extra_config,
     )
 
@@ -647,7 +664,9 @@ def run_sample(policy, pre, post, spec: CaseSpec, sample: Sample, identity_pos: 
     cap: dict = {"embed_image": [], "vision": [], "v_t": [], "x_t_in": [], "suffix": [], "fill": None}
 
     images, img_masks = policy.prepare_images(dict(batch))
-    for cam, img, m in zip(spec.cameras, images, img_masks, strict=True):
+    # Present cameras in config order, then the empty-camera placeholders LeRobot appends (all -1, mask 0).
+    stacked = spec.cameras + [f"empty_camera_{i}" for i in range(spec.empty_cameras)]
+    for cam, img, m in zip(stacked, images, img_masks, strict=True):
         t[f"pre.image.{cam}"] = img.clone()
         t[f"pre.img_mask.{cam}"] = m.clone().to(torch.uint8)
     t["pre.state_padded"] = policy.prepare_state(batch).clone()
@@ -727,7 +746,7 @@ def run_sample(policy, pre, post, spec: CaseSpec, sample: Sample, identity_pos: 
             delattr(obj, k)  # remove the instance attribute; the class method is visible again
             assert getattr(obj, k).__func__ is v.__func__
 
-    for cam, vis, emb in zip(spec.cameras, cap["vision"], cap["embed_image"], strict=True):
+    for cam, vis, emb in zip(stacked, cap["vision"], cap["embed_image"], strict=True):
         t[f"vision.{cam}.last_hidden_state"] = vis
         t[f"vision.{cam}.connector"] = emb
     pe, pm, am = cap["prefix"]
@@ -809,7 +828,8 @@ def make_case(spec: CaseSpec, out_root: Path, record: bool = True, dtype: str = 
         "vlm_model_name": vlm_name,
         "vlm": {**spec.vlm.__dict__, **tok_info},
         "policy": {
-            "cameras": [f"observation.images.{c}" for c in spec.cameras],
+            "cameras": [f"observation.images.{c}" for c in spec.cameras],  # the ones an observation gives
+            "empty_cameras": spec.empty_cameras,
             "state_dim": spec.state_dim,
             "action_dim": spec.action_dim,
             "tokenizer_max_length": spec.tokenizer_max_length,

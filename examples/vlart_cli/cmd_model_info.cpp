@@ -118,8 +118,11 @@ int cmd_model_info(const char* model_dir) {
   std::printf("state:        %lld (padded to %lld)\n", (long long)c.state_dim, (long long)c.max_state_dim);
   std::string cams;
   for (const std::string& cam : c.cameras) cams += (cams.empty() ? "" : ", ") + cam;
-  std::printf("cameras:      %zu: %s (resized with padding to %lldx%lld)\n", c.cameras.size(), cams.c_str(),
-              (long long)c.resize_h, (long long)c.resize_w);
+  std::printf("cameras:      %zu: %s (checkpoint order; resized with padding to %lldx%lld)\n", c.cameras.size(),
+              cams.c_str(), (long long)c.resize_h, (long long)c.resize_w);
+  if (!c.empty_camera_features.empty())
+    std::printf("              + %zu empty-camera placeholder(s) (empty_cameras; masked in LeRobot, not run)\n",
+                c.empty_camera_features.size());
   std::printf("language:     up to %lld tokens, padding to %s\n", (long long)c.tokenizer_max_length,
               c.pad_to_max_length ? "max_length" : "longest");
 

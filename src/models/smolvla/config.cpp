@@ -297,6 +297,19 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
               ": missing field 'input_features' (expected an object {feature name: {type, shape}})");
   VLART_CHECK(inp->is_object(), FormatError, "smolvla: ", pf, ": field 'input_features' is ", got_of(*inp),
               ", expected an object {feature name: {type, shape}}");
+  {
+    const int64_t zero = 0;
+    c.empty_cameras = int_at_least(p, "empty_cameras", pf, 0, &zero);
+  }
+  // LeRobot's SmolVLAConfig.validate_features adds VISUAL features observation.images.empty_camera_<i>
+  // (i < empty_cameras) to input_features, and they are saved with it. No observation has them, so
+  // prepare_images appends an all -1 image with mask 0 for each: padding tokens that nothing attends
+  // to and that the position ids skip. The runtime leaves them out, which gives the same actions.
+  auto is_placeholder = [&](const std::string& key) {
+    for (int64_t i = 0; i < c.empty_cameras; ++i)
+      if (key == "observation.images.empty_camera_" + std::to_string(i)) return true;
+    return false;
+  };
   std::string state_name;
   for (auto it = inp->begin(); it != inp->end(); ++it) {
     const std::string path = "input_features." + it.key();
@@ -310,7 +323,7 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
       const std::vector<int64_t> s = feature_shape(feat, path, 3, pf, "[3, height, width] with sizes >= 1");
       VLART_CHECK(s[0] == 3, UnsupportedError, "smolvla: ", pf, ": field '", path, ".shape' has ", s[0],
                   " channels, expected 3 (RGB)");
-      c.cameras.push_back(it.key());
+      (is_placeholder(it.key()) ? c.empty_camera_features : c.cameras).push_back(it.key());
     } else if (t == "STATE") {
       VLART_CHECK(state_name.empty(), UnsupportedError, "smolvla: ", pf, ": input_features has two STATE features ('",
                   state_name, "' and '", it.key(), "'); SmolVLA reads one");
@@ -379,10 +392,6 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
     c.resize_w = (*rs)[1].get<int64_t>();
   } else {
     c.resize_h = c.resize_w = 0;  // no resize: frames must already match the vision size
-  }
-  {
-    const int64_t zero = 0;
-    c.empty_cameras = int_at_least(p, "empty_cameras", pf, 0, &zero);
   }
   c.prefix_length = field_or<int64_t>(p, "prefix_length", pf, -1);
   c.num_vlm_layers = field<int64_t>(p, "num_vlm_layers", pf);

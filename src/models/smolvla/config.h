@@ -36,6 +36,9 @@ struct ExpertLayerSpec {
 struct SmolVLAConfig {
   // Policy (checkpoint config.json).
   std::vector<std::string> cameras;  // input feature names of VISUAL type, in config order
+  // VISUAL features that are LeRobot's empty-camera placeholders (observation.images.empty_camera_<i>,
+  // i < empty_cameras): never part of an observation, masked out by LeRobot, left out by the runtime.
+  std::vector<std::string> empty_camera_features;
   int64_t state_dim = 0, action_dim = 0, max_state_dim = 32, max_action_dim = 32;
   int64_t chunk_size = 50, num_steps = 10, tokenizer_max_length = 48;
   int64_t resize_h = 512, resize_w = 512;
