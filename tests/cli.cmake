@@ -56,6 +56,32 @@ if(TARGET vlart_cli)
     COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_policy} ${_cli_images} --state 1,2,3 --task x)
   set_tests_properties(cli_run_wrong_state_message PROPERTIES
     PASS_REGULAR_EXPRESSION "--state has 3 values, this policy expects 5")
+  # A checkpoint of another architecture, and a SmolVLA config with an invalid size: the error names
+  # the file, the field, what was found and what vlart expects (configure-time copies in the build tree).
+  set(_cli_pi0 ${CMAKE_CURRENT_BINARY_DIR}/cli_pi0_policy)
+  file(WRITE ${_cli_pi0}/config.json "{\"type\": \"pi0\", \"vlm_model_name\": \"google/paligemma-3b-pt-224\"}\n")
+  add_test(NAME cli_info_other_architecture_fails COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_pi0})
+  set_tests_properties(cli_info_other_architecture_fails PROPERTIES WILL_FAIL TRUE)
+  add_test(NAME cli_info_other_architecture_message COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_pi0})
+  set_tests_properties(cli_info_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "cli_pi0_policy/config.json: field 'type' is 'pi0': this policy architecture is not supported \\(vlart loads: smolvla\\)")
+  add_test(NAME cli_run_other_architecture_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_pi0} ${_cli_images} --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "cli_pi0_policy/config.json: field 'type' is 'pi0'")
+  set(_cli_badsteps ${CMAKE_CURRENT_BINARY_DIR}/cli_bad_num_steps_policy)
+  file(READ ${_cli_policy}/config.json _cli_cfg)
+  string(REGEX REPLACE "\"num_steps\": *[0-9]+" "\"num_steps\": -3" _cli_cfg "${_cli_cfg}")
+  string(REGEX REPLACE "\"vlm_model_name\": *\"[^\"]*\"" "\"vlm_model_name\": \"${_cli_policy}/smolvlm_tiny\"" _cli_cfg
+         "${_cli_cfg}")
+  file(WRITE ${_cli_badsteps}/config.json "${_cli_cfg}")
+  add_test(NAME cli_run_bad_num_steps_fails
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_badsteps} ${_cli_images} --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_bad_num_steps_fails PROPERTIES WILL_FAIL TRUE)
+  add_test(NAME cli_run_bad_num_steps_message
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_badsteps} ${_cli_images} --state 0,0,0,0,0 --task x)
+  set_tests_properties(cli_run_bad_num_steps_message PROPERTIES PASS_REGULAR_EXPRESSION
+    "cli_bad_num_steps_policy/config.json: field 'num_steps' is -3, expected an integer >= 1")
   # vlart quantize / compare: the default policy quantized to int8 into the build tree, compared
   # with the float policy on the sample frames (obs dir written by make_cli_obs.cmake).
   set(_cli_quant ${CMAKE_BINARY_DIR}/cli_quant)

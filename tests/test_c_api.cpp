@@ -86,7 +86,8 @@ class CApi : public ::testing::Test {
 
 TEST(CApiParity, EveryFixtureCaseMatchesLeRobotActions) {
   for (const char* c : {"a_one_cam_square", "b_three_cam_nonsquare", "c_task_lengths", "d_shallow_distilled",
-                        "e_expert_skip_all_cross"}) {
+                        "e_expert_skip_all_cross", "g_two_cam_wrist_top", "h_three_cam_up_side_front",
+                        "i_empty_camera"}) {
     SCOPED_TRACE(c);
     vlart_policy* p = nullptr;
     ASSERT_EQ(vlart_policy_load((kRoot + c + "/checkpoint").c_str(), 2, &p), VLART_OK) << vlart_last_error();
@@ -95,7 +96,8 @@ TEST(CApiParity, EveryFixtureCaseMatchesLeRobotActions) {
     std::ifstream js(kRoot + c + "/case.json");
     const nlohmann::json j = nlohmann::json::parse(js);
     EXPECT_EQ(n_cam, static_cast<int>(j["policy"]["cameras"].size()));
-    EXPECT_EQ(std::string(vlart_policy_camera_name(p, 0)), j["policy"]["cameras"][0].get<std::string>());
+    for (int i = 0; i < n_cam; ++i)  // camera index i is the checkpoint's i-th camera (not sorted)
+      EXPECT_EQ(std::string(vlart_policy_camera_name(p, i)), j["policy"]["cameras"][i].get<std::string>()) << i;
     EXPECT_EQ(vlart_policy_camera_name(p, n_cam), nullptr);
     EXPECT_EQ(vlart_policy_camera_name(p, -1), nullptr);
     for (const auto& smp : j["samples"]) {

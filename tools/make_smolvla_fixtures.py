@@ -3,7 +3,7 @@
 
 Usage (from anywhere; paths are resolved against the repository root):
     .venv/bin/python tools/make_smolvla_fixtures.py                 # all small cases -> tests/data/smolvla/
-    .venv/bin/python tools/make_smolvla_fixtures.py --only a_one_cam_square
+    .venv/bin/python tools/make_smolvla_fixtures.py --only a_one_cam_square   # selected cases only
     .venv/bin/python tools/make_smolvla_fixtures.py --full-size models/smolvla_random_full
 
 Nothing is downloaded: LeRobot's SmolVLA normally fetches the SmolVLM2 config/processor named in
@@ -136,6 +136,7 @@ class CaseSpec:
     chunk_size: int = 50
     num_steps: int = 10
     seed: int = 0
+    empty_cameras: int = 0  # LeRobot adds VISUAL features observation.images.empty_camera_{i}; never given
     extra_config: dict = field(default_factory=dict)
 
 
@@ -246,6 +247,49 @@ def small_cases() -> list[CaseSpec]:
             num_steps=4,
             samples=[Sample("s0", "push the block to the left", {"camera1": (64, 48)}, 600)],
             seed=6,
+        ),
+        CaseSpec(
+            name="g_two_cam_wrist_top",
+            description="2 cameras listed out of alphabetical order in input_features (wrist before top), as "
+            "LeRobot keeps them (config.image_features is insertion-ordered); non-square frames 72x96 (wrist, "
+            "top padding) and 100x60 (top, left padding); state 6 / action 5; 2 VLM/expert layers.",
+            vlm=VlmSpec(text_layers=2),
+            cameras=["wrist", "top"],
+            state_dim=6,
+            action_dim=5,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "pick the banana and put it in the basket", {"wrist": (72, 96), "top": (100, 60)},
+                            700)],
+            seed=7,
+        ),
+        CaseSpec(
+            name="h_three_cam_up_side_front",
+            description="3 cameras listed in reverse alphabetical order (up, side, front); non-square frames 80x120, "
+            "90x60, 50x70 resized with padding to 64 (image_size 64, scale_factor 2); state 7 / action 6; 2 VLM/"
+            "expert layers.",
+            vlm=VlmSpec(image_size=64, scale_factor=2, text_layers=2, vision_layers=1),
+            cameras=["up", "side", "front"],
+            state_dim=7,
+            action_dim=6,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "slide the window open", {"up": (80, 120), "side": (90, 60), "front": (50, 70)},
+                            800)],
+            seed=8,
+        ),
+        CaseSpec(
+            name="i_empty_camera",
+            description="empty_cameras=1: LeRobot adds the VISUAL feature observation.images.empty_camera_0 to "
+            "input_features (validate_features); an observation never has it, so prepare_images appends an all -1 "
+            "image with mask 0 after the real cameras; 2 real cameras listed non-alphabetically (side, front), "
+            "frames 60x80 / 64x64, image_size 64, state 5 / action 4, 2 VLM/expert layers.",
+            vlm=VlmSpec(image_size=64, scale_factor=2, text_layers=2, vision_layers=1),
+            cameras=["side", "front"],
+            empty_cameras=1,
+            state_dim=5,
+            action_dim=4,
+            num_vlm_layers=2,
+            samples=[Sample("s0", "place the lid on the pot", {"side": (60, 80), "front": (64, 64)}, 900)],
+            seed=9,
         ),
     ]
 
@@ -578,6 +622,7 @@ def build_config(spec: CaseSpec, vlm_model_name: str):
         n_action_steps=spec.chunk_size,
         num_steps=spec.num_steps,
         push_to_hub=False,
+        empty_cameras=spec.empty_cameras,
         **spec.extra_config,
     )
 
@@ -619,7 +664,9 @@ def run_sample(policy, pre, post, spec: CaseSpec, sample: Sample, identity_pos: 
     cap: dict = {"embed_image": [], "vision": [], "v_t": [], "x_t_in": [], "suffix": [], "fill": None}
 
     images, img_masks = policy.prepare_images(dict(batch))
-    for cam, img, m in zip(spec.cameras, images, img_masks, strict=True):
+    # Present cameras in config order, then the empty-camera placeholders LeRobot appends (all -1, mask 0).
+    stacked = spec.cameras + [f"empty_camera_{i}" for i in range(spec.empty_cameras)]
+    for cam, img, m in zip(stacked, images, img_masks, strict=True):
         t[f"pre.image.{cam}"] = img.clone()
         t[f"pre.img_mask.{cam}"] = m.clone().to(torch.uint8)
     t["pre.state_padded"] = policy.prepare_state(batch).clone()
@@ -699,7 +746,7 @@ def run_sample(policy, pre, post, spec: CaseSpec, sample: Sample, identity_pos: 
             delattr(obj, k)  # remove the instance attribute; the class method is visible again
             assert getattr(obj, k).__func__ is v.__func__
 
-    for cam, vis, emb in zip(spec.cameras, cap["vision"], cap["embed_image"], strict=True):
+    for cam, vis, emb in zip(stacked, cap["vision"], cap["embed_image"], strict=True):
         t[f"vision.{cam}.last_hidden_state"] = vis
         t[f"vision.{cam}.connector"] = emb
     pe, pm, am = cap["prefix"]
@@ -781,7 +828,8 @@ def make_case(spec: CaseSpec, out_root: Path, record: bool = True, dtype: str = 
         "vlm_model_name": vlm_name,
         "vlm": {**spec.vlm.__dict__, **tok_info},
         "policy": {
-            "cameras": [f"observation.images.{c}" for c in spec.cameras],
+            "cameras": [f"observation.images.{c}" for c in spec.cameras],  # the ones an observation gives
+            "empty_cameras": spec.empty_cameras,
             "state_dim": spec.state_dim,
             "action_dim": spec.action_dim,
             "tokenizer_max_length": spec.tokenizer_max_length,
@@ -858,7 +906,7 @@ def make_case(spec: CaseSpec, out_root: Path, record: bool = True, dtype: str = 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root for the small cases")
-    ap.add_argument("--only", nargs="*", help="case names to (re)generate")
+    ap.add_argument("--only", nargs="*", help="case names to (re)generate (the others are left untouched)")
     ap.add_argument("--full-size", type=Path, metavar="OUT_DIR",
                     help="write a random-weight checkpoint shaped like lerobot/smolvla_base to OUT_DIR "
                          "(not committed; e.g. models/) instead of the small fixtures")
@@ -886,6 +934,10 @@ def main() -> int:
         return 0
 
     out_root = args.out.resolve()
+    known = [c.name for c in small_cases()]
+    unknown = sorted(set(args.only or []) - set(known))
+    if unknown:
+        ap.error(f"--only: unknown case(s) {', '.join(unknown)}; known: {', '.join(known)}")
     out_root.mkdir(parents=True, exist_ok=True)
     summary = []
     for spec in small_cases():

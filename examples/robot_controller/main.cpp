@@ -102,8 +102,14 @@ int run(const Args& a) {
   auto policy = vlart::Policy::load(a.policy, po);
   const auto cams = policy->camera_names();
   std::vector<vlart::Image> frames;
-  for (size_t i = 0; i < cams.size(); ++i)
-    frames.push_back(vlart::io::load_image_rgb(a.samples + "/camera" + std::to_string(i + 1) + ".png"));
+  // Frames by camera name (<samples>/<short name>.png) where the samples have one, else by position
+  // in the checkpoint's camera order (camera1.png for the first camera, ...).
+  for (size_t i = 0; i < cams.size(); ++i) {
+    const std::string by_name = a.samples + "/" + cams[i].substr(cams[i].rfind('.') + 1) + ".png";
+    std::FILE* f = std::fopen(by_name.c_str(), "rb");
+    if (f) std::fclose(f);
+    frames.push_back(vlart::io::load_image_rgb(f ? by_name : a.samples + "/camera" + std::to_string(i + 1) + ".png"));
+  }
   const int64_t D = policy->action_dim();
   Arm arm(static_cast<size_t>(policy->state_dim()));
 

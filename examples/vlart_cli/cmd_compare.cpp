@@ -276,9 +276,11 @@ std::string scheme_of(const std::string& dir) {
   std::string s = q ? q->scheme.name() : "float";
   std::ifstream f(cfg);
   const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-  if (!j.is_discarded() && j.contains("pruning") && j["pruning"].is_object())
-    s += ", pruned (" + std::to_string(j.value("num_vlm_layers", 0)) + " VLM / " +
-         std::to_string(j.value("num_expert_layers", 0)) + " expert layers)";
+  auto count = [&](const char* k) {  // display only: a malformed value shows as "?"
+    return j.contains(k) && j[k].is_number_integer() ? std::to_string(j[k].get<int64_t>()) : std::string("?");
+  };
+  if (!j.is_discarded() && j.is_object() && j.contains("pruning") && j["pruning"].is_object())
+    s += ", pruned (" + count("num_vlm_layers") + " VLM / " + count("num_expert_layers") + " expert layers)";
   return s;
 }
 

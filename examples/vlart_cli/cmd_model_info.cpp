@@ -61,15 +61,7 @@ std::string part_of(const std::string& name) {
 int cmd_model_info(const char* model_dir) {
   const std::string dir = model_dir;
   VLART_CHECK(fs::is_directory(dir), NotFoundError, "info: ", dir, " is not a directory");
-  std::string vlm_name;
-  {
-    std::ifstream f(fs::path(dir) / "config.json");
-    VLART_CHECK(f.good(), IoError, "info: cannot open ", (fs::path(dir) / "config.json").string());
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    VLART_CHECK(!j.is_discarded(), FormatError, "info: ", (fs::path(dir) / "config.json").string(),
-                " is not valid JSON");
-    vlm_name = j.value("vlm_model_name", std::string());
-  }
+  const std::string vlm_name = smolvla::read_vlm_model_name(dir);
   const std::string vlm_dir = smolvla::find_vlm_dir(dir, vlm_name);
   VLART_CHECK(!vlm_dir.empty(), NotFoundError, "info: SmolVLM config dir '", vlm_name,
               "' (vlm_model_name) not found next to or above ", dir);
@@ -126,8 +118,11 @@ int cmd_model_info(const char* model_dir) {
   std::printf("state:        %lld (padded to %lld)\n", (long long)c.state_dim, (long long)c.max_state_dim);
   std::string cams;
   for (const std::string& cam : c.cameras) cams += (cams.empty() ? "" : ", ") + cam;
-  std::printf("cameras:      %zu: %s (resized with padding to %lldx%lld)\n", c.cameras.size(), cams.c_str(),
-              (long long)c.resize_h, (long long)c.resize_w);
+  std::printf("cameras:      %zu: %s (checkpoint order; resized with padding to %lldx%lld)\n", c.cameras.size(),
+              cams.c_str(), (long long)c.resize_h, (long long)c.resize_w);
+  if (!c.empty_camera_features.empty())
+    std::printf("              + %zu empty-camera placeholder(s) (empty_cameras; masked in LeRobot, not run)\n",
+                c.empty_camera_features.size());
   std::printf("language:     up to %lld tokens, padding to %s\n", (long long)c.tokenizer_max_length,
               c.pad_to_max_length ? "max_length" : "longest");
 

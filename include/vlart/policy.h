@@ -195,6 +195,8 @@ class Policy {
   // own probe graphs each call, so it is for offline analysis, not the control loop.
   LayerCosines layer_cosines(const Observation& obs, const float* noise = nullptr);
 
+  // Full camera feature names ("observation.images.top") in the checkpoint's order (the order
+  // config.json's input_features lists them, which is the order the model stacks the images in).
   std::vector<std::string> camera_names() const;
   int64_t state_dim() const;
   int64_t action_dim() const;

@@ -70,7 +70,8 @@ vlart_status vlart_policy_load_ex(const char* dir, const vlart_load_options* opt
 vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* state_dim, int* horizon,
                                int* action_dim, int* max_action_dim);
 
-/* Name of camera `index` (0 <= index < n_cameras) as in the checkpoint; NULL when out of range.
+/* Name of camera `index` (0 <= index < n_cameras) as in the checkpoint, indexed in the checkpoint's
+ * order (config.json input_features, never sorted); NULL when out of range.
  * Valid while the policy lives. */
 const char* vlart_policy_camera_name(const vlart_policy* policy, int index);
 

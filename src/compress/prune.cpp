@@ -301,7 +301,7 @@ CalibrationData collect_prune_activations(const std::string& in_dir, const std::
   VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "prune: no config.json in ", in_dir);
   const ojson cfg = read_json_file(in / "config.json");
   VLART_CHECK(cfg.is_object(), FormatError, "prune: ", (in / "config.json").string(), " is not a JSON object");
-  const std::string vlm_name = cfg.value("vlm_model_name", std::string());
+  const std::string vlm_name = smolvla::read_vlm_model_name(in_dir);
   const std::string vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.policy.vlm_config_dir);
   VLART_CHECK(!vlm_dir.empty() && fs::exists(fs::path(vlm_dir) / "config.json"), NotFoundError,
               "prune: SmolVLM config.json not found (vlm_model_name '", vlm_name,
@@ -330,7 +330,7 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
               " has a \"quantization\" section; prune the float checkpoint, then quantize the pruned one");
 
   PruneSummary sum;
-  const std::string vlm_name = cfg.value("vlm_model_name", std::string());
+  const std::string vlm_name = smolvla::read_vlm_model_name(in_dir);
   sum.vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.vlm_config_dir);
   VLART_CHECK(!sum.vlm_dir.empty() && fs::exists(fs::path(sum.vlm_dir) / "config.json"), NotFoundError,
               "prune: SmolVLM config.json not found (vlm_model_name '", vlm_name,

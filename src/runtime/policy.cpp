@@ -44,7 +44,10 @@ int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir) {
     nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.contains("pad_token")) continue;
     const auto& p = j["pad_token"];
-    const std::string s = p.is_string() ? p.get<std::string>() : p.value("content", std::string());
+    std::string s;
+    if (p.is_string()) s = p.get<std::string>();
+    else if (p.is_object() && p.contains("content") && p["content"].is_string()) s = p["content"].get<std::string>();
+    else continue;  // null or malformed: no pad token named here
     if (auto id = tok.token_to_id(s)) return *id;
   }
   return -1;
@@ -151,14 +154,9 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
               opts.visual_tokens_keep);
   const fs::path ckpt(dir);
   VLART_CHECK(fs::exists(ckpt / "config.json"), IoError, "Policy::load: no config.json in ", dir);
-  std::string vlm_name;
-  {
-    std::ifstream f(ckpt / "config.json");
-    nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    VLART_CHECK(!j.is_discarded(), FormatError, "Policy::load: ", (ckpt / "config.json").string(),
-                " is not valid JSON");
-    vlm_name = j.value("vlm_model_name", std::string());
-  }
+  // Family check first: a config of another architecture is named as such, not reported as a
+  // missing SmolVLM config.
+  const std::string vlm_name = smolvla::read_vlm_model_name(dir);
   const std::string vlm_dir = smolvla::find_vlm_dir(dir, vlm_name, opts.vlm_config_dir);
   VLART_CHECK(!vlm_dir.empty() && fs::exists(fs::path(vlm_dir) / "config.json"), NotFoundError,
               "Policy::load: SmolVLM config.json not found (vlm_model_name '", vlm_name,

@@ -36,6 +36,9 @@ struct ExpertLayerSpec {
 struct SmolVLAConfig {
   // Policy (checkpoint config.json).
   std::vector<std::string> cameras;  // input feature names of VISUAL type, in config order
+  // VISUAL features that are LeRobot's empty-camera placeholders (observation.images.empty_camera_<i>,
+  // i < empty_cameras): never part of an observation, masked out by LeRobot, left out by the runtime.
+  std::vector<std::string> empty_camera_features;
   int64_t state_dim = 0, action_dim = 0, max_state_dim = 32, max_action_dim = 32;
   int64_t chunk_size = 50, num_steps = 10, tokenizer_max_length = 48;
   int64_t resize_h = 512, resize_w = 512;
@@ -74,9 +77,19 @@ struct SmolVLAConfig {
 // rounded up to a multiple of 256.
 int64_t expert_intermediate_size(int64_t hidden);
 
+// Reads `<checkpoint_dir>/config.json`, checks that it is a policy of a family vlart loads (LeRobot's
+// "type"; a config naming another architecture by "type", "model_type" or "architectures" gets an
+// UnsupportedError naming what it found and the families vlart knows) and returns its
+// vlm_model_name ("" when absent). IoError / FormatError name the file and field.
+std::string read_vlm_model_name(const std::string& checkpoint_dir);
+
 // Parses `<checkpoint_dir>/config.json` and the VLM config at `vlm_config_path` (a config.json
 // file), including the per-layer specs (a "pruning" section is validated: layer counts, heads a
-// multiple of the kv heads, expert pairing). Throws FormatError / IoError naming the file and field.
+// multiple of the kv heads, expert pairing). Objects are read in the file's key order, so `cameras`
+// is the order of input_features (the order LeRobot stacks the images in). Every size is validated
+// (>= 1, state/action dims within max_state_dim/max_action_dim, shapes of the right rank). Throws
+// FormatError / UnsupportedError / IoError naming the file, the field, expected and got; no
+// nlohmann exception escapes.
 SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& vlm_config_path);
 
 // Finds the VLM directory: the override when non-empty, else `vlm_model_name` as a local path (as
