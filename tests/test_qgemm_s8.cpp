@@ -156,6 +156,14 @@ TEST(S8Gemm, ExactInt32RaggedShapesEveryIsa) {
         const std::vector<int8_t> w = random_s8(static_cast<size_t>(n * k), seed++, -128, 127);
         expect_exact(a, w, m, n, k);
       }
+  // Long k: several K blocks with partial int32 sums kept between them.
+  for (int64_t m : {5, 38})
+    for (int64_t n : {17, 40})
+      for (int64_t k : {600, 1100, 2333}) {
+        const std::vector<int8_t> a = random_s8(static_cast<size_t>(m * k), seed++, -127, 127);
+        const std::vector<int8_t> w = random_s8(static_cast<size_t>(n * k), seed++, -128, 127);
+        expect_exact(a, w, m, n, k);
+      }
 }
 
 // Extremes: sums as large as int8 allows at a long k, every sign combination. A 16-bit pair sum
@@ -218,10 +226,11 @@ TEST(S8Gemm, QuantizationMatchesQuantizeRowsS8) {
 // The fused epilogue: y = act(sum * w_scale[c] * row_scale[r] + bias[c]) for every activation, with
 // and without bias (f32 / bf16), f32 / bf16 output, ragged n, row stride ldy > n (gaps untouched).
 TEST(S8Gemm, EpilogueEveryActivationBiasAndOutputDtype) {
-  const int64_t m = 23, n = 37, k = 45, ldy = n + 5;
+  for (const int64_t k : {45, 1500}) {  // one K block, several
+  const int64_t m = 23, n = 37, ldy = n + 5;
   const std::vector<int8_t> a = random_s8(static_cast<size_t>(m * k), 11, -127, 127);
   const std::vector<int8_t> w = random_s8(static_cast<size_t>(n * k), 12, -127, 127);
-  const std::vector<float> ws = uniform(static_cast<size_t>(n), 13, 1e-4f, 2e-3f);
+  const std::vector<float> ws = uniform(static_cast<size_t>(n), 13, 1e-4f, 2e-3f * 45.f / static_cast<float>(k));
   const std::vector<float> rs = uniform(static_cast<size_t>(m), 14, 1e-3f, 2e-2f);
   std::vector<float> bias = uniform(static_cast<size_t>(n), 15, -2.f, 2.f);
   std::vector<uint16_t> bias_b(bias.size());
@@ -270,6 +279,7 @@ TEST(S8Gemm, EpilogueEveryActivationBiasAndOutputDtype) {
           }
           EXPECT_LE(num / den, y_bf16 ? 2e-5 : 1e-10);
         }
+  }
   }
 }
 

@@ -16,8 +16,9 @@
 //    and compensation are tested through kAvx2VnniEmu, which runs the same code with vpdpbusd
 //    replaced by an exact AVX2 emulation (test-only, slower than kAvx2).
 // P = ceil(n / 16) column panels (padding columns have zero weights and scales), T = ceil(m / kS8MR)
-// row tiles. The micro-kernel keeps a kS8MR x 16 int32 tile in registers over the whole k and
-// applies the epilogue (scales, bias, activation, f32/bf16 store) from registers.
+// row tiles. The micro-kernel keeps a kS8MR x 16 int32 tile in registers over a K block (up to 768 k
+// for kAvx2, 1536 for VNNI; longer k carries partial int32 sums in the scratch between blocks) and
+// applies the epilogue (scales, bias, activation, f32/bf16 store) from registers after the last one.
 // Rows are quantized and packed once per call into the caller's scratch; the product is split
 // over column panels with OpenMP (`threads`). No allocation.
 //
@@ -77,7 +78,8 @@ struct S8GemmProblem {
   int threads = 1;
 };
 
-// Scratch for s8gemm: the packed activations, the row scales and a widened bias (64-byte aligned).
+// Scratch for s8gemm: the packed activations, the row scales, a widened bias and, for k beyond one K
+// block, the partial sums (m x n int32, padded to tiles).
 size_t s8gemm_scratch_bytes(const S8GemmLayout& L, int64_t m);
 // Computes the problem. scratch: s8gemm_scratch_bytes(L, p.m) bytes, 64-byte aligned.
 void s8gemm(const S8GemmLayout& L, const void* packed, const S8GemmProblem& p, void* scratch);

@@ -114,11 +114,28 @@ void s8gemm_pack(const S8GemmLayout& L, const int8_t* q, const float* scales, vo
   }
 }
 
-size_t s8gemm_scratch_bytes(const S8GemmLayout& L, int64_t m) {
-  const int64_t tiles = (m + kS8MR - 1) / kS8MR;
-  return align64(static_cast<size_t>(tiles) * static_cast<size_t>(L.kgroups) * kS8MR * 4) +
-         align64(static_cast<size_t>(m) * sizeof(float)) + align64(static_cast<size_t>(L.n) * sizeof(float)) + 64;
+namespace {
+constexpr int64_t kS8KBlockGroups = 384;  // k-groups per K block (see compute_panels)
+int64_t k_block_count(const S8GemmLayout& L) {
+  return std::max<int64_t>(1, (L.kgroups + kS8KBlockGroups - 1) / kS8KBlockGroups);
 }
+// Scratch: packed activations | row scales | widened bias | partial sums (more than one K block).
+struct ScratchMap {
+  size_t qa = 0, rs = 0, bias = 0, part = 0, total = 0;
+};
+ScratchMap scratch_map(const S8GemmLayout& L, int64_t m) {
+  const int64_t tiles = (m + kS8MR - 1) / kS8MR;
+  ScratchMap s;
+  s.rs = align64(static_cast<size_t>(tiles) * static_cast<size_t>(L.kgroups) * kS8MR * 4);
+  s.bias = s.rs + align64(static_cast<size_t>(m) * sizeof(float));
+  s.part = s.bias + align64(static_cast<size_t>(L.n) * sizeof(float));
+  const size_t part = k_block_count(L) > 1 ? static_cast<size_t>(tiles * L.panels) * kS8MR * kS8NR * 4 : 0;
+  s.total = s.part + part + 64;
+  return s;
+}
+}  // namespace
+
+size_t s8gemm_scratch_bytes(const S8GemmLayout& L, int64_t m) { return scratch_map(L, m).total; }
 
 // Everything from here to the matching pop is compiled for AVX2 + FMA (callers check the CPU first).
 #if defined(__clang__)
@@ -142,6 +159,8 @@ struct S8TileEpi {
   int64_t ldy = 0;
   bool y_bf16 = false;
   int32_t* y_s32 = nullptr;
+  bool acc_in = false;   // K block after the first: continue from the partial sums
+  bool acc_out = false;  // K block before the last: store the partial sums
 };
 
 // exp(x) as kernels::exp_f (same reduction, polynomial and limits): 2^n from exponent bits.
@@ -279,7 +298,13 @@ namespace avx2 {
 #include "cpu/qgemm_s8_tile.inc"
 }  // namespace avx2
 
-using TileFn = void (*)(int, const uint8_t*, const uint8_t*, int64_t, const S8TileEpi&, int64_t, int64_t, int);
+using TileFn = void (*)(int, const uint8_t*, const uint8_t*, int64_t, const S8TileEpi&, int64_t, int64_t, int, int32_t*);
+
+// K blocks of at most kS8KBlockGroups k-groups (k <= 768 for kAvx2, 1536 for VNNI): up to 24 KiB of
+// a panel, which stays in L1 while the tiles of a row block pass (6 KiB per row tile). Longer k keeps
+// partial int32 sums in the scratch (k = 12288: 16 blocks; without them the connector's 64 x 12288
+// product ran at a third of the f32 speed, every tile streaming a 384 KiB panel from L3).
+int64_t k_blocks(const S8GemmLayout& L) { return k_block_count(L); }
 
 // ---- activations: quantize and pack one row tile ----
 
@@ -421,15 +446,18 @@ void quantize_tiles(const S8GemmLayout& L, const S8GemmProblem& p, int64_t t0, i
   }
 }
 
-// Panels [p0, p1) for every row: row tiles in blocks that stay in L2 while each panel (in L1 up to
-// k ~ 800 for kAvx2, ~1600 for VNNI) meets all tiles of the block.
+// Panels [p0, p1) for every row. Loops: K blocks, then row blocks (their activations stay in L2),
+// then panels (a panel's K block stays in L1 while every tile of the row block meets it).
+// part: partial sums [tiles][panels][kS8MR][16] int32 when there is more than one K block.
 void compute_panels(const S8GemmLayout& L, const void* packed, const S8GemmProblem& p, const uint8_t* qa,
-                    const float* rs, const float* bias, int64_t p0, int64_t p1, TileFn tile) {
+                    const float* rs, const float* bias, int32_t* part, int64_t p0, int64_t p1, TileFn tile) {
   const auto* base = static_cast<const uint8_t*>(packed);
   const size_t panel_bytes = static_cast<size_t>(L.kgroups) * kS8NR * 4;
   const size_t tile_bytes = static_cast<size_t>(L.kgroups) * kS8MR * 4;
   const int64_t tiles = (p.m + kS8MR - 1) / kS8MR;
-  const int64_t block = std::max<int64_t>(1, static_cast<int64_t>((size_t{160} << 10) / tile_bytes));
+  const int64_t nkb = k_blocks(L);
+  const int64_t kc = (L.kgroups + nkb - 1) / nkb;
+  const int64_t block = std::max<int64_t>(1, static_cast<int64_t>((size_t{160} << 10) / (static_cast<size_t>(kc) * kS8MR * 4)));
   const bool vnni = vnni_layout(L.isa);
   S8TileEpi e;
   e.rs = rs;
@@ -439,18 +467,25 @@ void compute_panels(const S8GemmLayout& L, const void* packed, const S8GemmProbl
   e.ldy = p.ldy;
   e.y_bf16 = p.y_bf16;
   e.y_s32 = p.y_s32;
-  for (int64_t tb = 0; tb < tiles; tb += block) {
-    const int64_t te = std::min(tiles, tb + block);
-    for (int64_t pi = p0; pi < p1; ++pi) {
-      const uint8_t* w = base + static_cast<size_t>(pi) * panel_bytes;
-      e.ws = reinterpret_cast<const float*>(base + L.scale_offset) + pi * kS8NR;
-      e.comp = vnni ? reinterpret_cast<const int32_t*>(base + L.comp_offset) + pi * kS8NR : nullptr;
-      const int64_t c0 = pi * kS8NR;
-      const int nc = static_cast<int>(std::min<int64_t>(kS8NR, L.n - c0));
-      for (int64_t t = tb; t < te; ++t) {
-        const int64_t r0 = t * kS8MR;
-        const int mr = static_cast<int>(std::min<int64_t>(kS8MR, p.m - r0));
-        tile(mr, qa + static_cast<size_t>(t) * tile_bytes, w, L.kgroups, e, r0, c0, nc);
+  for (int64_t kb = 0; kb < nkb; ++kb) {
+    const int64_t g0 = kb * kc, g1 = std::min(L.kgroups, g0 + kc);
+    e.acc_in = kb > 0;
+    e.acc_out = kb + 1 < nkb;
+    for (int64_t tb = 0; tb < tiles; tb += block) {
+      const int64_t te = std::min(tiles, tb + block);
+      for (int64_t pi = p0; pi < p1; ++pi) {
+        const uint8_t* w = base + static_cast<size_t>(pi) * panel_bytes + static_cast<size_t>(g0) * kS8NR * 4;
+        e.ws = reinterpret_cast<const float*>(base + L.scale_offset) + pi * kS8NR;
+        e.comp = vnni ? reinterpret_cast<const int32_t*>(base + L.comp_offset) + pi * kS8NR : nullptr;
+        const int64_t c0 = pi * kS8NR;
+        const int nc = static_cast<int>(std::min<int64_t>(kS8NR, L.n - c0));
+        for (int64_t t = tb; t < te; ++t) {
+          const int64_t r0 = t * kS8MR;
+          const int mr = static_cast<int>(std::min<int64_t>(kS8MR, p.m - r0));
+          int32_t* pt = part ? part + (t * L.panels + pi) * (kS8MR * kS8NR) : nullptr;
+          tile(mr, qa + static_cast<size_t>(t) * tile_bytes + static_cast<size_t>(g0) * kS8MR * 4, w, g1 - g0, e, r0,
+               c0, nc, pt);
+        }
       }
     }
   }
@@ -501,12 +536,13 @@ void s8gemm(const S8GemmLayout& L, const void* packed, const S8GemmProblem& p, v
   if (p.m <= 0 || L.n == 0) return;
   const TileFn tile = tile_fn(L.isa);
   const int64_t tiles = (p.m + kS8MR - 1) / kS8MR;
+  const ScratchMap sm = scratch_map(L, p.m);
   auto* qa = static_cast<uint8_t*>(scratch);
-  const size_t qa_bytes = align64(static_cast<size_t>(tiles) * static_cast<size_t>(L.kgroups) * kS8MR * 4);
-  auto* rs = reinterpret_cast<float*>(qa + qa_bytes);
+  auto* rs = reinterpret_cast<float*>(qa + sm.rs);
+  int32_t* part = k_blocks(L) > 1 ? reinterpret_cast<int32_t*>(qa + sm.part) : nullptr;
   float* bias = nullptr;
   if (p.bias) {
-    bias = reinterpret_cast<float*>(qa + qa_bytes + align64(static_cast<size_t>(p.m) * sizeof(float)));
+    bias = reinterpret_cast<float*>(qa + sm.bias);
     if (p.bias_bf16)
       for (int64_t c = 0; c < L.n; ++c) bias[c] = bf16_to_f32(static_cast<const uint16_t*>(p.bias)[c]);
     else
@@ -522,7 +558,7 @@ void s8gemm(const S8GemmLayout& L, const void* packed, const S8GemmProblem& p, v
   };
   if (nt <= 1) {
     quantize_tiles(L, p, 0, tiles, qa, rs);
-    compute_panels(L, packed, p, qa, rs, bias, 0, L.panels, tile);
+    compute_panels(L, packed, p, qa, rs, bias, part, 0, L.panels, tile);
     return;
   }
 #pragma omp parallel num_threads(nt)
@@ -533,7 +569,7 @@ void s8gemm(const S8GemmLayout& L, const void* packed, const S8GemmProblem& p, v
     quantize_tiles(L, p, b, e, qa, rs);
 #pragma omp barrier
     split(L.panels, tid, nth, b, e);
-    compute_panels(L, packed, p, qa, rs, bias, b, e, tile);
+    compute_panels(L, packed, p, qa, rs, bias, part, b, e, tile);
   }
 }
 
