@@ -4,7 +4,8 @@
 //   scheme 1: int8 weight-only          (qgemm, dequantized in registers, every M)
 //   scheme 2: int4-g64 symmetric        (qgemm)
 //   scheme 3: w8a8                      (M <= 16 as int8; above, per-token int8 activations and
-//                                        an s8 x s8 oneDNN matmul + row-scale epilogue)
+//                                        a u8 x s8 oneDNN matmul + row-scale epilogue on VNNI CPUs,
+//                                        vlart's int8 GEMM (kernels/cpu/qgemm_s8.h) on AVX2 ones)
 // Arguments: scheme, M, K, N, threads, cold. cold=1 rotates through copies of the weight totalling
 // >= 192 MiB of stored bytes (per scheme), so every call streams its weights from DRAM as a real
 // model's layers do (M <= 16, and the expert's M = 50 shapes); cold=0 reuses one copy (M > 16,
@@ -145,6 +146,13 @@ void args(benchmark::internal::Benchmark* b) {
   // model (cold): f32 against w8a8.
   for (Mkn s : {Mkn{50, 720, 960}, Mkn{50, 720, 320}, Mkn{50, 960, 720}, Mkn{50, 720, 2048}, Mkn{50, 2048, 720}})
     for (int64_t scheme : {0, 3}) b->Args({scheme, s.m, s.k, s.n, 2, 1});
+  // smolvla_base's large-M Linear layers (vision tower M = 1024 per camera, connector, prefix,
+  // expert), f32 against w8a8 at 1 and 2 threads. On AVX2 CPUs without VNNI, w8a8 runs vlart's exact
+  // int8 GEMM (kernels/cpu/qgemm_s8.h); compare with --benchmark_enable_random_interleaving.
+  for (Mkn s : {Mkn{1024, 768, 768}, Mkn{256, 768, 768}, Mkn{64, 12288, 960}, Mkn{100, 960, 960}, Mkn{100, 960, 320},
+                Mkn{100, 960, 2560}, Mkn{50, 720, 720}})
+    for (int64_t threads : {1, 2})
+      for (int64_t scheme : {0, 3}) b->Args({scheme, s.m, s.k, s.n, threads, 0});
   b->ArgNames({"scheme", "M", "K", "N", "thr", "cold"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 

@@ -13,6 +13,7 @@
 
 #include <omp.h>
 
+#include "backends/cpu/gemm_linear_s8.h"
 #include "backends/cpu/gemm_onednn.h"
 #include "cpu/gemv.h"
 #include "cpu/qgemm.h"
@@ -352,11 +353,16 @@ class NoopKernel final : public OpKernel {
 
 }  // namespace
 
-bool w8a8_int8_compute_available() {
+namespace {
+// oneDNN's int8 matmul is exact (no vpmaddubsw saturation) only from VNNI up.
+bool onednn_int8_exact() {
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   return isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||
          isa == dnnl::cpu_isa::avx512_core_amx || isa == dnnl::cpu_isa::avx2_vnni;
 }
+}  // namespace
+
+bool w8a8_int8_compute_available() { return onednn_int8_exact() || w8a8_s8gemm_available(); }
 
 std::string w8a8_path_name() {
   if (w8a8_int8_compute_available()) return "oneDNN u8 x s8 int8 matmul";
@@ -387,8 +393,12 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
     VLART_CHECK(quantized_linear_supported(*wv.quant), UnsupportedError, node_label(n),
                 ": quantized weight layout not supported (int4 needs even k and group)");
     if (wv.quant->act_int8 && wv.quant->kind == QuantWeight::Kind::kInt8 && !wv.quant->input_scales.defined() &&
-        m > kLinearGemvMaxRows && w8a8_int8_compute_available())
-      return std::make_unique<W8A8LinearKernel>(n, m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
+        m > kLinearGemvMaxRows) {
+      if (onednn_int8_exact())
+        return std::make_unique<W8A8LinearKernel>(n, m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
+      // No exact int8 matmul in oneDNN (AVX2 without VNNI): vlart's own int8 GEMM.
+      if (auto k = make_w8a8_s8gemm_linear(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads)) return k;
+    }
     return std::make_unique<QuantLinearKernel>(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads);
   }
   if (m <= kLinearGemvMaxRows)

@@ -21,10 +21,11 @@ std::unique_ptr<OpKernel> create_cpu_conv2d(const Graph& g, const Node& n, CpuCo
 // Whether the CPU Linear kernels can run this quantized weight (int8 any k; int4 even k and group).
 bool quantized_linear_supported(const QuantWeight& q);
 
-// Whether W8A8 Linear layers compute with int8 activations here: oneDNN's effective ISA has int8 dot
-// products without intermediate saturation (AVX-512 VNNI, AVX2 VNNI, AMX). Without them oneDNN's
-// int8 matmul multiplies through vpmaddubsw, whose 16-bit pair sums saturate for full-range int8
-// weights (measured: 18% relative error), so W8A8 weights then run as int8 weight-only instead.
+// Whether W8A8 Linear layers (M > 16) compute with int8 activations here: in oneDNN where its
+// effective ISA has int8 dot products without intermediate saturation (AVX-512 VNNI, AVX2 VNNI, AMX;
+// below that oneDNN multiplies through vpmaddubsw, whose 16-bit pair sums saturate for full-range
+// int8 weights: measured 18% relative error), else in vlart's exact int8 GEMM on any AVX2 CPU
+// (kernels/cpu/qgemm_s8.h). Only where neither exists do W8A8 weights run as int8 weight-only.
 bool w8a8_int8_compute_available();
 // What W8A8 Linear layers with M > 16 run here (vlart info).
 std::string w8a8_path_name();
