@@ -12,6 +12,10 @@ int cmd_info(int argc, char** argv) {
   std::printf("cpu:       %s (%s), %d logical CPUs\n", s.cpu.model.c_str(), s.cpu.vendor.c_str(), s.cpu.logical_cpus);
   std::printf("cpu flags: %s\n", s.cpu.flags_str().c_str());
   std::printf("oneDNN:    %s, effective ISA %s\n", s.onednn_version.c_str(), s.onednn_isa.c_str());
+  std::printf("cpu arch:  %s\n", s.cpu.arch.c_str());
+  std::printf("kernels:  ");
+  for (const auto& [family, path] : s.kernel_paths) std::printf(" %s=%s", family.c_str(), path.c_str());
+  std::printf("\n");
   std::printf("backends:\n");
   for (const auto& b : s.backends)
     std::printf("  %-5s %-13s %s\n", b.name.c_str(), b.available ? "available" : "unavailable", b.detail.c_str());

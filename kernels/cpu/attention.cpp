@@ -113,6 +113,7 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   }
   per_thread_floats_ = o;
   const AttnTileKernels* fast = force_generic ? nullptr : attn_tile_kernels_avx512();
+  if (!fast && !force_generic) fast = attn_tile_kernels_neon();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
 }
 

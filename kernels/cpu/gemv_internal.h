@@ -10,6 +10,11 @@
 namespace vlart::gemv_detail {
 
 inline GemvIsa detect_isa() {
+#if defined(__aarch64__)
+  return GemvIsa::kNeon;  // Advanced SIMD is part of the AArch64 base architecture
+#elif !defined(__x86_64__) && !defined(__i386__)
+  return GemvIsa::kScalar;
+#else
   static const GemvIsa best = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -19,6 +24,7 @@ inline GemvIsa detect_isa() {
     return GemvIsa::kScalar;
   }();
   return best;
+#endif
 }
 
 inline float bf16_bits_to_f32(uint16_t h) {
@@ -54,5 +60,15 @@ inline float activate(float v, GemvAct a) {
 // on `isa` (the caller then uses the row path). `xf`/`ldx`: f32 activations (or the bf16 ones for
 // the pair format).
 bool gemv_packed(const GemvProblem& p, GemvIsa isa);
+
+// Row-path tile (the layout of gemv.cpp's tiles): acc[i][j] = dot(x row i, w row j) for i < mr,
+// j < nr (1..4 each), weight rows k elements apart, f32 or bf16 (w_bf16); `pf`, when not null, is
+// the next tile's first weight row, to prefetch.
+using GemvTileAcc = float[4][4];
+using GemvTileFn = void (*)(const float* x, int64_t ldx, const void* w, int64_t k, const void* pf, GemvTileAcc& acc);
+#if defined(__aarch64__)
+// NEON tiles (gemv_neon.cpp).
+GemvTileFn gemv_neon_tile(int mr, int nr, bool w_bf16);
+#endif
 
 }  // namespace vlart::gemv_detail
