@@ -2,6 +2,7 @@
 // (materialised scores, double softmax).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -498,6 +499,117 @@ TEST(Attention, EveryIsaRungPicksItsTilesAndMatchesReference) {
   }
   kernels::cpu_isa_cap(saved);
   EXPECT_GE(rungs, 1);
+}
+
+// The NEON tile kernels (aarch64 builds) against the portable ones, function by function, on every
+// tail: row vectors 1..4, head dims not a multiple of 4, key counts around the 4-key blocks and the
+// tile, value widths around the 16-column blocks, masked (-inf) scores and rows with every key masked.
+// On aarch64 the attention op picks them (the AttentionDT suite then runs them end to end).
+TEST(Attention, NeonTileKernelsMatchGeneric) {
+  const kernels::AttnTileKernels* neon = kernels::attn_tile_kernels_neon();
+#if defined(__aarch64__)
+  ASSERT_NE(neon, nullptr);
+  {
+    kernels::AttentionParams p;
+    p.B = 1, p.Lq = 5, p.Lk = 9, p.Hq = 2, p.Hkv = 1, p.D = 16, p.Dv = 16;
+    EXPECT_STREQ(kernels::FlashAttention(p, 1, false).isa(), "neon");
+  }
+#endif
+  if (!neon) GTEST_SKIP() << "not an aarch64 build: no NEON tile kernels";
+  const kernels::AttnTileKernels& gen = kernels::attn_tile_kernels_generic();
+  constexpr int QB = kernels::kRowBlock, KT = kernels::kKeyTile;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  std::mt19937 rng(11);
+  auto uni = [&rng](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+  auto close = [](float a, float b, float tol) { return std::fabs(a - b) <= tol * (1.f + std::fabs(b)); };
+
+  for (int nvec = 1; nvec <= QB / 16; ++nvec) {
+    const int nr = 16 * nvec;
+    for (int D : {1, 3, 4, 7, 64, 72})
+      for (int kt : {1, 3, 4, 5, 127, KT}) {
+        const int64_t ldk = D + 3;
+        std::vector<float> Qt(static_cast<size_t>(D) * QB), K(static_cast<size_t>(kt) * ldk);
+        for (float& v : Qt) v = uni(-1.f, 1.f);
+        for (float& v : K) v = uni(-1.f, 1.f);
+        std::vector<float> s1(KT * QB, 0.f), s2(KT * QB, 0.f), t1(QB), t2(QB);
+        gen.scores(Qt.data(), nvec, K.data(), ldk, kt, D, s1.data(), t1.data());
+        neon->scores(Qt.data(), nvec, K.data(), ldk, kt, D, s2.data(), t2.data());
+        int bad = 0;
+        for (int r = 0; r < nr; ++r) {
+          float mx = ninf;
+          for (int j = 0; j < kt; ++j) {
+            bad += !close(s2[j * QB + r], s1[j * QB + r], 2e-6f * D);
+            mx = std::max(mx, s2[j * QB + r]);
+          }
+          bad += t2[r] != mx;  // the tile max is the max of the scores it wrote
+        }
+        EXPECT_EQ(bad, 0) << "scores nvec " << nvec << " D " << D << " kt " << kt;
+        std::vector<float> s3(KT * QB, 0.f);  // without the tile max
+        neon->scores(Qt.data(), nvec, K.data(), ldk, kt, D, s3.data(), nullptr);
+        for (int j = 0; j < kt; ++j)
+          for (int r = 0; r < nr; ++r) bad += s3[j * QB + r] != s2[j * QB + r];
+        EXPECT_EQ(bad, 0) << "scores without max, nvec " << nvec << " D " << D << " kt " << kt;
+      }
+
+    for (int kt : {1, 2, 3, 128})
+      for (bool given_max : {false, true}) {
+        // Base-2 scores; some keys masked, rows 1 and 5 entirely masked, rows 1 and 2 with no key seen yet.
+        std::vector<float> S(KT * QB, 0.f), m(QB), l(QB), tmax(QB, ninf);
+        for (int r = 0; r < nr; ++r) {
+          m[r] = r == 1 || r == 2 ? ninf : uni(-8.f, 8.f);
+          l[r] = m[r] == ninf ? 0.f : uni(0.5f, 20.f);
+          for (int j = 0; j < kt; ++j) {
+            const bool masked = r == 1 || r == 5 || (j + r) % 7 == 3;
+            S[j * QB + r] = masked ? ninf : uni(-30.f, 10.f);
+            tmax[r] = std::max(tmax[r], S[j * QB + r]);
+          }
+        }
+        std::vector<float> S1 = S, S2 = S, m1 = m, m2 = m, l1 = l, l2 = l, a1(QB), a2(QB);
+        gen.softmax(S1.data(), kt, nvec, given_max ? tmax.data() : nullptr, m1.data(), l1.data(), a1.data());
+        neon->softmax(S2.data(), kt, nvec, given_max ? tmax.data() : nullptr, m2.data(), l2.data(), a2.data());
+        int bad = 0;
+        for (int r = 0; r < nr; ++r) {
+          bad += m2[r] != m1[r] && !(std::isinf(m1[r]) && std::isinf(m2[r]));
+          bad += !close(l2[r], l1[r], 1e-6f) + !close(a2[r], a1[r], 1e-6f);
+          for (int j = 0; j < kt; ++j) {
+            const float p1 = S1[j * QB + r], p2 = S2[j * QB + r];
+            bad += p1 == 0.f ? p2 != 0.f : !close(p2, p1, 1e-6f);
+          }
+        }
+        EXPECT_EQ(m2[1], ninf);
+        EXPECT_EQ(l2[1], 0.f);
+        EXPECT_EQ(bad, 0) << "softmax nvec " << nvec << " kt " << kt << " tile max " << given_max;
+      }
+  }
+
+  for (int nr : {1, 2, 3, 4, 5, 17, 63, QB})
+    for (int Dv : {1, 3, 4, 5, 16, 17, 40, 64, 72})
+      for (int kt : {1, 5, KT}) {
+        const int64_t ldv = Dv + 1;
+        std::vector<float> S(KT * QB), V(static_cast<size_t>(kt) * ldv), alpha(QB), acc(static_cast<size_t>(QB) * Dv);
+        for (float& v : S) v = uni(0.f, 1.f);
+        for (float& v : V) v = uni(-1.f, 1.f);
+        for (float& v : alpha) v = uni(0.f, 1.f);
+        for (float& v : acc) v = uni(-4.f, 4.f);
+        std::vector<float> acc1 = acc, acc2 = acc;
+        gen.pv(S.data(), kt, nr, V.data(), ldv, Dv, alpha.data(), acc1.data());
+        neon->pv(S.data(), kt, nr, V.data(), ldv, Dv, alpha.data(), acc2.data());
+        int bad = 0;
+        for (size_t i = 0; i < acc.size(); ++i)
+          bad += i < static_cast<size_t>(nr) * Dv ? !close(acc2[i], acc1[i], 2e-6f * kt) : acc2[i] != acc[i];
+        EXPECT_EQ(bad, 0) << "pv nr " << nr << " Dv " << Dv << " kt " << kt;  // rows >= nr untouched
+      }
+
+  for (int cols : {1, 7, 8, 9, 64, 72}) {
+    const int rows = 3;
+    const int64_t lds = cols + 2;
+    std::vector<uint16_t> src(static_cast<size_t>(rows) * lds);
+    for (uint16_t& h : src) h = static_cast<uint16_t>(rng());
+    std::vector<float> d1(static_cast<size_t>(rows) * cols), d2(d1.size());
+    gen.bf16_rows(src.data(), lds, rows, cols, d1.data());
+    neon->bf16_rows(src.data(), lds, rows, cols, d2.data());
+    EXPECT_EQ(std::memcmp(d1.data(), d2.data(), d1.size() * sizeof(float)), 0) << "bf16_rows cols " << cols;
+  }
 }
 
 // int16 and int8 products through the backend on every feature of the kernel: GQA, causal, bool / u8 /

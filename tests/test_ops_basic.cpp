@@ -18,8 +18,10 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <thread>
 #include <vector>
 
+#include "backends/cpu/cpu_backend.h"
 #include "core/alloc_guard.h"
 #include "op_harness.h"
 #include "vlart/error.h"
@@ -79,6 +81,24 @@ const DType kFloatTypes[] = {DType::kF32, DType::kBF16};
 }  // namespace
 
 // ------------------------------------------------------------------------------------ norms
+
+// set_flush_denormals(): MXCSR FTZ+DAZ on x86, FPCR.FZ on aarch64. A fresh thread starts with
+// gradual underflow (so the check can fail); after the call a denormal operand counts as zero.
+TEST(CpuBackend, FlushDenormalsOnTheCallingThread) {
+  auto product = [](bool flush) {
+    float r = -1.f;
+    std::thread t([&] {
+      if (flush) set_flush_denormals();
+      volatile float tiny = 1e-39f;  // denormal (FLT_MIN is 1.18e-38)
+      volatile float one = 1.f;
+      r = tiny * one;
+    });
+    t.join();
+    return r;
+  };
+  EXPECT_GT(product(false), 0.f);
+  EXPECT_EQ(product(true), 0.f);
+}
 
 TEST(Norm, LayerNormMatchesReference) {
   for (DType xt : kFloatTypes)

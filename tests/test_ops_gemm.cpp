@@ -204,8 +204,8 @@ TEST(LinearCpu, GemvForcedIsaPathsMatchReference) {
   auto be = make_cpu_backend({2});
   const GemvIsa best = gemv_active_isa();
   uint32_t seed = 1300;
-  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16}) {
-    if (static_cast<int>(isa) > static_cast<int>(best)) {
+  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16, GemvIsa::kNeon}) {
+    if (!gemv_isa_supported(isa)) {
       // Not a gtest skip: the paths this CPU has did run.
       std::printf("[ INFO ] gemv %s: not on this CPU (best path %s), not run\n", gemv_isa_name(isa), gemv_isa_name(best));
       continue;
@@ -229,7 +229,6 @@ TEST(LinearCpu, GemvEveryRowCountAndRuntimeWeightPerIsa) {
   // Packed-panel kernels exist per row count 1..16; a runtime (non-constant) weight takes the
   // row-tile path of each ISA instead.
   auto be = make_cpu_backend({2});
-  const GemvIsa best = gemv_active_isa();
   uint32_t seed = 1700;
   for (int64_t M = 1; M <= 16; ++M) {
     const LinearCase a{M, 37, 33, DType::kF32, DType::kF32, true, Activation::kNone};
@@ -237,8 +236,8 @@ TEST(LinearCpu, GemvEveryRowCountAndRuntimeWeightPerIsa) {
     const LinearCase b{M, 37, 33, DType::kBF16, DType::kBF16, true, Activation::kNone};
     EXPECT_LE(run_linear(*be, b, seed++), kBf16Bound) << describe(b);
   }
-  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16}) {
-    if (static_cast<int>(isa) > static_cast<int>(best)) continue;
+  for (GemvIsa isa : {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16, GemvIsa::kNeon}) {
+    if (!gemv_isa_supported(isa)) continue;
     gemv_force_isa(isa);
     for (DType dt : {DType::kF32, DType::kBF16}) {
       Graph g;
@@ -253,6 +252,31 @@ TEST(LinearCpu, GemvEveryRowCountAndRuntimeWeightPerIsa) {
     }
   }
   gemv_force_isa(GemvIsa::kAuto);
+}
+
+// The ISA ladder per architecture: x86 builds never report NEON, aarch64 builds take NEON and fall
+// back to it when an x86 path is forced (and to scalar only when scalar is asked for).
+TEST(LinearCpu, GemvIsaLadderOfThisArchitecture) {
+  const GemvIsa best = gemv_active_isa();
+  EXPECT_TRUE(gemv_isa_supported(GemvIsa::kScalar));
+  EXPECT_TRUE(gemv_isa_supported(best));
+#if defined(__aarch64__)
+  EXPECT_EQ(best, GemvIsa::kNeon);
+  for (GemvIsa x86 : {GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16}) {
+    EXPECT_FALSE(gemv_isa_supported(x86)) << gemv_isa_name(x86);
+    gemv_force_isa(x86);
+    EXPECT_EQ(gemv_active_isa(), GemvIsa::kNeon) << gemv_isa_name(x86);
+  }
+  EXPECT_EQ(gemv_pack_format(false, true), GemvPack::kNone);  // the packed panels are AVX-512 only
+#else
+  EXPECT_FALSE(gemv_isa_supported(GemvIsa::kNeon));
+  gemv_force_isa(GemvIsa::kNeon);
+  EXPECT_EQ(gemv_active_isa(), best);
+#endif
+  gemv_force_isa(GemvIsa::kScalar);
+  EXPECT_EQ(gemv_active_isa(), GemvIsa::kScalar);
+  gemv_force_isa(GemvIsa::kAuto);
+  EXPECT_EQ(gemv_active_isa(), best);
 }
 
 TEST(LinearCpu, GemvResultDoesNotDependOnThreadCount) {

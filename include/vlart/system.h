@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vlart {
@@ -14,7 +15,11 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false, avx512_bf16 = false,
        avx512_fp16 = false;
   bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
-  std::string flags_str() const;  // "avx2 fma avx512f ..." (present ones)
+  // aarch64 (from the kernel's HWCAP bits): Advanced SIMD, its int8 dot product (SDOT/UDOT), fp16
+  // arithmetic, BF16 and I8MM instructions, SVE.
+  bool neon = false, asimd_dotprod = false, asimd_fp16 = false, bf16 = false, i8mm = false, sve = false;
+  std::string arch;               // "x86_64", "aarch64", ...
+  std::string flags_str() const;  // "avx2 fma avx512f ..." / "neon dotprod ..." (present ones)
 };
 
 CpuFeatures detect_cpu_features();
@@ -41,6 +46,8 @@ struct SystemInfo {
   std::string kernel_isa_cap;  // the cap in force ("none" when uncapped)
   std::vector<KernelPathInfo> kernels;
   std::vector<BackendInfo> backends;
+  // Code path each hand-written CPU kernel family takes on this machine ("gemv" -> "avx512", ...).
+  std::vector<std::pair<std::string, std::string>> kernel_paths;
 };
 
 SystemInfo system_info();

@@ -77,6 +77,7 @@ const char* attention_f32_path_name() {
   const CpuIsa isa = cpu_isa_max();
   const AttnTileKernels* fast = isa >= CpuIsa::kAvx512 ? attn_tile_kernels_avx512() : nullptr;
   if (!fast && isa >= CpuIsa::kAvx2) fast = attn_tile_kernels_avx2();
+  if (!fast && cpu_isa_cap_value() != CpuIsa::kPortable) fast = attn_tile_kernels_neon();
   return (fast ? fast : &attn_tile_kernels_generic())->name;
 }
 
@@ -128,6 +129,8 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
   per_thread_floats_ = o;
   const AttnTileKernels* fast = isa >= CpuIsa::kAvx512 ? attn_tile_kernels_avx512() : nullptr;
   if (!fast && isa >= CpuIsa::kAvx2) fast = attn_tile_kernels_avx2();
+  // NEON (aarch64 only; nullptr elsewhere) unless generic is forced or the ladder capped to portable.
+  if (!fast && !force_generic && cpu_isa_cap_value() != CpuIsa::kPortable) fast = attn_tile_kernels_neon();
   tiles_ = fast ? fast : &attn_tile_kernels_generic();
 }
 

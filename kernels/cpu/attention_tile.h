@@ -91,6 +91,8 @@ const AttnTileKernels& attn_tile_kernels_generic();
 const AttnTileKernels* attn_tile_kernels_avx2();
 // AVX-512F intrinsics; nullptr when this build or this CPU has no AVX-512F.
 const AttnTileKernels* attn_tile_kernels_avx512();
+// NEON intrinsics (attention_tile_neon.cpp); nullptr except on aarch64 builds.
+const AttnTileKernels* attn_tile_kernels_neon();
 // AVX512_VNNI (+BW); nullptr when this build or this CPU lacks it.
 const AttnI16Kernels* attn_i16_kernels_avx512vnni();
 

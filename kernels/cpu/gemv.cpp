@@ -1,7 +1,9 @@
 #include "cpu/gemv.h"
 #include "cpu/gemv_internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -58,6 +60,8 @@ void tile_scalar(const float* x, int64_t ldx, const void* w, int64_t k, const vo
     }
 }
 
+// x86 tiles (AVX2, AVX-512, AVX512_BF16); aarch64 builds use the NEON tiles of gemv_neon.cpp.
+#if defined(__x86_64__) || defined(__i386__)
 // ---------------------------------------------------------------- AVX2 + FMA
 #define VLART_AVX2 __attribute__((target("avx2,fma")))
 
@@ -233,6 +237,7 @@ VLART_AVX512BF16 void tile_dpbf16(const float* xf, int64_t ldx, const void* w, i
 }
 
 #pragma GCC diagnostic pop
+#endif  // x86
 
 // ---------------------------------------------------------------- dispatch
 // Table of tile functions indexed [bf16][mr-1][nr-1] for one ISA.
@@ -245,6 +250,7 @@ template <int MR, int NR, bool B>
 struct ScalarTile {
   static constexpr TileFn fn = &tile_scalar<MR, NR, B>;
 };
+#if defined(__x86_64__) || defined(__i386__)
 template <int MR, int NR, bool B>
 struct Avx2Tile {
   static constexpr TileFn fn = &tile_avx2<MR, NR, B>;
@@ -258,6 +264,7 @@ template <int MR, int NR, bool B>
 struct DpBf16Tile {
   static constexpr TileFn fn = &tile_dpbf16<MR, NR, B>;
 };
+#endif  // x86
 
 template <template <int, int, bool> class F, int MR, int NR>
 void fill_one(TileTable& t) {
@@ -280,8 +287,20 @@ TileTable build_table() {
   return t;
 }
 
+#if defined(__aarch64__)
+TileTable neon_table() {
+  TileTable t;
+  t.nr = kMaxNr;
+  for (int b = 0; b < 2; ++b)
+    for (int mr = 1; mr <= kMaxMr; ++mr)
+      for (int nr = 1; nr <= kMaxNr; ++nr) t.fn[b][mr - 1][nr - 1] = gemv_neon_tile(mr, nr, b == 1);
+  return t;
+}
+#endif
+
 const TileTable& table_for(GemvIsa isa) {
   static const TileTable scalar = build_table<ScalarTile, 4>();
+#if defined(__x86_64__) || defined(__i386__)
   static const TileTable avx2 = build_table<Avx2Tile, 2>();
   static const TileTable avx512 = build_table<Avx512Tile, 4>();
   static const TileTable dpbf16 = build_table<DpBf16Tile, 4>();
@@ -291,6 +310,13 @@ const TileTable& table_for(GemvIsa isa) {
     case GemvIsa::kAvx2: return avx2;
     default: return scalar;
   }
+#elif defined(__aarch64__)
+  static const TileTable neon = neon_table();
+  return isa == GemvIsa::kNeon ? neon : scalar;
+#else
+  (void)isa;
+  return scalar;
+#endif
 }
 
 }  // namespace
@@ -301,7 +327,23 @@ GemvIsa gemv_active_isa() {
   const GemvIsa best = detect_isa();
   const auto forced = static_cast<GemvIsa>(g_forced.load(std::memory_order_relaxed));
   if (forced == GemvIsa::kAuto) return best;
+  // A path of the other architecture's family cannot run here: the best one that can.
+  if (!gemv_isa_supported(forced)) return best;
   return static_cast<int>(forced) < static_cast<int>(best) ? forced : best;
+}
+
+bool gemv_isa_supported(GemvIsa isa) {
+  const GemvIsa best = detect_isa();
+  switch (isa) {
+    case GemvIsa::kAuto:
+    case GemvIsa::kScalar: return true;
+    case GemvIsa::kNeon: return best == GemvIsa::kNeon;
+    case GemvIsa::kAvx2:
+    case GemvIsa::kAvx512:
+    case GemvIsa::kAvx512Bf16:
+      return best != GemvIsa::kNeon && static_cast<int>(isa) <= static_cast<int>(best);
+  }
+  return false;
 }
 
 const char* gemv_isa_name(GemvIsa isa) {
@@ -311,6 +353,7 @@ const char* gemv_isa_name(GemvIsa isa) {
     case GemvIsa::kAvx2: return "avx2";
     case GemvIsa::kAvx512: return "avx512";
     case GemvIsa::kAvx512Bf16: return "avx512bf16";
+    case GemvIsa::kNeon: return "neon";
   }
   return "?";
 }

@@ -11,7 +11,7 @@
 //    outputs per register, no horizontal sums. f32 weights, bf16 weights widened to f32 in
 //    registers (f32 activations), or bf16 x bf16 with vdpbf16ps when the CPU has AVX512_BF16
 //    (products of bf16 values are exact in f32, so nothing is lost against widening).
-//  * row (w read in place, [n, k] PyTorch layout): 4x4 (AVX-512) / 4x2 (AVX2) / scalar tiles of
+//  * row (w read in place, [n, k] PyTorch layout): 4x4 (AVX-512, NEON) / 4x2 (AVX2) / scalar tiles of
 //    dot products; used for runtime weights and when a lower path is forced. bf16 x is widened to
 //    f32 rows in x_work first (or meets bf16 w in vdpbf16ps on AVX512_BF16).
 //
@@ -23,12 +23,17 @@
 
 namespace vlart {
 
-enum class GemvIsa : uint8_t { kAuto = 0, kScalar, kAvx2, kAvx512, kAvx512Bf16 };
+// x86: kScalar < kAvx2 < kAvx512 < kAvx512Bf16. aarch64: kScalar < kNeon (always present there). The
+// numeric order ranks paths of one architecture only: use gemv_isa_supported(), not a comparison.
+enum class GemvIsa : uint8_t { kAuto = 0, kScalar, kAvx2, kAvx512, kAvx512Bf16, kNeon };
 enum class GemvAct : uint8_t { kNone = 0, kRelu, kGeluErf, kGeluTanh, kSilu };
 
 // Pins the code path used by later gemv() calls (process-wide; meant for tests and benchmarks).
-// kAuto restores CPU detection. A request the CPU cannot run falls back to the best it can.
+// kAuto restores CPU detection. A request the CPU cannot run falls back to the best it can (an x86
+// path forced on aarch64 runs NEON, kNeon forced on x86 the best x86 path).
 void gemv_force_isa(GemvIsa isa);
+// Whether this build on this CPU can run `isa` (kAuto and kScalar: always).
+bool gemv_isa_supported(GemvIsa isa);
 // The path the next gemv() call will take (never kAuto).
 GemvIsa gemv_active_isa();
 const char* gemv_isa_name(GemvIsa isa);

@@ -5,7 +5,9 @@
 // row), broadcasts x[m, k] and multiplies it with the panel's 16 weights of step k. Each thread
 // streams whole panels: one sequential read per panel, which the hardware prefetcher follows far
 // better than several short row streams.
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 
@@ -26,6 +28,7 @@ constexpr int unroll_for(int mr) { return mr == 1 ? 4 : mr == 2 ? 2 : 1; }
 // contiguous run of activations, whatever M is.
 using PanelFn = void (*)(const void* x, const void* panel, int64_t k, float (*out)[kPanel]);
 
+#if defined(__x86_64__) || defined(__i386__)
 #define VLART_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define VLART_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
 
@@ -158,6 +161,7 @@ struct PanelTables {
 };
 const PanelTables<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16> kTables;
 static_assert(kGemvMaxRows == 16, "one panel kernel per row count");
+#endif  // x86
 
 int64_t panels(int64_t n) { return (n + kPanel - 1) / kPanel; }
 
@@ -165,7 +169,7 @@ int64_t panels(int64_t n) { return (n + kPanel - 1) / kPanel; }
 
 GemvPack gemv_pack_format(bool x_bf16, bool w_bf16) {
   const GemvIsa best = detect_isa();
-  if (best < GemvIsa::kAvx512) return GemvPack::kNone;
+  if (best != GemvIsa::kAvx512 && best != GemvIsa::kAvx512Bf16) return GemvPack::kNone;  // also NEON
   if (!w_bf16) return GemvPack::kF32;
   return x_bf16 && best == GemvIsa::kAvx512Bf16 ? GemvPack::kBf16Dp : GemvPack::kBf16;
 }
@@ -217,7 +221,11 @@ void gemv_pack(GemvPack f, const void* w, bool w_bf16, int64_t k, int64_t n, voi
 namespace gemv_detail {
 
 bool gemv_packed(const GemvProblem& p, GemvIsa isa) {
-  if (isa < GemvIsa::kAvx512 || p.pack == GemvPack::kNone) return false;
+#if !defined(__x86_64__) && !defined(__i386__)
+  (void)p, (void)isa;
+  return false;  // the panels have AVX-512 kernels only
+#else
+  if ((isa != GemvIsa::kAvx512 && isa != GemvIsa::kAvx512Bf16) || p.pack == GemvPack::kNone) return false;
   if (p.pack == GemvPack::kBf16Dp && (isa != GemvIsa::kAvx512Bf16 || !p.x_bf16)) return false;
   // Transpose the few activation rows into x_work (widening bf16 for the f32 panels).
   const int m = p.m;
@@ -252,6 +260,7 @@ bool gemv_packed(const GemvProblem& p, GemvIsa isa) {
     store_panel(p, out, pi * kPanel);
   }
   return true;
+#endif
 }
 
 }  // namespace gemv_detail

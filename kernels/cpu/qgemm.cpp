@@ -1,7 +1,9 @@
 // Quantized-weight GEMV/GEMM (see qgemm.h for the layout and the contract).
 #include "cpu/qgemm.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -87,6 +89,7 @@ void panel_scalar(const QPackedLayout& L, const PanelRef& pr, const float* xt, c
 }
 
 // ---- AVX-512 path ----
+#if defined(__x86_64__) || defined(__i386__)
 #define VLART_QAVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 constexpr int i8_unroll(int mr) { return mr == 1 ? 4 : mr == 2 ? 2 : 1; }
@@ -339,6 +342,12 @@ bool use_avx512() {
   const GemvIsa isa = gemv_active_isa();
   return isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx512Bf16;
 }
+#else   // not x86: no AVX-512 kernels, the tables stay empty and use_avx512() is false
+using PanelFn = void (*)(const QPackedLayout&, const PanelRef&, const float*, const float*, float (*)[P]);
+const std::array<PanelFn, P + 1> kI8Avx512{};
+const std::array<PanelFn, P + 1> kI4Avx512{};
+bool use_avx512() { return false; }
+#endif  // x86
 
 bool use_avx2() { return gemv_active_isa() == GemvIsa::kAvx2; }
 
@@ -502,6 +511,8 @@ int64_t qgemm_work_floats(const QPackedLayout& L, int64_t m) {
   return blocks * (kx * P + (L.kind == QWeightKind::kInt4 ? gx : 0)) + 16;
 }
 
+const char* qgemm_path_name() { return use_avx512() ? "avx512" : "scalar"; }
+
 void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
   if (p.m <= 0 || L.n == 0) return;
   const int64_t m = p.m, k = L.k;
@@ -589,6 +600,7 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
 namespace {
 
 // ---- per-row quantization and the W8A8 epilogue, AVX-512 ----
+#if defined(__x86_64__) || defined(__i386__)
 
 VLART_QAVX512 inline __m512 load16(const void* x, bool bf16, int64_t i, __mmask16 m) {
   if (bf16) {
@@ -710,12 +722,13 @@ VLART_QAVX512 void epilogue_row_avx512(const float* a, float s, int64_t n, const
       _mm512_mask_storeu_ps(static_cast<float*>(y) + yoff + c, m, v);
   }
 }
+#endif  // x86
 
 }  // namespace
 
 void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t ldx, int8_t* q, float* scales,
                       int threads, float static_scale, bool u8_offset) {
-  const bool avx = use_avx512();
+  [[maybe_unused]] const bool avx = use_avx512();
   const float nanf = std::numeric_limits<float>::quiet_NaN();
   const int offset = u8_offset ? 128 : 0;
   const auto zero = static_cast<int8_t>(static_cast<uint8_t>(offset));  // the stored byte of q = 0
@@ -730,8 +743,10 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
     float amax = 0.f;
     if (static_scale > 0.f) {
       amax = static_scale * 127.f;
+#if defined(__x86_64__) || defined(__i386__)
     } else if (avx) {
       amax = row_absmax_avx512(x, x_bf16, r * ldx, k);
+#endif
     } else {
       bool nan = false;
       for (int64_t kk = 0; kk < k; ++kk) {
@@ -747,10 +762,12 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
     }
     const float inv = static_scale > 0.f ? 1.f / static_scale : 127.f / amax;
     scales[r] = static_scale > 0.f ? static_scale : amax / 127.f;
+#if defined(__x86_64__) || defined(__i386__)
     if (avx) {
       if (!quantize_row_avx512(x, x_bf16, r * ldx, k, inv, qr, offset)) unrepresentable(nanf);
       return;
     }
+#endif
     for (int64_t i = 0; i < k; ++i) {
       // Clamp in float (static scales can put values far outside), then round half to even.
       const float xv = load_x(x, x_bf16, r * ldx + i);
@@ -768,14 +785,16 @@ void quantize_rows_s8(const void* x, bool x_bf16, int64_t m, int64_t k, int64_t 
 void qgemm_row_scale_epilogue(const float* acc, int64_t ldacc, const float* row_scale, int64_t m, int64_t n,
                               const void* bias, bool bias_bf16, GemvAct act, void* y, int64_t ldy, bool y_bf16,
                               int threads) {
-  const bool avx = use_avx512();
+  [[maybe_unused]] const bool avx = use_avx512();
   kernels::parallel_for(m, n * 4, threads, [&](int64_t r) {
     const float s = row_scale[r];
     const float* a = acc + r * ldacc;
+#if defined(__x86_64__) || defined(__i386__)
     if (avx) {
       epilogue_row_avx512(a, s, n, bias, bias_bf16, act, y, r * ldy, y_bf16);
       return;
     }
+#endif
     float buf[256];
     for (int64_t c0 = 0; c0 < n; c0 += 256) {
       const int64_t len = std::min<int64_t>(256, n - c0);

@@ -79,6 +79,8 @@ struct QGemmProblem {
 int64_t qgemm_work_floats(const QPackedLayout& L, int64_t m);
 // Computes the problem. No allocation; arguments are validated by the caller.
 void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p);
+// The path qgemm() takes now ("avx512", "neon" or "scalar"; follows gemv_force_isa()).
+const char* qgemm_path_name();
 
 // Symmetric per-row int8 quantization: scale[r] = max|x[r, :]| / 127, q = round(x / scale) in
 // [-127, 127] (an all-zero row gets scale 0 and q = 0; a row with a NaN, or an inf under a per-token

@@ -1,4 +1,8 @@
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include <cstring>
 
@@ -10,6 +14,9 @@
 #include "backends/cpu/kernel_paths.h"
 #include "core/backend.h"
 #include "cpu/isa.h"
+#include "cpu/attention_tile.h"
+#include "cpu/gemv.h"
+#include "cpu/qgemm.h"
 #include "vlart/system.h"
 
 namespace vlart {
@@ -22,7 +29,9 @@ std::string CpuFeatures::flags_str() const {
       {"avx2", avx2},         {"fma", fma},           {"f16c", f16c},  {"avx_vnni", avx_vnni},
       {"avx512f", avx512f},   {"avx512bw", avx512bw}, {"avx512vl", avx512vl},
       {"avx512_vnni", avx512_vnni}, {"avx512_bf16", avx512_bf16}, {"avx512_fp16", avx512_fp16},
-      {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}, {"amx_int8", amx_int8}};
+      {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}, {"amx_int8", amx_int8},
+      {"neon", neon},         {"dotprod", asimd_dotprod}, {"fp16", asimd_fp16},
+      {"bf16", bf16},         {"i8mm", i8mm},         {"sve", sve}};
   bool first = true;
   for (const auto& [name, on] : f)
     if (on) {
@@ -32,9 +41,49 @@ std::string CpuFeatures::flags_str() const {
   return os.str();
 }
 
+namespace {
+
+// /proc/cpuinfo's first line starting with `key` (its value), or "".
+std::string cpuinfo_field(const char* key) {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key, 0) == 0) {
+      const size_t colon = line.find(':');
+      return colon == std::string::npos || colon + 2 > line.size() ? std::string() : line.substr(colon + 2);
+    }
+  return {};
+}
+
+}  // namespace
+
 CpuFeatures detect_cpu_features() {
   CpuFeatures c;
   c.logical_cpus = static_cast<int>(std::thread::hardware_concurrency());
+#if defined(__aarch64__)
+  c.arch = "aarch64";
+#if defined(__linux__)
+  // Bits of <asm/hwcap.h> (AT_HWCAP / AT_HWCAP2), stable kernel ABI.
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  c.neon = hw & (1ul << 1);            // HWCAP_ASIMD
+  c.asimd_fp16 = hw & (1ul << 10);     // HWCAP_ASIMDHP
+  c.asimd_dotprod = hw & (1ul << 20);  // HWCAP_ASIMDDP
+  c.sve = hw & (1ul << 22);            // HWCAP_SVE
+  c.i8mm = hw2 & (1ul << 13);          // HWCAP2_I8MM
+  c.bf16 = hw2 & (1ul << 14);          // HWCAP2_BF16
+#else
+  c.neon = true;
+#endif
+  // Linux on arm64 names the core by implementer and part number; some boards add a "Model" line.
+  c.vendor = cpuinfo_field("CPU implementer");
+  c.model = cpuinfo_field("Model");
+  if (c.model.empty()) {
+    const std::string part = cpuinfo_field("CPU part");
+    if (!part.empty()) c.model = "part " + part;
+  }
+  return c;
+#elif defined(__x86_64__) || defined(__i386__)
+  c.arch = "x86_64";
   unsigned a = 0, b = 0, cx = 0, d = 0;
   if (__get_cpuid(0, &a, &b, &cx, &d)) {
     char v[13] = {};
@@ -75,14 +124,12 @@ CpuFeatures detect_cpu_features() {
   }
   c.fma = c.fma && os_avx;
   c.f16c = c.f16c && os_avx;
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) {
-      c.model = line.substr(line.find(':') + 2);
-      break;
-    }
+  c.model = cpuinfo_field("model name");
   return c;
+#else
+  c.arch = "other";
+  return c;
+#endif
 }
 
 namespace {

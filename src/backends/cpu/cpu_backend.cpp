@@ -1,8 +1,11 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
+#endif
 
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -12,8 +15,16 @@
 namespace vlart {
 
 void set_flush_denormals() {
+#if defined(__x86_64__) || defined(__i386__)
   // FTZ (bit 15) and DAZ (bit 6) of MXCSR.
   _mm_setcsr(_mm_getcsr() | 0x8040u);
+#elif defined(__aarch64__)
+  // FZ (bit 24) of FPCR: denormal inputs and results of f32/f64 arithmetic (scalar and NEON) are
+  // flushed to zero, the equivalent of FTZ + DAZ.
+  uint64_t fpcr;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+  __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (uint64_t{1} << 24)));
+#endif
 }
 
 namespace {
