@@ -96,7 +96,7 @@ compress::PruneSummary prune(const std::string& c, const std::string& in, const 
 // f32 tensor of model.safetensors and `edit_cfg` to config.json.
 std::string modified_copy(const std::string& c, const std::string& tag,
                           const std::function<void(const std::string&, std::vector<float>&, const Shape&)>& edit,
-                          const std::function<void(nlohmann::json&)>& edit_cfg = {}) {
+                          const std::function<void(nlohmann::ordered_json&)>& edit_cfg = {}) {
   const std::string d = tmp(tag);
   fs::create_directories(d);
   for (const auto& e : fs::directory_iterator(ckpt(c)))
@@ -115,7 +115,7 @@ std::string modified_copy(const std::string& c, const std::string& tag,
   write_safetensors(d + "/model.safetensors", ts, {{"format", "pt"}});
   if (edit_cfg) {
     std::ifstream f(d + "/config.json");
-    nlohmann::json j = nlohmann::json::parse(f);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(f);
     f.close();
     edit_cfg(j);
     std::ofstream(d + "/config.json") << j.dump(2);
@@ -266,7 +266,7 @@ TEST(Prune, DroppingTrailingLayersEqualsLeRobotTruncation) {
   compress::PruneOptions o;
   o.drop_vlm_layers = {2, 3};
   prune(c, ckpt(c), out, o);
-  const std::string trunc = modified_copy(c, "trunc", {}, [](nlohmann::json& j) { j["num_vlm_layers"] = 2; });
+  const std::string trunc = modified_copy(c, "trunc", {}, [](nlohmann::ordered_json& j) { j["num_vlm_layers"] = 2; });
   EXPECT_EQ(actions(out, c), actions(trunc, c));
   // The last VLM layer contributes only its K/V, read by its expert layer: dropping that layer
   // (which drops its expert layer) equals dropping the expert layer alone.
@@ -538,9 +538,9 @@ TEST(Prune, InconsistentPrunedCheckpointsAreRejected) {
   compress::PruneOptions o;
   o.heads_frac = 0.34;
   prune(c, ckpt(c), out, o);
-  auto edited = [&](const std::function<void(nlohmann::json&)>& f) {
+  auto edited = [&](const std::function<void(nlohmann::ordered_json&)>& f) {
     std::ifstream in(out + "/config.json");
-    nlohmann::json j = nlohmann::json::parse(in);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(in);
     f(j);
     const std::string d = tmp("incons_cfg");
     fs::create_directories(d);
@@ -549,18 +549,18 @@ TEST(Prune, InconsistentPrunedCheckpointsAreRejected) {
     return d;
   };
   // Heads 1 in the config but 2 heads of rows stored: the first inference names the tensor.
-  const std::string d1 = edited([](nlohmann::json& j) { j["pruning"]["vlm_layers"][0]["heads"] = 1; });
+  const std::string d1 = edited([](nlohmann::ordered_json& j) { j["pruning"]["vlm_layers"][0]["heads"] = 1; });
   expect_error<FormatError>([&] { actions(d1, c); },
                             {"text_model.layers.0.self_attn.q_proj.weight", "[64, 96]", "expected [32, 96]"});
-  const std::string d2 = edited([](nlohmann::json& j) { j["pruning"]["vlm_layers"][1]["heads"] = 4; });
+  const std::string d2 = edited([](nlohmann::ordered_json& j) { j["pruning"]["vlm_layers"][1]["heads"] = 4; });
   expect_error<FormatError>([&] { config_of(d2, c); }, {"vlm_layers[1]", "4 heads", "[1, 3]"});
-  const std::string d3 = edited([](nlohmann::json& j) { j["pruning"]["vlm_layers"].erase(3); });
+  const std::string d3 = edited([](nlohmann::ordered_json& j) { j["pruning"]["vlm_layers"].erase(3); });
   expect_error<FormatError>([&] { config_of(d3, c); }, {"vlm_layers has 3 entries", "num_vlm_layers = 4"});
-  const std::string d4 = edited([](nlohmann::json& j) { j["pruning"]["vlm_layers"][1]["expert"] = 0; });
+  const std::string d4 = edited([](nlohmann::ordered_json& j) { j["pruning"]["vlm_layers"][1]["expert"] = 0; });
   expect_error<FormatError>([&] { config_of(d4, c); }, {"expert layer 0 is paired with more than one"});
-  const std::string d5 = edited([](nlohmann::json& j) { j["pruning"]["vlm_layers"][2]["attention"] = "joint"; });
+  const std::string d5 = edited([](nlohmann::ordered_json& j) { j["pruning"]["vlm_layers"][2]["attention"] = "joint"; });
   expect_error<FormatError>([&] { config_of(d5, c); }, {"vlm_layers[2].attention is 'joint'"});
-  const std::string d6 = edited([](nlohmann::json& j) { j["pruning"]["expert_layers"][0].erase("mlp"); });
+  const std::string d6 = edited([](nlohmann::ordered_json& j) { j["pruning"]["expert_layers"][0].erase("mlp"); });
   expect_error<FormatError>([&] { config_of(d6, c); }, {"expert_layers[0]", "missing field 'mlp'"});
 }
 

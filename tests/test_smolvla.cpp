@@ -217,6 +217,9 @@ TEST(SmolVLAConfig, CamerasAndFeaturesInCheckpointOrder) {
   EXPECT_EQ(e.cameras, (std::vector<std::string>{"observation.images.wrist", "observation.images.top",
                                                  "observation.images.side", "observation.images.empty_camera_1"}));
   EXPECT_EQ(e.empty_camera_features, std::vector<std::string>{"observation.images.empty_camera_0"});
+  j["empty_cameras"] = 1000000000000000000;  // a huge count is just a bound (no loop over it)
+  write_config(dir, j);
+  EXPECT_EQ(load_config(dir.string(), kRoot + "b_three_cam_nonsquare/vlm/config.json").empty_camera_features.size(), 2u);
   std::filesystem::remove_all(dir);
 }
 

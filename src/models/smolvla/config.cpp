@@ -305,10 +305,12 @@ SmolVLAConfig load_config(const std::string& checkpoint_dir, const std::string& 
   // (i < empty_cameras) to input_features, and they are saved with it. No observation has them, so
   // prepare_images appends an all -1 image with mask 0 for each: padding tokens that nothing attends
   // to and that the position ids skip. The runtime leaves them out, which gives the same actions.
-  auto is_placeholder = [&](const std::string& key) {
-    for (int64_t i = 0; i < c.empty_cameras; ++i)
-      if (key == "observation.images.empty_camera_" + std::to_string(i)) return true;
-    return false;
+  auto is_placeholder = [&](const std::string& key) {  // "<prefix><i>", i written as LeRobot does, i < empty_cameras
+    const std::string pre = "observation.images.empty_camera_";
+    if (key.size() <= pre.size() || key.size() > pre.size() + 18 || key.compare(0, pre.size(), pre) != 0) return false;
+    const std::string idx = key.substr(pre.size());
+    if (idx.find_first_not_of("0123456789") != std::string::npos || (idx.size() > 1 && idx[0] == '0')) return false;
+    return std::stoll(idx) < c.empty_cameras;
   };
   std::string state_name;
   for (auto it = inp->begin(); it != inp->end(); ++it) {
