@@ -79,8 +79,9 @@ CpuFeatures detect_cpu_features() {
   c.model = cpuinfo_field("Model");
   if (c.model.empty()) {
     const std::string part = cpuinfo_field("CPU part");
-    if (!part.empty()) c.model = "part " + part;
+    c.model = part.empty() ? "unknown aarch64 core" : "part " + part;
   }
+  if (c.vendor.empty()) c.vendor = "implementer unknown";
   return c;
 #elif defined(__x86_64__) || defined(__i386__)
   c.arch = "x86_64";
@@ -143,7 +144,11 @@ const char* isa_name(dnnl::cpu_isa isa) {
     case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
     case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
     case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+#if defined(__aarch64__)
+    default: return "aarch64 (oneDNN names x86 ISAs only)";
+#else
     default: return "other";
+#endif
   }
 }
 }  // namespace
