@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/isa.h"
 #include "cpu/vec_math.h"
 #include "vlart/dtype.h"
 #include "vlart/error.h"
@@ -36,20 +37,10 @@ const char* s8gemm_isa_name(S8GemmIsa isa) {
 #if defined(__x86_64__)
 
 namespace {
-bool cpu_has_avx2() {
-  static const bool v = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return v;
-}
-bool cpu_has_avxvnni() {
-  static const bool v = [] {
-    __builtin_cpu_init();
-    return cpu_has_avx2() && __builtin_cpu_supports("avxvnni");
-  }();
-  return v;
-}
+// Through the ISA ladder (cpu/isa.h): the VLART_MAX_CPU_ISA cap applies, and AVX-VNNI is read from CPUID
+// (not every compiler's __builtin_cpu_supports knows "avxvnni").
+bool cpu_has_avx2() { return ::vlart::kernels::cpu_isa_max() >= ::vlart::kernels::CpuIsa::kAvx2; }
+bool cpu_has_avxvnni() { return ::vlart::kernels::cpu_has_avx_vnni(); }
 }  // namespace
 
 bool s8gemm_isa_supported(S8GemmIsa isa) {

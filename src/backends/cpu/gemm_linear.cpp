@@ -17,6 +17,7 @@
 #include "backends/cpu/gemm_onednn.h"
 #include "cpu/gemv.h"
 #include "cpu/qgemm.h"
+#include "cpu/qgemm_s8.h"
 #include "vlart/error.h"
 
 namespace vlart {
@@ -365,7 +366,8 @@ bool onednn_int8_exact() {
 bool w8a8_int8_compute_available() { return onednn_int8_exact() || w8a8_s8gemm_available(); }
 
 std::string w8a8_path_name() {
-  if (w8a8_int8_compute_available()) return "oneDNN u8 x s8 int8 matmul";
+  if (onednn_int8_exact()) return "oneDNN u8 x s8 int8 matmul";
+  if (w8a8_s8gemm_available()) return std::string("vlart int8 GEMM (") + s8gemm_isa_name(s8gemm_best_isa()) + ")";
   return "int8 weight-only (no exact int8 product in oneDNN on this CPU)";
 }
 
