@@ -40,21 +40,30 @@ VLART_AVX2 inline __m256 exp2_neg(__m256 x) {
 template <int NK, int NV, bool MAX>
 VLART_AVX2 void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S, float* tmax) {
   __m256 acc[NK][NV];
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) acc[kk][c] = _mm256_setzero_ps();
   for (int d = 0; d < D; ++d) {
     __m256 q[NV];
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) q[c] = _mm256_load_ps(Qt + d * QB + 8 * c);
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk) {
       const __m256 kb = _mm256_broadcast_ss(K + kk * ldk + d);
+      VLART_UNROLL
       for (int c = 0; c < NV; ++c) acc[kk][c] = _mm256_fmadd_ps(kb, q[c], acc[kk][c]);
     }
   }
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) _mm256_store_ps(S + kk * QB + 8 * c, acc[kk][c]);
   if constexpr (MAX) {
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) {
       __m256 mx = _mm256_load_ps(tmax + 8 * c);
+      VLART_UNROLL
       for (int kk = 0; kk < NK; ++kk) mx = _mm256_max_ps(mx, acc[kk][c]);
       _mm256_store_ps(tmax + 8 * c, mx);
     }
@@ -149,8 +158,10 @@ template <int NR, int NC, bool TAIL>
 VLART_AVX2 void pv_block(const float* S, int kt, const float* V, int64_t ldv, const float* alpha, float* acc,
                          int64_t ldacc, __m256i tail) {
   __m256 o[NR][NC];
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r) {
     const __m256 a = _mm256_set1_ps(alpha[r]);
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       const float* src = acc + r * ldacc + 8 * c;
       o[r][c] = _mm256_mul_ps(a, TAIL && c == NC - 1 ? _mm256_maskload_ps(src, tail) : _mm256_loadu_ps(src));
@@ -158,16 +169,21 @@ VLART_AVX2 void pv_block(const float* S, int kt, const float* V, int64_t ldv, co
   }
   for (int j = 0; j < kt; ++j) {
     __m256 v[NC];
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       const float* src = V + j * ldv + 8 * c;
       v[c] = TAIL && c == NC - 1 ? _mm256_maskload_ps(src, tail) : _mm256_loadu_ps(src);
     }
+    VLART_UNROLL
     for (int r = 0; r < NR; ++r) {
       const __m256 p = _mm256_broadcast_ss(S + j * QB + r);
+      VLART_UNROLL
       for (int c = 0; c < NC; ++c) o[r][c] = _mm256_fmadd_ps(p, v[c], o[r][c]);
     }
   }
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r)
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       float* dst = acc + r * ldacc + 8 * c;
       if (TAIL && c == NC - 1)

@@ -46,21 +46,30 @@ VLART_AVX512 inline __m512 vmax(__m512 a, __m512 b) { return _mm512_mask_max_ps(
 template <int NK, int NV, bool MAX>
 VLART_AVX512 void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S, float* tmax) {
   __m512 acc[NK][NV];
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_ps();
   for (int d = 0; d < D; ++d) {
     __m512 q[NV];
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) q[c] = _mm512_load_ps(Qt + d * QB + 16 * c);
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk) {
       const __m512 kb = _mm512_set1_ps(K[kk * ldk + d]);
+      VLART_UNROLL
       for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_fmadd_ps(kb, q[c], acc[kk][c]);
     }
   }
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) _mm512_store_ps(S + kk * QB + 16 * c, acc[kk][c]);
   if constexpr (MAX) {
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) {
       __m512 mx = _mm512_load_ps(tmax + 16 * c);
+      VLART_UNROLL
       for (int kk = 0; kk < NK; ++kk) mx = vmax(mx, acc[kk][c]);
       _mm512_store_ps(tmax + 16 * c, mx);
     }
@@ -72,6 +81,7 @@ constexpr int kKeysPerBlock = 6;  // 6 x 4 accumulators + 4 query vectors + 1 br
 template <int NV, bool MAX>
 VLART_AVX512 void scores_nv(const float* Qt, const float* K, int64_t ldk, int kt, int D, float* S, float* tmax) {
   if constexpr (MAX)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c)
       _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
   int j = 0;
@@ -165,8 +175,10 @@ template <int NR, int NC, bool TAIL>
 VLART_AVX512 void pv_block(const float* S, int kt, const float* V, int64_t ldv, const float* alpha, float* acc,
                            int64_t ldacc, __mmask16 tail) {
   __m512 o[NR][NC];
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r) {
     const __m512 a = _mm512_set1_ps(alpha[r]);
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       const float* src = acc + r * ldacc + 16 * c;
       o[r][c] = _mm512_mul_ps(a, TAIL && c == NC - 1 ? _mm512_maskz_loadu_ps(tail, src) : _mm512_loadu_ps(src));
@@ -174,16 +186,21 @@ VLART_AVX512 void pv_block(const float* S, int kt, const float* V, int64_t ldv, 
   }
   for (int j = 0; j < kt; ++j) {
     __m512 v[NC];
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       const float* src = V + j * ldv + 16 * c;
       v[c] = TAIL && c == NC - 1 ? _mm512_maskz_loadu_ps(tail, src) : _mm512_loadu_ps(src);
     }
+    VLART_UNROLL
     for (int r = 0; r < NR; ++r) {
       const __m512 p = _mm512_set1_ps(S[j * QB + r]);
+      VLART_UNROLL
       for (int c = 0; c < NC; ++c) o[r][c] = _mm512_fmadd_ps(p, v[c], o[r][c]);
     }
   }
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r)
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) {
       float* dst = acc + r * ldacc + 16 * c;
       if (TAIL && c == NC - 1)
@@ -530,19 +547,26 @@ VLART_AVX512VNNI void scores_int_block(const typename T::Row* Qt, const float* q
                                        const float* ks, const int32_t* kc, int D, float* S, float* tmax) {
   constexpr int P = T::kPack;
   __m512i acc[NK][NV];
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) acc[kk][c] = _mm512_setzero_si512();
   for (int d = 0; d < D; d += P) {
     __m512i q[NV];
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c) q[c] = _mm512_load_si512(Qt + (d / P * QB + 16 * c) * P);
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk) {
       const __m512i kb = bcast32(K + kk * D + d);
+      VLART_UNROLL
       for (int c = 0; c < NV; ++c) acc[kk][c] = T::mac(acc[kk][c], q[c], kb);
     }
   }
+  VLART_UNROLL
   for (int c = 0; c < NV; ++c) {
     const __m512 qsc = _mm512_load_ps(qs + 16 * c);
     __m512 mx = MAX ? _mm512_load_ps(tmax + 16 * c) : _mm512_setzero_ps();
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk) {
       const __m512i a = kc ? _mm512_sub_epi32(acc[kk][c], _mm512_set1_epi32(kc[kk])) : acc[kk][c];
       const __m512 sv = _mm512_mul_ps(to_ps(a), _mm512_mul_ps(qsc, _mm512_set1_ps(ks[kk])));
@@ -557,6 +581,7 @@ template <class T, int NV, bool MAX>
 VLART_AVX512VNNI void scores_int_nv(const typename T::Row* Qt, const float* qs, const typename T::Col* K,
                                     const float* ks, const int32_t* kc, int kt, int D, float* S, float* tmax) {
   if constexpr (MAX)
+    VLART_UNROLL
     for (int c = 0; c < NV; ++c)
       _mm512_store_ps(tmax + 16 * c, _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
   int j = 0;
@@ -608,19 +633,26 @@ VLART_AVX512VNNI void pv_int_block(const typename T::Row* P, int kg, const typen
                                    int Dv, const float* alpha, float* acc) {
   constexpr int PK = T::kPack;
   __m512i o[NR][NC];
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r)
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) o[r][c] = _mm512_setzero_si512();
   for (int j = 0; j < kg; ++j) {
     __m512i v[NC];
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) v[c] = _mm512_loadu_si512(V + (static_cast<int64_t>(j) * Dv + 16 * c) * PK);
+    VLART_UNROLL
     for (int r = 0; r < NR; ++r) {
       const __m512i p = bcast32(P + (j * QB + r) * PK);
+      VLART_UNROLL
       for (int c = 0; c < NC; ++c) o[r][c] = T::mac(o[r][c], p, v[c]);
     }
   }
   const __m512 step = _mm512_set1_ps(T::kPStep);
+  VLART_UNROLL
   for (int c = 0; c < NC; ++c) {
     const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * c), step);
+    VLART_UNROLL
     for (int r = 0; r < NR; ++r) {
       float* dst = acc + r * Dv + 16 * c;
       _mm512_storeu_ps(dst, _mm512_fmadd_ps(to_ps(o[r][c]), sc,

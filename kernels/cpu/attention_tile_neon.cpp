@@ -46,6 +46,7 @@ template <int NK, int L>
 inline void scores_step(const float* q, const float32x4_t* kv, float32x4_t (*acc)[4]) {
   float32x4_t qv[4];
   for (int c = 0; c < 4; ++c) qv[c] = vld1q_f32(q + L * QB + 4 * c);
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
     for (int c = 0; c < 4; ++c) acc[kk][c] = vfmaq_laneq_f32(acc[kk][c], qv[c], kv[kk], L);
 }
@@ -54,11 +55,13 @@ inline void scores_step(const float* q, const float32x4_t* kv, float32x4_t (*acc
 template <int NK, bool MAX>
 void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S, float* tmax) {
   float32x4_t acc[NK][4];
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
     for (int c = 0; c < 4; ++c) acc[kk][c] = vdupq_n_f32(0.f);
   int d = 0;
   for (; d + 4 <= D; d += 4) {
     float32x4_t kv[NK];
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk) kv[kk] = vld1q_f32(K + kk * ldk + d);
     const float* q = Qt + d * QB;
     scores_step<NK, 0>(q, kv, acc);
@@ -69,14 +72,17 @@ void scores_block(const float* Qt, const float* K, int64_t ldk, int D, float* S,
   for (; d < D; ++d) {
     float32x4_t qv[4];
     for (int c = 0; c < 4; ++c) qv[c] = vld1q_f32(Qt + d * QB + 4 * c);
+    VLART_UNROLL
     for (int kk = 0; kk < NK; ++kk)
       for (int c = 0; c < 4; ++c) acc[kk][c] = vfmaq_n_f32(acc[kk][c], qv[c], K[kk * ldk + d]);
   }
+  VLART_UNROLL
   for (int kk = 0; kk < NK; ++kk)
     for (int c = 0; c < 4; ++c) vst1q_f32(S + kk * QB + 4 * c, acc[kk][c]);
   if constexpr (MAX) {
     for (int c = 0; c < 4; ++c) {
       float32x4_t mx = vld1q_f32(tmax + 4 * c);
+      VLART_UNROLL
       for (int kk = 0; kk < NK; ++kk) mx = vmaxq_f32(mx, acc[kk][c]);
       vst1q_f32(tmax + 4 * c, mx);
     }
@@ -148,6 +154,7 @@ void softmax_neon(float* S, int kt, int nvec, const float* tile_max, float* m, f
 // o[rr][c] += V[j, 4c..4c+3] * (weight of row rr), the 4 rows' weights in one register.
 template <int NR, int NC>
 inline void pv_step(const float32x4_t* v, float32x4_t s, float32x4_t (*o)[4]) {
+  VLART_UNROLL
   for (int c = 0; c < NC; ++c) {
     if (NR > 0) o[0][c] = vfmaq_laneq_f32(o[0][c], v[c], s, 0);
     if (NR > 1) o[1][c] = vfmaq_laneq_f32(o[1][c], v[c], s, 1);
@@ -162,14 +169,19 @@ template <int NR, int NC>
 void pv_block(const float* S, int kt, int r0, const float* V, int64_t ldv, int c0, const float* alpha, float* acc,
               int64_t ldacc) {
   float32x4_t o[4][4];
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r)
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) o[r][c] = vmulq_n_f32(vld1q_f32(acc + (r0 + r) * ldacc + c0 + 4 * c), alpha[r0 + r]);
   for (int j = 0; j < kt; ++j) {
     float32x4_t v[4];
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) v[c] = vld1q_f32(V + j * ldv + c0 + 4 * c);
     pv_step<NR, NC>(v, vld1q_f32(S + j * QB + r0), o);
   }
+  VLART_UNROLL
   for (int r = 0; r < NR; ++r)
+    VLART_UNROLL
     for (int c = 0; c < NC; ++c) vst1q_f32(acc + (r0 + r) * ldacc + c0 + 4 * c, o[r][c]);
 }
 
