@@ -36,7 +36,7 @@ void BM_SmolVLAInfer(benchmark::State& st) {
     return;
   }
   const Observation o = synthetic_obs(*p, 7);
-  std::vector<float> noise(static_cast<size_t>(p->horizon() * p->max_action_dim()));
+  std::vector<float> noise(static_cast<size_t>(p->noise_numel()));
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (float& v : noise) v = nd(rng);
@@ -45,10 +45,10 @@ void BM_SmolVLAInfer(benchmark::State& st) {
   for (auto _ : st) {
     const ActionChunk c = p->infer(o, noise.data());
     benchmark::DoNotOptimize(c.data.data());
-    pre += c.timings.preprocess_ms;
-    vis += c.timings.vision_ms;
-    pref += c.timings.prefix_ms;
-    den += c.timings.denoise_ms;
+    pre += c.timings.ms("preprocess");
+    vis += c.timings.ms("vision");
+    pref += c.timings.ms("prefix");
+    den += c.timings.ms("denoise");
   }
   const double n = static_cast<double>(st.iterations());
   st.counters["cams"] = static_cast<double>(p->camera_names().size());

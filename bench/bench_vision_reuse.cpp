@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < task_reps; ++i) {
       const ActionChunk a = p_off->infer(ob);
       const ActionChunk b = p_on->infer(ob);
-      pre_off += a.timings.preprocess_ms / task_reps;
-      pre_on += b.timings.preprocess_ms / task_reps;
+      pre_off += a.timings.ms("preprocess") / task_reps;
+      pre_on += b.timings.ms("preprocess") / task_reps;
       tot_off += a.timings.total_ms / task_reps;
       tot_on += b.timings.total_ms / task_reps;
     }

@@ -100,7 +100,7 @@ inline SweepResult run_reuse_sweep(const std::string& dir, PolicyOptions base, c
   base.vision_cache_bytes = 0;
   auto ref = Policy::load(dir, base);
   const std::vector<Observation> seq = synthetic_sequence(*ref, spec);
-  const size_t nn = static_cast<size_t>(ref->horizon() * ref->max_action_dim());
+  const size_t nn = static_cast<size_t>(ref->noise_numel());
   std::vector<std::vector<float>> noise(seq.size(), std::vector<float>(nn));
   std::mt19937 rng(spec.seed);
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -131,9 +131,9 @@ inline SweepResult run_reuse_sweep(const std::string& dir, PolicyOptions base, c
       ActionChunk a = ref->infer(seq[f], noise[f].data());
       ActionChunk b = p->infer(seq[f], noise[f].data());
       if (f > 0) {
-        row.ref_vision_ms += w * a.timings.vision_ms;
+        row.ref_vision_ms += w * a.timings.ms("vision");
         row.ref_total_ms += w * a.timings.total_ms;
-        row.vision_ms += w * b.timings.vision_ms;
+        row.vision_ms += w * b.timings.ms("vision");
         row.total_ms += w * b.timings.total_ms;
       }
       want.push_back(std::move(a.data));

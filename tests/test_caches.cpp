@@ -10,6 +10,7 @@
 
 #include "models/smolvla/config.h"
 #include "models/smolvla/model.h"
+#include "standalone_model.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/weights.h"
 #include "reuse_sweep.h"
@@ -45,12 +46,14 @@ std::vector<float> rows(const Tensor& t, int64_t r0, int64_t r1) {
 
 struct Model {
   smolvla::SmolVLAConfig cfg;
-  std::unique_ptr<smolvla::SmolVLAModel> m;
+  std::unique_ptr<test_util::StandaloneModel> sm;
+  smolvla::SmolVLAModel* m = nullptr;
 };
 Model open_model(const std::string& ckpt, const std::string& vlm_cfg, DType dt = DType::kF32) {
   Model r;
   r.cfg = smolvla::load_config(ckpt, vlm_cfg);
-  r.m = std::make_unique<smolvla::SmolVLAModel>(r.cfg, smolvla::SmolVLAWeights::open(ckpt), 1, dt);
+  r.sm = std::make_unique<test_util::StandaloneModel>(r.cfg, smolvla::SmolVLAWeights::open(ckpt), 1, dt);
+  r.m = r.sm->m.get();
   return r;
 }
 
@@ -72,7 +75,7 @@ TEST(TaskCache, HitsAreBitIdenticalCountedBoundedAndCleared) {
   auto cached = Policy::load(default_policy_dir(), o);
   EXPECT_EQ(plain->task_cache_stats().budget_bytes, 0u);
   Observation a = vt::sample_observation();
-  const std::vector<float> noise(static_cast<size_t>(plain->horizon() * plain->max_action_dim()), 0.25f);
+  const std::vector<float> noise(static_cast<size_t>(plain->noise_numel()), 0.25f);
   const ActionChunk ref = plain->infer(a, noise.data());
   const ActionChunk miss = cached->infer(a, noise.data());
   const ActionChunk hit = cached->infer(a, noise.data());
@@ -276,7 +279,7 @@ TEST(VisionReuse, PerRobotEntriesBudgetAndClear) {
   auto p = Policy::load(default_policy_dir(), o);
   SequenceSpec s;
   std::vector<Observation> seq = vt::synthetic_sequence(*p, s);
-  const std::vector<float> noise(static_cast<size_t>(p->horizon() * p->max_action_dim()), 0.1f);
+  const std::vector<float> noise(static_cast<size_t>(p->noise_numel()), 0.1f);
   p->infer(seq[0], noise.data());
   VisionReuseStats st = p->vision_reuse_stats();
   EXPECT_EQ(st.cache.misses, 2u);

@@ -17,6 +17,7 @@
 #include "core/safetensors.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/model.h"
+#include "standalone_model.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/token_prune.h"
 #include "models/smolvla/weights.h"
@@ -174,7 +175,7 @@ TEST(PruneConfig, UniformLayerSpecsFollowLeRobotRules) {
   smolvla::SmolVLAConfig bare = a;
   bare.vlm_layers.clear();
   expect_error<InvalidArgument>(
-      [&] { smolvla::SmolVLAModel m(bare, smolvla::SmolVLAWeights::open(ckpt("a_one_cam_square")), 1); },
+      [&] { test_util::StandaloneModel m(bare, smolvla::SmolVLAWeights::open(ckpt("a_one_cam_square")), 1); },
       {"0 VLM / 4 expert layer specs for 4 / 4 layers"});
 }
 
@@ -577,11 +578,14 @@ TEST(Prune, LayerCosinesFindIdentityLayers) {
   auto p = Policy::load(z, po);
   const Sample s = sample(c);
   const LayerCosines lc = p->layer_cosines(s.obs, s.noise.data());
-  ASSERT_EQ(lc.vlm.size(), 4u);
-  ASSERT_EQ(lc.expert.size(), 4u);
+  ASSERT_EQ(lc.size(), 2u);
+  const std::vector<double>& lv = lc.at("vlm");
+  const std::vector<double>& le = lc.at("expert");
+  ASSERT_EQ(lv.size(), 4u);
+  ASSERT_EQ(le.size(), 4u);
   for (size_t i = 0; i < 4; ++i) {
-    EXPECT_NEAR(lc.vlm[i], i == 2 ? 1.0 : 0.5, i == 2 ? 1e-6 : 0.5 - 1e-4) << "vlm " << i;
-    EXPECT_NEAR(lc.expert[i], i == 1 ? 1.0 : 0.5, i == 1 ? 1e-6 : 0.5 - 1e-4) << "expert " << i;
+    EXPECT_NEAR(lv[i], i == 2 ? 1.0 : 0.5, i == 2 ? 1e-6 : 0.5 - 1e-4) << "vlm " << i;
+    EXPECT_NEAR(le[i], i == 1 ? 1.0 : 0.5, i == 1 ? 1e-6 : 0.5 - 1e-4) << "expert " << i;
   }
   // The probe does not disturb inference (its graphs are separate).
   const std::vector<float> a = p->infer(s.obs, s.noise.data()).data;
@@ -615,7 +619,8 @@ TEST(VisualTokens, PrefixShrinksAndStaysConsistent) {
   EXPECT_NE(a2, actions(ckpt(c), c, 0));
   for (float v : a2) EXPECT_TRUE(std::isfinite(v));
 
-  smolvla::SmolVLAModel m(cfg, smolvla::SmolVLAWeights::open(ckpt(c)), 2);
+  test_util::StandaloneModel sm(cfg, smolvla::SmolVLAWeights::open(ckpt(c)), 2);
+  smolvla::SmolVLAModel& m = *sm.m;
   smolvla::PrefixInputs in;
   in.n_cams = 2;
   in.images.assign(static_cast<size_t>(2 * 3 * cfg.vision.image_size * cfg.vision.image_size), 0.25f);

@@ -32,7 +32,7 @@ class SchedulerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     policy_ = testing::load_default_policy().release();
-    noise_len_ = static_cast<size_t>(policy_->horizon() * policy_->max_action_dim());
+    noise_len_ = static_cast<size_t>(policy_->noise_numel());
     std::mt19937 g(123);
     std::normal_distribution<float> nd(0.f, 1.f);
     for (int k = 0; k < kObs; ++k) obs_[k] = testing::sample_observation(0.1f * static_cast<float>(k) - 0.15f);
@@ -202,7 +202,7 @@ TEST_F(SchedulerTest, ManyClientsEveryRequestAnsweredOnceAndCorrect) {
   EXPECT_EQ(s.total.samples, std::min<size_t>(s.ok, so.latency_window));
   EXPECT_LE(s.total.p50_ms, s.total.p99_ms);
   EXPECT_LE(s.total.p99_ms, s.total.max_ms);
-  EXPECT_GT(s.denoise.p50_ms, 0.0);
+  EXPECT_GT(s.stage("denoise").p50_ms, 0.0);
   std::printf("[ stats    ] ok=%llu timeout=%llu invalid=%llu batches=%llu (bit-exact batch-of-one checks: %d) "
               "max queue depth %zu, total p50 %.2f ms p99 %.2f ms, queue wait p50 %.2f ms p99 %.2f ms\n",
               static_cast<unsigned long long>(s.ok), static_cast<unsigned long long>(s.timeout),

@@ -158,7 +158,7 @@ void load_observations(const std::vector<ObsSpec>& specs, const Policy& policy, 
     o.state = parse_state(s.state, s.name + "/state.txt");
     o.task = s.task;
     obs->push_back(std::move(o));
-    noise->push_back(obs_noise(s, i, seed, policy.horizon(), policy.max_action_dim()));
+    noise->push_back(obs_noise(s, i, seed, policy.horizon(), vlart::cli::noise_width(policy)));
   }
 }
 
@@ -460,12 +460,14 @@ LayerRanking rank_layers(const std::string& dir, const std::string& obs_dir, int
     }
     o.state = parse_state(s.state, s.name + "/state.txt");
     o.task = s.task;
-    const std::vector<float> noise = obs_noise(s, i, /*seed=*/0, p->horizon(), p->max_action_dim());
+    const std::vector<float> noise = obs_noise(s, i, /*seed=*/0, p->horizon(), vlart::cli::noise_width(*p));
     const LayerCosines c = p->layer_cosines(o, noise.data());
-    if (vlm.empty()) vlm.assign(c.vlm.size(), 0.0);
-    if (expert.empty()) expert.assign(c.expert.size(), 0.0);
-    for (size_t l = 0; l < c.vlm.size(); ++l) vlm[l] += c.vlm[l] / static_cast<double>(obs.size());
-    for (size_t l = 0; l < c.expert.size(); ++l) expert[l] += c.expert[l] / static_cast<double>(obs.size());
+    const std::vector<double>& cv = c.at("vlm");
+    const std::vector<double>& ce = c.at("expert");
+    if (vlm.empty()) vlm.assign(cv.size(), 0.0);
+    if (expert.empty()) expert.assign(ce.size(), 0.0);
+    for (size_t l = 0; l < cv.size(); ++l) vlm[l] += cv[l] / static_cast<double>(obs.size());
+    for (size_t l = 0; l < ce.size(); ++l) expert[l] += ce[l] / static_cast<double>(obs.size());
   }
   auto by_cosine = [](const std::vector<double>& v) {
     std::vector<int64_t> idx(v.size());

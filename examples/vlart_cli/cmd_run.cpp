@@ -269,11 +269,11 @@ int cmd_run(int argc, char** argv) {
   const std::vector<std::string> cams = policy->camera_names();
 
   std::vector<float> noise;
-  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
+  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), vlart::cli::noise_width(*policy));
   if (a.warmup > 0) {
     // Warm-up calls get explicit zero noise so they do not advance the seeded generator: the
     // printed chunk is the same with or without --warmup.
-    const std::vector<float> zeros(static_cast<size_t>(policy->horizon() * policy->max_action_dim()), 0.f);
+    const std::vector<float> zeros(static_cast<size_t>(policy->noise_numel()), 0.f);
     for (int i = 0; i < a.warmup; ++i) policy->infer(obs, zeros.data());
   }
   const ActionChunk ch = policy->infer(obs, noise.empty() ? nullptr : noise.data());
@@ -288,16 +288,22 @@ int cmd_run(int argc, char** argv) {
       rows.push_back(std::move(row));
     }
     j["actions"] = std::move(rows);
-    j["timings_ms"] = {{"preprocess", t.preprocess_ms}, {"vision", t.vision_ms}, {"prefix", t.prefix_ms},
-                       {"denoise", t.denoise_ms}, {"total", t.total_ms}};
+    for (const StageTime& st : t.stages) j["timings_ms"][st.name] = st.ms;
+    j["timings_ms"]["total"] = t.total_ms;
     j["horizon"] = ch.horizon;
     j["action_dim"] = ch.action_dim;
+    j["family"] = policy->info().family;
+    if (policy->info().emits_text) {
+      j["text"] = ch.text;
+      j["tokens"] = ch.tokens;
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("policy %s: %zu camera(s), state %lld, action chunk %lld x %lld\n", a.model_dir.c_str(), cams.size(),
-              static_cast<long long>(policy->state_dim()), static_cast<long long>(ch.horizon),
-              static_cast<long long>(ch.action_dim));
+  std::printf("policy %s (%s): %zu camera(s), state %lld, action chunk %lld x %lld\n", a.model_dir.c_str(),
+              policy->info().family.c_str(), cams.size(), static_cast<long long>(policy->state_dim()),
+              static_cast<long long>(ch.horizon), static_cast<long long>(ch.action_dim));
+  if (policy->info().emits_text) std::printf("text: %s\n", ch.text.c_str());
   std::printf("%5s", "step");
   for (int64_t c = 0; c < ch.action_dim; ++c) std::printf(" %10s", ("a" + std::to_string(c)).c_str());
   std::printf("\n");
@@ -307,9 +313,9 @@ int cmd_run(int argc, char** argv) {
       std::printf(" %10.5f", static_cast<double>(ch.data[static_cast<size_t>(r * ch.action_dim + c)]));
     std::printf("\n");
   }
-  std::printf("timings (ms, %s): preprocess %.2f  vision %.2f  prefix %.2f  denoise %.2f  total %.2f\n",
-              a.warmup > 0 ? "warm" : "first call, incl. graph setup; --warmup N for warm numbers", t.preprocess_ms,
-              t.vision_ms, t.prefix_ms, t.denoise_ms, t.total_ms);
+  std::printf("timings (ms, %s):", a.warmup > 0 ? "warm" : "first call, incl. graph setup; --warmup N for warm numbers");
+  for (const StageTime& st : t.stages) std::printf(" %s %.2f ", st.name.c_str(), st.ms);
+  std::printf(" total %.2f\n", t.total_ms);
   return 0;
 }
 
@@ -381,9 +387,8 @@ int bench_clients(const RunArgs& a, Policy& policy, const Observation& obs, cons
   std::printf("%-11s %10s %10s %10s\n", "latency ms", "p50", "p99", "max");
   print_latency("client", {percentile(all, 0.5), percentile(all, 0.99), percentile(all, 1.0), all.size()});
   print_latency("queue", st.queue_wait);
-  print_latency("vision", st.vision);
-  print_latency("prefix", st.prefix);
-  print_latency("denoise", st.denoise);
+  for (const auto& s : st.stages)
+    if (s.first != "preprocess") print_latency(s.first.c_str(), s.second);
   print_latency("total", st.total);
   std::printf("batches %llu, sizes:", static_cast<unsigned long long>(st.batches));
   for (size_t b = 1; b < st.batch_size_histogram.size(); ++b)
@@ -402,7 +407,7 @@ int cmd_bench(int argc, char** argv) {
   const double rss_loaded = rss_now_mib();
   const Observation obs = make_observation(a, *policy);
   std::vector<float> noise;
-  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), policy->max_action_dim());
+  if (!a.noise.empty()) noise = load_noise(a, policy->horizon(), vlart::cli::noise_width(*policy));
   if (a.clients > 0) return bench_clients(a, *policy, obs, noise);
   const float* nz = noise.empty() ? nullptr : noise.data();
   double first_ms = 0;
@@ -410,14 +415,17 @@ int cmd_bench(int argc, char** argv) {
     const ActionChunk c = policy->infer(obs, nz);
     if (i == 0) first_ms = c.timings.total_ms;
   }
-  const char* names[] = {"preprocess", "vision", "prefix", "denoise", "total"};
-  std::vector<double> st[5];
+  // The policy's stages (PolicyInfo::stages), then the total.
+  std::vector<std::string> names = policy->info().stages;
+  names.push_back("total");
+  const size_t ns = names.size();
+  std::vector<std::vector<double>> st(ns);
   ActionChunk last;
   for (int i = 0; i < a.iters; ++i) {
     last = policy->infer(obs, nz);
     const StageTimings& t = last.timings;
-    const double v[5] = {t.preprocess_ms, t.vision_ms, t.prefix_ms, t.denoise_ms, t.total_ms};
-    for (int k = 0; k < 5; ++k) st[k].push_back(v[k]);
+    for (size_t k = 0; k + 1 < ns; ++k) st[k].push_back(t.ms(names[k]));
+    st[ns - 1].push_back(t.total_ms);
   }
   const double rss_peak = rss_peak_mib();
   const char* dt = a.dtype == DType::kBF16 ? "bf16" : "f32";
@@ -433,11 +441,12 @@ int cmd_bench(int argc, char** argv) {
     j["warmup"] = a.warmup;
     j["load_ms"] = load_ms;
     j["first_call_ms"] = first_ms;
-    for (int k = 0; k < 5; ++k) {
+    j["family"] = policy->info().family;
+    for (size_t k = 0; k < ns; ++k) {
       j["stages_ms"][names[k]] = {{"p50", percentile(st[k], 0.5)}, {"p99", percentile(st[k], 0.99)},
                                    {"max", percentile(st[k], 1.0)}};
     }
-    j["samples_total_ms"] = st[4];
+    j["samples_total_ms"] = st[ns - 1];
     j["rss_after_load_mib"] = rss_loaded;
     j["rss_peak_mib"] = rss_peak;
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
@@ -457,8 +466,8 @@ int cmd_bench(int argc, char** argv) {
   if (a.visual_tokens > 0) std::printf("visual-token pruning: %d tokens kept per camera\n", a.visual_tokens);
   std::printf("load %.0f ms, first call %.1f ms\n", load_ms, first_ms);
   std::printf("%-11s %10s %10s %10s\n", "stage (ms)", "p50", "p99", "max");
-  for (int k = 0; k < 5; ++k)
-    std::printf("%-11s %10.2f %10.2f %10.2f\n", names[k], percentile(st[k], 0.5), percentile(st[k], 0.99),
+  for (size_t k = 0; k < ns; ++k)
+    std::printf("%-11s %10.2f %10.2f %10.2f\n", names[k].c_str(), percentile(st[k], 0.5), percentile(st[k], 0.99),
                 percentile(st[k], 1.0));
   std::printf("RSS after load %.0f MiB, peak %.0f MiB\n", rss_loaded, rss_peak);
   if (a.vision_cache_mib > 0) {

@@ -7,6 +7,14 @@
 #include "vlart/policy.h"
 
 namespace vlart::cli {
+// Columns of a policy's [horizon, width] initial noise (PolicyInfo::noise_shape); 0 without noise.
+inline int64_t noise_width(const vlart::Policy& p) {
+  const std::vector<int64_t>& s = p.info().noise_shape;
+  return s.size() == 2 ? s[1] : 0;
+}
+}  // namespace vlart::cli
+
+namespace vlart::cli {
 int cmd_info(int argc, char** argv);  // no argument: system info; <model_dir>: model summary
 int cmd_model_info(const char* model_dir);
 int cmd_bench_ops(int argc, char** argv);

@@ -1,7 +1,9 @@
-// Public inference API for vision-language-action policies (SmolVLA from a LeRobot checkpoint).
+// Public inference API for vision-language-action policies loaded from a checkpoint directory
+// (LeRobot / Hugging Face layout; the family is detected from config.json, see PolicyInfo::family).
 //
 //   vlart::PolicyOptions o;  o.threads = 4;
 //   auto policy = vlart::Policy::load("path/to/checkpoint", o);
+//   const vlart::PolicyInfo& info = policy->info();   // cameras, dims, horizon, noise shape, stages
 //   vlart::Observation obs;  obs.images["camera1"] = {rgb_bytes, 480, 640};
 //   obs.state = {...};  obs.task = "pick up the cube";
 //   vlart::ActionChunk a = policy->infer(obs);   // a.data: horizon x action_dim, unnormalised
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "vlart/cache_stats.h"
 #include "vlart/dtype.h"
 #include "vlart/log.h"
 
@@ -127,11 +130,6 @@ struct Observation {
   std::string robot_id;
 };
 
-// Counters of one byte-bounded LRU cache.
-struct CacheStats {
-  uint64_t hits = 0, misses = 0, evictions = 0;
-  size_t entries = 0, bytes = 0, budget_bytes = 0;
-};
 using VisionCacheStats = CacheStats;
 using TaskCacheStats = CacheStats;
 
@@ -146,8 +144,31 @@ struct VisionReuseStats {
   uint64_t tokens_computed = 0;  // connector tokens computed (full and sparse frames)
 };
 
+// Wall time of one named stage of an inference ("preprocess", "vision", "prefix", "denoise", ...:
+// the names PolicyInfo::stages lists, in that order).
+struct StageTime {
+  std::string name;
+  double ms = 0;
+};
+
 struct StageTimings {
-  double preprocess_ms = 0, vision_ms = 0, prefix_ms = 0, denoise_ms = 0, total_ms = 0;
+  std::vector<StageTime> stages;  // in the order the policy ran them
+  double total_ms = 0;            // the whole call for this observation (>= the sum of the stages)
+  // The stage's time, 0 when this inference has no such stage.
+  double ms(const std::string& name) const {
+    for (const StageTime& s : stages)
+      if (s.name == name) return s.ms;
+    return 0;
+  }
+  // Sets (or adds, at the end) the stage's time.
+  void set(const std::string& name, double v) {
+    for (StageTime& s : stages)
+      if (s.name == name) {
+        s.ms = v;
+        return;
+      }
+    stages.push_back({name, v});
+  }
 };
 
 struct ActionChunk {
@@ -155,15 +176,49 @@ struct ActionChunk {
   int64_t action_dim = 0;
   std::vector<float> data;  // [horizon, action_dim], unnormalised
   StageTimings timings;
+  // Text the policy decoded on the way (a reasoning plan; PolicyInfo::emits_text) and its token ids;
+  // empty for policies that emit none.
+  std::string text;
+  std::vector<int32_t> tokens;
 };
 
-// Per-layer importance on recorded observations (`vlart rank-layers`): the mean cosine similarity
-// of each layer's input and output hidden state. Near 1: the layer barely changes the residual
-// stream, a candidate for `vlart prune --drop-vlm-layers / --drop-expert-layers`.
-struct LayerCosines {
-  std::vector<double> vlm;     // per VLM layer (stored index), over the valid prefix tokens
-  std::vector<double> expert;  // per expert layer (stored index), over the action tokens and flow steps
+// What a loaded policy is and expects: the contract every layer above the model family (CLI, C ABI,
+// scheduler, server, bindings) works from.
+struct CameraInfo {
+  std::string name;  // checkpoint feature name ("observation.images.top"), the order the model stacks them
+  std::string key;   // the short name an Observation may use instead ("top")
+  int64_t height = 0, width = 0;  // the model's input size after preprocessing (any frame size is accepted)
+  bool optional = false;          // may be left out of an observation
 };
+
+struct PolicyInfo {
+  std::string family;  // registry name of the model family ("smolvla")
+  std::vector<CameraInfo> cameras;
+  int64_t state_dim = 0;   // raw state values an observation carries (0: no state)
+  int64_t action_dim = 0;  // per action row of the chunk
+  int64_t horizon = 0;     // action rows per chunk
+  // Shape of the initial noise infer() accepts (e.g. {horizon, max_action_dim}); empty when the
+  // policy draws none.
+  std::vector<int64_t> noise_shape;
+  int64_t flow_steps = 0;     // integration steps per inference (0: no flow head)
+  bool has_language = false;  // reads Observation::task / token_ids
+  bool emits_text = false;    // fills ActionChunk::text
+  std::vector<std::string> stages;  // ActionChunk::timings stage names, in run order
+  DType compute_dtype = DType::kF32;
+  std::string backend;  // backends in placement order: "cpu" or "cuda+cpu"
+  int64_t noise_numel() const {
+    if (noise_shape.empty()) return 0;
+    int64_t n = 1;
+    for (int64_t d : noise_shape) n *= d;
+    return n;
+  }
+};
+
+// Per-layer importance on recorded observations (`vlart rank-layers`): per named layer stack of the
+// family (SmolVLA: "vlm", over the valid prefix tokens; "expert", over the action tokens and flow
+// steps), the mean cosine similarity of each layer's input and output hidden state (stored layer
+// index). Near 1: the layer barely changes the residual stream, a candidate for `vlart prune`.
+using LayerCosines = std::map<std::string, std::vector<double>>;
 
 class Policy {
  public:
@@ -172,7 +227,11 @@ class Policy {
   Policy(const Policy&) = delete;
   Policy& operator=(const Policy&) = delete;
 
-  // `noise`: optional [horizon, max_action_dim] initial sample (as LeRobot's `noise=` argument).
+  // The loaded policy's contract (family, cameras, dims, horizon, noise shape, stages).
+  const PolicyInfo& info() const;
+
+  // `noise`: optional initial sample of PolicyInfo::noise_shape (SmolVLA: [horizon, max_action_dim],
+  // as LeRobot's `noise=` argument).
   // Throws InvalidArgument for unknown/missing cameras, a wrong state length, non-finite state,
   // empty or mis-sized frames.
   ActionChunk infer(const Observation& obs, const float* noise = nullptr);
@@ -181,7 +240,7 @@ class Policy {
   // bad observation throws, naming its index); the frames of up to PolicyOptions::max_batch
   // observations go through the vision tower as one batch (default 1: each on its own), then each
   // observation's prefix and denoising run.
-  // `noise`: optional [obs.size(), horizon, max_action_dim]. Each chunk's vision_ms is the time
+  // `noise`: optional [obs.size(), noise_shape...]. Each chunk's "vision" stage is the time
   // of the vision pass its frames were part of. Results equal infer() on each observation with
   // the same noise.
   std::vector<ActionChunk> infer_batch(const std::vector<Observation>& obs, const float* noise = nullptr);
@@ -193,15 +252,17 @@ class Policy {
 
   // Layer importance on one observation (same validation and noise rules as infer()); builds its
   // own probe graphs each call, so it is for offline analysis, not the control loop.
+  // UnsupportedError for a family without layer probes.
   LayerCosines layer_cosines(const Observation& obs, const float* noise = nullptr);
 
-  // Full camera feature names ("observation.images.top") in the checkpoint's order (the order
-  // config.json's input_features lists them, which is the order the model stacks the images in).
+  // Shorthands for info(): full camera feature names ("observation.images.top") in the checkpoint's
+  // order (the order config.json's input_features lists them, which is the order the model stacks
+  // the images in), dims, horizon, floats of one initial noise sample (0: none).
   std::vector<std::string> camera_names() const;
   int64_t state_dim() const;
   int64_t action_dim() const;
   int64_t horizon() const;
-  int64_t max_action_dim() const;
+  int64_t noise_numel() const;
   DType compute_dtype() const;
   std::string backend() const;  // backends in placement order: "cpu" or "cuda+cpu"
 

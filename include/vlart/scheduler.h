@@ -76,8 +76,16 @@ struct SchedulerStats {
   std::vector<uint64_t> batch_size_histogram;  // [max_batch + 1]: index = requests in the batch
   size_t queue_depth = 0;                      // queued now (not counting the running batch)
   size_t max_queue_depth = 0;                  // highest queue_depth seen
-  // Per answered-kOk request: time queued, then the stages of its ActionChunk::timings.
-  LatencySummary queue_wait, preprocess, vision, prefix, denoise, total;
+  // Per answered-kOk request: time queued, the stages of its ActionChunk::timings (the policy's
+  // PolicyInfo::stages, in that order) and the total.
+  LatencySummary queue_wait, total;
+  std::vector<std::pair<std::string, LatencySummary>> stages;
+  // The named stage's summary (an empty one when the policy has no such stage).
+  LatencySummary stage(const std::string& name) const {
+    for (const auto& s : stages)
+      if (s.first == name) return s.second;
+    return {};
+  }
 };
 
 class Scheduler {

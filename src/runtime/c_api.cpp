@@ -104,7 +104,10 @@ vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* 
   if (state_dim) *state_dim = static_cast<int>(p.state_dim());
   if (horizon) *horizon = static_cast<int>(p.horizon());
   if (action_dim) *action_dim = static_cast<int>(p.action_dim());
-  if (max_action_dim) *max_action_dim = static_cast<int>(p.max_action_dim());
+  if (max_action_dim) {  // columns of the [horizon, width] noise (0 for a policy without noise)
+    const std::vector<int64_t>& ns = p.info().noise_shape;
+    *max_action_dim = ns.size() == 2 ? static_cast<int>(ns[1]) : 0;
+  }
   return VLART_OK;
 }
 

@@ -70,6 +70,7 @@ struct Scheduler::Impl {
   Policy& policy;
   SchedulerOptions opts;
   size_t noise_len = 0;
+  std::string noise_shape_str;  // "50 x 32", for error messages
 
   // Queue state, guarded by mu.
   mutable std::mutex mu;
@@ -95,20 +96,21 @@ struct Scheduler::Impl {
   // Telemetry, guarded by stats_mu.
   mutable std::mutex stats_mu;
   SchedulerStats counts;  // counters, histogram, queue depths (latency fields filled by stats())
-  detail::LatencyWindow w_queue, w_pre, w_vision, w_prefix, w_denoise, w_total;
+  detail::LatencyWindow w_queue, w_total;
+  std::vector<std::string> stage_names;         // PolicyInfo::stages
+  std::vector<detail::LatencyWindow> w_stages;  // one per stage name
 
   Impl(Policy& p, const SchedulerOptions& o)
       : policy(p),
         opts(o),
         rng(o.noise_seed),
         w_queue(o.latency_window),
-        w_pre(o.latency_window),
-        w_vision(o.latency_window),
-        w_prefix(o.latency_window),
-        w_denoise(o.latency_window),
-        w_total(o.latency_window) {
+        w_total(o.latency_window),
+        stage_names(p.info().stages) {
+    for (size_t i = 0; i < stage_names.size(); ++i) w_stages.emplace_back(o.latency_window);
     counts.batch_size_histogram.assign(static_cast<size_t>(o.max_batch) + 1, 0);
-    noise_len = static_cast<size_t>(p.horizon() * p.max_action_dim());
+    noise_len = static_cast<size_t>(p.noise_numel());
+    for (int64_t d : p.info().noise_shape) noise_shape_str += (noise_shape_str.empty() ? "" : " x ") + std::to_string(d);
   }
 
   SchedulerStats snapshot() const {
@@ -121,10 +123,7 @@ struct Scheduler::Impl {
     SchedulerStats s = counts;
     s.queue_depth = depth;
     s.queue_wait = w_queue.summary();
-    s.preprocess = w_pre.summary();
-    s.vision = w_vision.summary();
-    s.prefix = w_prefix.summary();
-    s.denoise = w_denoise.summary();
+    for (size_t i = 0; i < stage_names.size(); ++i) s.stages.emplace_back(stage_names[i], w_stages[i].summary());
     s.total = w_total.summary();
     return s;
   }
@@ -161,10 +160,7 @@ struct Scheduler::Impl {
         case Status::kOk:
           ++counts.ok;
           w_queue.add(static_cast<double>(res.queue_us) / 1000.0);
-          w_pre.add(res.chunk.timings.preprocess_ms);
-          w_vision.add(res.chunk.timings.vision_ms);
-          w_prefix.add(res.chunk.timings.prefix_ms);
-          w_denoise.add(res.chunk.timings.denoise_ms);
+          for (size_t i = 0; i < stage_names.size(); ++i) w_stages[i].add(res.chunk.timings.ms(stage_names[i]));
           w_total.add(res.chunk.timings.total_ms);
           break;
         case Status::kTimeout: ++counts.timeout; break;
@@ -207,7 +203,7 @@ struct Scheduler::Impl {
       if (noise->size() != noise_len)
         return answer_early(*r, Status::kInvalid,
                             detail::concat("Scheduler::submit: noise has ", noise->size(), " values, expected ",
-                                           policy.horizon(), " x ", policy.max_action_dim(), " = ", noise_len));
+                                           noise_shape_str, " = ", noise_len));
       for (size_t i = 0; i < noise->size(); ++i)
         if (!std::isfinite((*noise)[i]))
           return answer_early(*r, Status::kInvalid,

@@ -62,8 +62,9 @@ std::string format_scheduler(const SchedulerStats& s) {
   std::snprintf(b, sizeof b, "; queue depth %zu (max %zu); ms p50/p99/max:", s.queue_depth,
                 s.max_queue_depth);
   out += b;
-  out += latency("queue", s.queue_wait) + latency("preprocess", s.preprocess) + latency("vision", s.vision) +
-         latency("prefix", s.prefix) + latency("denoise", s.denoise) + latency("total", s.total);
+  out += latency("queue", s.queue_wait);
+  for (const auto& st : s.stages) out += latency(st.first.c_str(), st.second);
+  out += latency("total", s.total);
   return out;
 }
 

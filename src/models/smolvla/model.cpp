@@ -26,34 +26,24 @@ void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) 
 }
 }  // namespace
 
-SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute,
-                           const std::string& backend)
-    : cfg_(std::move(cfg)), weights_(std::move(w)), cdt_(compute) {
+SmolVLAModel::SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, DType compute, std::vector<Backend*> placement,
+                           std::string backend_names)
+    : cfg_(std::move(cfg)),
+      weights_(std::move(w)),
+      cdt_(compute),
+      placement_(std::move(placement)),
+      backend_names_(std::move(backend_names)) {
   VLART_CHECK(cdt_ == DType::kF32 || cdt_ == DType::kBF16, UnsupportedError, "smolvla: compute dtype ",
               dtype_name(cdt_), " is not supported (f32 or bf16)");
+  VLART_CHECK(!placement_.empty(), InvalidArgument, "smolvla: no backends given");
   // Per-layer shapes come from load_config (uniform, or a checkpoint's "pruning" section).
   VLART_CHECK(static_cast<int64_t>(cfg_.vlm_layers.size()) == cfg_.num_vlm_layers &&
                   static_cast<int64_t>(cfg_.expert_layers.size()) == cfg_.num_expert(),
               InvalidArgument, "smolvla: the config has ", cfg_.vlm_layers.size(), " VLM / ", cfg_.expert_layers.size(),
               " expert layer specs for ", cfg_.num_vlm_layers, " / ", cfg_.num_expert(),
               " layers (build configs with load_config)");
-  CpuBackendOptions o;
-  o.threads = threads;
-  backend_ = make_cpu_backend(o);
-  VLART_CHECK(backend == "cpu" || backend == "cuda" || backend == "auto", InvalidArgument, "smolvla: backend '",
-              backend, "' is not one of cpu, cuda, auto");
-  if (backend != "cpu") {
-    std::string why;
-    gpu_ = make_cuda_backend({}, &why);
-    VLART_CHECK(gpu_ != nullptr || backend == "auto", UnsupportedError, "smolvla: backend 'cuda' requested but ",
-                "no usable CUDA backend: ", why);
-  }
-  if (gpu_) placement_.push_back(gpu_.get());
-  placement_.push_back(backend_.get());
 }
 SmolVLAModel::~SmolVLAModel() = default;
-
-std::string SmolVLAModel::backend_names() const { return gpu_ ? "cuda+cpu" : "cpu"; }
 
 void SmolVLAModel::set_profiling(bool on) {
   VLART_CHECK(vision_.empty() && prefix_.empty() && denoise_.empty(), InvalidArgument,

@@ -42,12 +42,13 @@ class SmolVLAModel {
   // `compute`: f32, or bf16 (weights converted once at graph build; activations, prefix K/V and
   // vision features in bf16 with f32 accumulation inside the kernels; the flow state x_t, the
   // action/time MLP, the final norm and action_out_proj stay f32).
-  // `backend`: "cpu", "cuda" (GPU first, CPU for the ops the CUDA backend does not support, with
-  // copies between them; UnsupportedError when no usable GPU), or "auto" (cuda when usable, else cpu).
-  SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, int threads, DType compute = DType::kF32,
-               const std::string& backend = "cpu");
+  // `placement`: the backends in executor priority order (created by the runtime, which outlives
+  // the model), e.g. {cuda, cpu}: GPU first, the CPU for the ops the CUDA backend does not support.
+  // `backend_names` names them ("cuda+cpu").
+  SmolVLAModel(SmolVLAConfig cfg, SmolVLAWeights w, DType compute, std::vector<Backend*> placement,
+               std::string backend_names);
   // Backends in placement order, e.g. "cuda+cpu" or "cpu".
-  std::string backend_names() const;
+  std::string backend_names() const { return backend_names_; }
   ~SmolVLAModel();
 
   const SmolVLAConfig& config() const { return cfg_; }
@@ -162,9 +163,8 @@ class SmolVLAModel {
   };
   std::map<std::string, ProfileEntry> profile_;
   void record_profile(const char* stage, const Executor& ex);
-  std::unique_ptr<Backend> backend_;       // CPU, always present (fallback)
-  std::unique_ptr<Backend> gpu_;           // CUDA when selected
-  std::vector<Backend*> placement_;        // executor priority order
+  std::vector<Backend*> placement_;  // executor priority order (not owned)
+  std::string backend_names_;
   std::map<int64_t, std::unique_ptr<Stage>> vision_;
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;  // by (image tokens, prompt length)
   std::map<int64_t, std::unique_ptr<Stage>> denoise_;

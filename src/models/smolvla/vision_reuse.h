@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "models/smolvla/model.h"
-#include "runtime/lru_cache.h"
+#include "core/lru_cache.h"
 #include "vlart/policy.h"
 
 namespace vlart {

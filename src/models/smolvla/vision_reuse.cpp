@@ -1,4 +1,4 @@
-#include "runtime/vision_reuse.h"
+#include "models/smolvla/vision_reuse.h"
 
 #include <cmath>
 #include <cstring>
@@ -121,9 +121,8 @@ std::vector<Tensor> VisionReuse::features(smolvla::SmolVLAModel& model, const st
 }
 
 VisionReuseStats VisionReuse::stats() const {
-  const LruCounters c = cache_.counters();
   VisionReuseStats s;
-  s.cache = {c.hits, c.misses, c.evictions, c.entries, c.bytes, c.budget_bytes};
+  s.cache = cache_.counters();
   s.frames_full = full_.load(std::memory_order_relaxed);
   s.frames_reused = reused_.load(std::memory_order_relaxed);
   s.frames_sparse = sparse_.load(std::memory_order_relaxed);

@@ -15,12 +15,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "vlart/cache_stats.h"
+
 namespace vlart {
 
-struct LruCounters {
-  uint64_t hits = 0, misses = 0, evictions = 0;
-  size_t entries = 0, bytes = 0, budget_bytes = 0;
-};
 
 template <class V>
 class LruCache {
@@ -79,9 +77,9 @@ class LruCache {
       }
     }
   }
-  LruCounters counters() const {
+  CacheStats counters() const {
     std::lock_guard<std::mutex> l(m_);
-    LruCounters c = c_;
+    CacheStats c = c_;
     c.entries = lru_.size();
     c.budget_bytes = budget_;
     return c;
@@ -102,7 +100,7 @@ class LruCache {
   }
   mutable std::mutex m_;
   size_t budget_;
-  LruCounters c_;
+  CacheStats c_;
   std::list<Entry> lru_;  // front = most recent
   std::unordered_map<std::string, typename std::list<Entry>::iterator> index_;
 };

@@ -1,0 +1,94 @@
+#include "models/registry.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "models/smolvla/policy_model.h"
+#include "vlart/error.h"
+
+namespace vlart {
+namespace fs = std::filesystem;
+
+const std::vector<ModelFamily>& model_families() {
+  static const std::vector<ModelFamily> families = {
+      {smolvla::kFamilyName, "SmolVLA (LeRobot): SigLIP + SmolLM2 prefix, flow-matching action expert",
+       &smolvla::load_policy_model,
+       {"flow_steps", "attention", "max_batch", "vision_cache_bytes", "visual_tokens_keep", "vision_reuse",
+        "tokenizer_path", "vlm_config_dir"}},
+  };
+  return families;
+}
+
+std::string model_family_names() {
+  std::string s;
+  for (const ModelFamily& f : model_families()) s += (s.empty() ? "" : ", ") + f.name;
+  return s;
+}
+
+const ModelFamily& detect_model_family(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "config.json";
+  const std::string pf = path.string();
+  std::ifstream in(path);
+  VLART_CHECK(in.good(), IoError, "Policy::load: no readable config.json in ", dir);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  VLART_CHECK(!j.is_discarded(), FormatError, pf, " is not valid JSON");
+  VLART_CHECK(j.is_object(), FormatError, pf, ": expected a JSON object at the top level, got ", j.type_name());
+  auto t = j.find("type");
+  if (t != j.end() && !t->is_null()) {
+    VLART_CHECK(t->is_string(), FormatError, pf, ": field 'type' is ",
+                t->is_number_integer() ? "integer " + t->dump() : std::string(t->type_name()) + " " + t->dump(),
+                ", expected a string naming the policy family (vlart loads: ", model_family_names(), ")");
+    const std::string type = t->get<std::string>();
+    for (const ModelFamily& f : model_families())
+      if (f.name == type) return f;
+    throw FormatError(pf + ": field 'type' is '" + type +
+                      "': this policy architecture is not supported (vlart loads: " + model_family_names() + ")");
+  }
+  std::string found;
+  auto mt = j.find("model_type");
+  if (mt != j.end() && !mt->is_null()) found += "model_type " + mt->dump();
+  auto ar = j.find("architectures");
+  if (ar != j.end() && !ar->is_null()) found += (found.empty() ? "" : ", ") + std::string("architectures ") + ar->dump();
+  throw FormatError(pf + ": no field 'type'" + (found.empty() ? "" : " but " + found) +
+                    ": not a LeRobot policy config of a supported architecture (vlart loads: " + model_family_names() +
+                    "; LeRobot writes e.g. \"type\": \"smolvla\")");
+}
+
+void check_family_options(const ModelFamily& family, const PolicyOptions& o) {
+  const PolicyOptions d;
+  struct Opt {
+    const char* name;
+    bool set;
+  };
+  const Opt opts[] = {
+      {"flow_steps", o.flow_steps != d.flow_steps},
+      {"attention", o.attention != d.attention},
+      {"max_batch", o.max_batch != d.max_batch},
+      {"vision_cache_bytes", o.vision_cache_bytes != d.vision_cache_bytes},
+      {"visual_tokens_keep", o.visual_tokens_keep != d.visual_tokens_keep},
+      {"vision_reuse", o.vision_reuse_bytes != d.vision_reuse_bytes ||
+                           o.vision_reuse_threshold != d.vision_reuse_threshold ||
+                           o.vision_reuse_max_fraction != d.vision_reuse_max_fraction ||
+                           o.vision_reuse_refresh != d.vision_reuse_refresh},
+      {"tokenizer_path", o.tokenizer_path != d.tokenizer_path},
+      {"vlm_config_dir", o.vlm_config_dir != d.vlm_config_dir},
+  };
+  std::string refused;
+  for (const Opt& x : opts) {
+    if (!x.set) continue;
+    bool reads = false;
+    for (const std::string& n : family.options) reads = reads || n == x.name;
+    if (!reads) refused += (refused.empty() ? "" : ", ") + std::string(x.name);
+  }
+  VLART_CHECK(refused.empty(), InvalidArgument, "Policy::load: option(s) ", refused, " do not apply to a ",
+              family.name, " policy (it reads: ",
+              [&] {
+                std::string s;
+                for (const std::string& n : family.options) s += (s.empty() ? "" : ", ") + n;
+                return s.empty() ? std::string("none of them") : s;
+              }(),
+              ")");
+}
+
+}  // namespace vlart
