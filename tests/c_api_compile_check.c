@@ -43,7 +43,34 @@ int main(int argc, char** argv) {
     return 1;
   }
   printf("c_api_compile_check: %d x %d actions, first %.5f\n", h, a, (double)actions[0]);
-  free(actions);
   vlart_policy_free(p);
+  {
+    /* The versioned options and the result handle, from C. */
+    vlart_policy_options o;
+    vlart_result* r = NULL;
+    int rh = 0, ra = 0, s;
+    const float* ract;
+    vlart_policy_options_init(&o);
+    o.threads = 1;
+    st = vlart_policy_open(argv[1], &o, &p);
+    if (st != VLART_OK) {
+      fprintf(stderr, "open: %s: %s\n", vlart_status_name(st), vlart_last_error());
+      return 1;
+    }
+    st = vlart_policy_infer_ex(p, imgs, n_cam, state, state_dim, "pick up the red cube", NULL, 0, &r);
+    if (st != VLART_OK) {
+      fprintf(stderr, "infer_ex: %s: %s\n", vlart_status_name(st), vlart_last_error());
+      return 1;
+    }
+    ract = vlart_result_actions(r, &rh, &ra);
+    if (!ract || rh != horizon || ra != action_dim) return 1;
+    printf("c_api_compile_check: %s policy, infer_ex %d x %d;", vlart_policy_family(p), rh, ra);
+    for (s = 0; s < vlart_result_stage_count(r); ++s)
+      printf(" %s %.2f ms", vlart_result_stage_name(r, s), vlart_result_stage_ms(r, s));
+    printf("\n");
+    vlart_result_free(r);
+    vlart_policy_free(p);
+  }
+  free(actions);
   return 0;
 }

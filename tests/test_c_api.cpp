@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -284,4 +285,96 @@ TEST_F(CApi, RandomNoiseWhenNullIsFiniteAndVaries) {
             VLART_OK);
   EXPECT_NE(o1, o2);
   for (float v : o1) EXPECT_TRUE(std::isfinite(v));
+}
+
+// Versioned options and the result handle: vlart_policy_open + vlart_policy_infer_ex give the same
+// actions as vlart_policy_infer, name the stages, check the noise length, and read only struct_size
+// bytes of the options (an older, shorter struct keeps the defaults of the fields it lacks).
+TEST(CApiVersioned, OpenInferExAndResultHandle) {
+  const std::string c = "h_three_cam_up_side_front";
+  const Fixture f = load_fixture(c, "s0");
+  const std::vector<vlart_image> im = c_images(f);
+  vlart_policy_options o;
+  vlart_policy_options_init(&o);
+  EXPECT_EQ(o.struct_size, sizeof(vlart_policy_options));
+  o.threads = 2;
+  o.backend = "cpu";
+  vlart_policy* p = nullptr;
+  ASSERT_EQ(vlart_policy_open((kRoot + c + "/checkpoint").c_str(), &o, &p), VLART_OK) << vlart_last_error();
+  EXPECT_STREQ(vlart_policy_family(p), "smolvla");
+  int nl = 0, hz = 0, ad = 0, mad = 0;
+  ASSERT_EQ(vlart_policy_noise_len(p, &nl), VLART_OK);
+  ASSERT_EQ(vlart_policy_dims(p, nullptr, nullptr, &hz, &ad, &mad), VLART_OK);
+  EXPECT_EQ(nl, hz * mad);
+  ASSERT_EQ(f.noise.size(), static_cast<size_t>(nl));
+
+  std::vector<float> ref(static_cast<size_t>(hz * ad));
+  int h = 0, a = 0;
+  ASSERT_EQ(vlart_policy_infer(p, im.data(), static_cast<int>(im.size()), f.state.data(),
+                               static_cast<int>(f.state.size()), f.task.c_str(), f.noise.data(), ref.data(),
+                               static_cast<int>(ref.size()), &h, &a),
+            VLART_OK)
+      << vlart_last_error();
+  vlart_result* r = nullptr;
+  ASSERT_EQ(vlart_policy_infer_ex(p, im.data(), static_cast<int>(im.size()), f.state.data(),
+                                  static_cast<int>(f.state.size()), f.task.c_str(), f.noise.data(), nl, &r),
+            VLART_OK)
+      << vlart_last_error();
+  const float* acts = vlart_result_actions(r, &h, &a);
+  ASSERT_NE(acts, nullptr);
+  EXPECT_EQ(h, hz);
+  EXPECT_EQ(a, ad);
+  EXPECT_EQ(std::vector<float>(acts, acts + h * a), ref);  // bit for bit
+  double m = 0;
+  for (size_t i = 0; i < ref.size(); ++i) m = std::max(m, std::fabs(double(acts[i]) - f.actions[i]));
+  EXPECT_LE(m, 1e-4);
+  EXPECT_STREQ(vlart_result_text(r), "");
+  int nt = -1;
+  vlart_result_tokens(r, &nt);
+  EXPECT_EQ(nt, 0);
+  const char* want[] = {"preprocess", "vision", "prefix", "denoise"};
+  ASSERT_EQ(vlart_result_stage_count(r), 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_STREQ(vlart_result_stage_name(r, i), want[i]);
+    EXPECT_GE(vlart_result_stage_ms(r, i), 0.0);
+  }
+  EXPECT_EQ(vlart_result_stage_name(r, 4), nullptr);
+  EXPECT_GT(vlart_result_total_ms(r), 0.0);
+  vlart_result_free(r);
+  vlart_result_free(nullptr);
+
+  // A wrong noise length is refused before anything runs, and *out stays NULL.
+  r = reinterpret_cast<vlart_result*>(&o);
+  EXPECT_EQ(vlart_policy_infer_ex(p, im.data(), static_cast<int>(im.size()), f.state.data(),
+                                  static_cast<int>(f.state.size()), f.task.c_str(), f.noise.data(), nl - 1, &r),
+            VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r, nullptr);
+  EXPECT_TRUE(mentions("noise_len is " + std::to_string(nl - 1))) << vlart_last_error();
+  // A bad observation: the policy's message, no result.
+  EXPECT_EQ(vlart_policy_infer_ex(p, im.data(), 1, f.state.data(), static_cast<int>(f.state.size()),
+                                  f.task.c_str(), nullptr, 0, &r),
+            VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r, nullptr);
+  EXPECT_TRUE(mentions("missing camera")) << vlart_last_error();
+  vlart_policy_free(p);
+
+  // struct_size: an older caller's shorter struct (no backend / tokenizer fields) loads with their
+  // defaults; a too-small or a newer, larger struct is refused.
+  vlart_policy_options old;
+  vlart_policy_options_init(&old);
+  old.threads = 2;
+  old.backend = "no-such-backend";  // beyond the old struct_size: must not be read
+  old.struct_size = static_cast<uint32_t>(offsetof(vlart_policy_options, backend));
+  ASSERT_EQ(vlart_policy_open((kRoot + c + "/checkpoint").c_str(), &old, &p), VLART_OK) << vlart_last_error();
+  vlart_policy_free(p);
+  old.struct_size = 2;
+  EXPECT_EQ(vlart_policy_open((kRoot + c + "/checkpoint").c_str(), &old, &p), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(p, nullptr);
+  old.struct_size = sizeof(vlart_policy_options) + 8;
+  EXPECT_EQ(vlart_policy_open((kRoot + c + "/checkpoint").c_str(), &old, &p), VLART_ERR_UNSUPPORTED);
+  EXPECT_TRUE(mentions("newer vlart.h")) << vlart_last_error();
+  // The backend string is read and checked when it is within struct_size.
+  o.backend = "tpu";
+  EXPECT_EQ(vlart_policy_open((kRoot + c + "/checkpoint").c_str(), &o, &p), VLART_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("backend 'tpu'")) << vlart_last_error();
 }

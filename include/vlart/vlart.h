@@ -65,8 +65,60 @@ void vlart_load_options_default(vlart_load_options* opts);
 /* vlart_policy_load with options; `opts` NULL means the defaults. */
 vlart_status vlart_policy_load_ex(const char* dir, const vlart_load_options* opts, vlart_policy** out);
 
+/* Versioned load options (preferred over vlart_load_options): start from
+ * vlart_policy_options_init(), which sets struct_size to the size this header declares. The library
+ * reads only the first struct_size bytes, so a binary built against an older header keeps working
+ * when fields are appended; a struct_size larger than the library knows is refused
+ * (VLART_ERR_UNSUPPORTED) rather than silently ignored. */
+typedef struct vlart_policy_options {
+  uint32_t struct_size;       /* sizeof(vlart_policy_options) as compiled by the caller */
+  int threads;                /* <= 0: every hardware thread */
+  int compute_bf16;           /* 0: f32 compute; 1: bf16 compute */
+  int flow_steps;             /* <= 0: the checkpoint's; refused for a family without a flow head */
+  uint64_t noise_seed;        /* seed of the noise drawn when infer gets none */
+  const char* backend;        /* NULL or "cpu"; "cuda"; "auto" */
+  const char* tokenizer_path; /* NULL: the family's default search */
+} vlart_policy_options;
+
+void vlart_policy_options_init(vlart_policy_options* opts);
+
+/* Loads `dir` with versioned options (`opts` NULL = the defaults). */
+vlart_status vlart_policy_open(const char* dir, const vlart_policy_options* opts, vlart_policy** out);
+
+/* Registry name of the loaded policy's family ("smolvla"); valid while the policy lives. */
+const char* vlart_policy_family(const vlart_policy* policy);
+
+/* Floats of one initial noise sample (0: the policy draws no noise). */
+vlart_status vlart_policy_noise_len(const vlart_policy* policy, int* noise_len);
+
+/* The outcome of one inference: actions, decoded text (policies that emit text) and stage timings.
+ * Owned by the caller (vlart_result_free); independent of the policy once returned. */
+typedef struct vlart_result vlart_result;
+
+/* Runs one inference like vlart_policy_infer. `noise_or_null` holds exactly `noise_len` floats
+ * (vlart_policy_noise_len; a different length is VLART_ERR_INVALID_ARGUMENT), NULL draws noise.
+ * On success *out is a new result; on failure NULL. */
+vlart_status vlart_policy_infer_ex(vlart_policy* policy, const vlart_image* images, int n_images, const float* state,
+                                   int state_len, const char* task, const float* noise_or_null, int noise_len,
+                                   vlart_result** out);
+
+/* [horizon, action_dim] unnormalised actions, row-major; the sizes through the pointers (either may
+ * be NULL). Valid while the result lives; NULL for a NULL result. */
+const float* vlart_result_actions(const vlart_result* result, int* horizon, int* action_dim);
+/* Decoded text ("" when the policy emits none); token ids through *n_tokens (may be NULL). */
+const char* vlart_result_text(const vlart_result* result);
+const int32_t* vlart_result_tokens(const vlart_result* result, int* n_tokens);
+/* Named stages in run order ("preprocess", "vision", ...): count, name (NULL out of range), ms. */
+int vlart_result_stage_count(const vlart_result* result);
+const char* vlart_result_stage_name(const vlart_result* result, int index);
+double vlart_result_stage_ms(const vlart_result* result, int index);
+double vlart_result_total_ms(const vlart_result* result);
+/* Frees a result; NULL is a no-op. */
+void vlart_result_free(vlart_result* result);
+
 /* Sizes of the policy's inputs and outputs; any pointer may be NULL. The noise buffer of
- * vlart_policy_infer holds horizon * max_action_dim floats. */
+ * vlart_policy_infer holds horizon * max_action_dim floats (max_action_dim: the columns of a
+ * [horizon, width] noise, 0 for a policy without noise; vlart_policy_noise_len is the general form). */
 vlart_status vlart_policy_dims(const vlart_policy* policy, int* n_cameras, int* state_dim, int* horizon,
                                int* action_dim, int* max_action_dim);
 
