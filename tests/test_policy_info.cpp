@@ -171,3 +171,68 @@ TEST(PolicyInfo, FollowsTheCheckpoint) {
 
 }  // namespace
 }  // namespace vlart
+
+#include "runtime/policy_internal.h"
+#include "serve_fixture.h"
+
+namespace vlart {
+namespace {
+
+double rss_mib() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+// The bundled policy pads prompts to the longest (pad_language_to: longest), so every new prompt
+// length builds new prefix and denoise executors. Their weights are packed once per backend and
+// layout and shared: once every layout has been seen (prompts of 1..20 words: the prefix Linears go
+// from the GEMV path, M <= 16, to oneDNN), longer prompts add no packed copy (the cache only
+// hits), and the actions of a prompt are the same whether it comes first or after 25 others.
+TEST(PackedWeights, SharedAcrossPromptLengths) {
+  PolicyOptions o;
+  o.threads = 2;
+  o.task_cache_bytes = 0;
+  auto p = Policy::load(vlart::testing::default_policy_dir(), o);
+  const PolicyInfo& info = p->info();
+  Observation obs;
+  for (const CameraInfo& c : info.cameras) obs.images[c.key] = Image{std::vector<uint8_t>(60 * 80 * 3, 120), 60, 80};
+  obs.state.assign(static_cast<size_t>(info.state_dim), 0.2f);
+  const std::vector<float> noise(static_cast<size_t>(p->noise_numel()), 0.3f);
+  auto task = [](int words) {
+    std::string t = "pick";
+    for (int i = 1; i < words; ++i) t += " up";
+    return t;
+  };
+  obs.task = task(1);
+  const std::vector<float> first = p->infer(obs, noise.data()).data;
+  const double rss1 = rss_mib();
+  for (int words = 2; words <= 20; ++words) {
+    obs.task = task(words);
+    p->infer(obs, noise.data());
+  }
+  const PackedCacheStats s20 = PolicyInternals::packed_weight_stats(*p);
+  const double rss20 = rss_mib();
+  for (int words = 21; words <= 26; ++words) {  // the longest ones truncate to tokenizer_max_length
+    obs.task = task(words);
+    p->infer(obs, noise.data());
+  }
+  const PackedCacheStats s40 = PolicyInternals::packed_weight_stats(*p);
+  const double rss40 = rss_mib();
+  std::printf("packed weights after 20 prompt lengths: %zu entries, %.2f MiB, %llu hits; after 26: %zu entries, "
+              "%.2f MiB, %llu hits; RSS after 1 / 20 / 26 lengths: %.1f / %.1f / %.1f MiB\n",
+              s20.entries, static_cast<double>(s20.bytes) / (1 << 20), static_cast<unsigned long long>(s20.hits),
+              s40.entries, static_cast<double>(s40.bytes) / (1 << 20), static_cast<unsigned long long>(s40.hits), rss1,
+              rss20, rss40);
+  EXPECT_GT(s20.entries, 0u);
+  EXPECT_EQ(s40.entries, s20.entries);
+  EXPECT_EQ(s40.bytes, s20.bytes);
+  EXPECT_EQ(s40.misses, s20.misses);
+  EXPECT_GT(s40.hits, s20.hits);  // the new buckets' Linears found their packed weights
+  obs.task = task(1);
+  EXPECT_EQ(p->infer(obs, noise.data()).data, first);
+}
+
+}  // namespace
+}  // namespace vlart

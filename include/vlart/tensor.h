@@ -82,6 +82,8 @@ class Storage {
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
   bool owning() const { return owner_ != nullptr; }
+  // What keeps borrowed memory alive (e.g. a file mapping), null for owning storage.
+  const std::shared_ptr<void>& keepalive() const { return keepalive_; }
 
  private:
   void* data_;
@@ -116,6 +118,14 @@ class Tensor {
   bool is_contiguous() const;
 
   void* raw() const { return data_; }
+  // A weak reference to the owner of the memory this tensor views (the keepalive of borrowed
+  // memory, e.g. a file mapping, else the storage; empty for views without storage): expires when
+  // that memory can be freed. Lets caches keyed by address detect reuse.
+  std::weak_ptr<const void> storage_token() const {
+    if (!storage_) return {};
+    if (storage_->keepalive()) return std::static_pointer_cast<const void>(storage_->keepalive());
+    return std::static_pointer_cast<const void>(storage_);
+  }
   template <typename T>
   T* data() const { return static_cast<T*>(data_); }
 

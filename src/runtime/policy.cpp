@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/log.h"
+#include "backends/cpu/cpu_backend.h"
 #include "models/registry.h"
 #include "runtime/compute_thread.h"
 #include "runtime/telemetry.h"
@@ -75,6 +76,7 @@ void PolicyInternals::set_linear_observer(Policy& p, std::function<void(const st
   Policy::Impl& m = *p.impl_;
   m.compute->run([&] { m.model->set_linear_observer(std::move(fn)); });
 }
+PackedCacheStats PolicyInternals::packed_weight_stats(const Policy& p) { return cpu_packed_cache_stats(*p.impl_->cpu); }
 Policy::~Policy() = default;
 
 std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions& opts) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "backends/cpu/packed_cache.h"
 #include "vlart/policy.h"
 #include "vlart/tensor.h"
 
@@ -15,6 +16,9 @@ struct PolicyInternals {
   // with x the activation input (valid during the call). Graphs built so far are dropped so the
   // hook reaches every stage. Pass an empty function to turn it off.
   static void set_linear_observer(Policy& p, std::function<void(const std::string&, const Tensor&)> fn);
+  // The CPU backend's packed-weight cache: one packed copy per weight and layout, shared by the
+  // executors of every shape bucket.
+  static PackedCacheStats packed_weight_stats(const Policy& p);
 };
 
 }  // namespace vlart

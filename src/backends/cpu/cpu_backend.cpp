@@ -6,6 +6,7 @@
 #endif
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -67,6 +68,8 @@ class CpuBackend final : public Backend {
     return e.create(g, n, ctx_);
   }
 
+  PackedCacheStats packed_stats() const { return ctx_.packed->stats(); }
+
   void begin_run() override {
     omp_set_num_threads(ctx_.threads);
     thread_local int configured_threads = 0;
@@ -85,6 +88,26 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+PackedCacheStats cpu_packed_cache_stats(const Backend& b) {
+  const auto* c = dynamic_cast<const CpuBackend*>(&b);
+  return c ? c->packed_stats() : PackedCacheStats{};
+}
+
+std::string source_key(const Tensor& t) {
+  if (!t.defined()) return "-|";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%p:%zu:%d:%d|", t.raw(), t.nbytes(), static_cast<int>(t.dtype()),
+                t.is_contiguous() ? 1 : 0);
+  std::string k = buf;
+  for (int64_t d : t.shape().vec()) k += std::to_string(d) + ",";
+  for (int64_t s : t.strides().vec()) k += std::to_string(s) + ";";
+  return k;
+}
+
+std::string desc_key(const dnnl::memory::desc& md) {
+  return std::string(reinterpret_cast<const char*>(&md.data), sizeof md.data);
+}
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& opts) {
   return std::make_unique<CpuBackend>(opts);

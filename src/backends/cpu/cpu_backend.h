@@ -12,13 +12,20 @@
 
 #include "core/backend.h"
 
+#include "backends/cpu/packed_cache.h"
+
 namespace vlart {
 
 struct CpuContext {
   int threads = 1;
   dnnl::engine engine;
   dnnl::stream stream;
+  // Packed weights shared by every kernel of this backend (all executors and shape buckets).
+  std::shared_ptr<PackedWeightCache> packed = std::make_shared<PackedWeightCache>();
 };
+
+// Counters of a CPU backend's packed-weight cache (zeros for another backend).
+PackedCacheStats cpu_packed_cache_stats(const Backend& b);
 
 using CpuSupportsFn = bool (*)(const Graph& g, const Node& n);
 using CpuCreateFn = std::unique_ptr<OpKernel> (*)(const Graph& g, const Node& n, CpuContext& ctx);

@@ -39,7 +39,7 @@ GemvAct to_gemv_act(Activation a) {
 class LinearGemvKernel final : public OpKernel {
  public:
   LinearGemvKernel(int64_t m, int64_t k, int64_t n, DType x_dt, const Value& w, bool has_bias, Activation act,
-                   int threads)
+                   CpuContext& ctx)
       : x_bf16_(x_dt == DType::kBF16), has_bias_(has_bias) {
     const DType w_dt = w.dtype;
     p_.m = static_cast<int>(m);
@@ -51,14 +51,24 @@ class LinearGemvKernel final : public OpKernel {
     p_.w_bf16 = w_dt == DType::kBF16;
     p_.y_bf16 = x_bf16_;
     p_.act = to_gemv_act(act);
-    p_.threads = threads;
+    p_.threads = ctx.threads;
     // A constant weight is also packed into 16-column panels for the AVX-512 paths (one
-    // sequential stream per panel, no horizontal sums); the original stays for the others.
+    // sequential stream per panel, no horizontal sums); the original stays for the others. One
+    // packed copy per backend, shared by the kernels of every executor (ctx.packed).
     const GemvPack f = gemv_pack_format(x_bf16_, p_.w_bf16);
     if (f != GemvPack::kNone && w.kind == ValueKind::kWeight && w.constant.defined()) {
-      const size_t bytes = gemv_packed_bytes(f, k, n);
-      packed_ = Tensor::empty(Shape{static_cast<int64_t>(bytes)}, DType::kU8);
-      gemv_pack(f, w.constant.contiguous().raw(), p_.w_bf16, k, n, packed_.raw());
+      const Tensor& src = w.constant;
+      const std::string key = "gemv" + std::to_string(static_cast<int>(f)) + "|" + source_key(src);
+      packed_ = ctx.packed
+                    ->get(key, {src},
+                          [&] {
+                            PackedWeight pw;
+                            pw.nbytes = gemv_packed_bytes(f, k, n);
+                            pw.bytes = Tensor::empty(Shape{static_cast<int64_t>(pw.nbytes)}, DType::kU8);
+                            gemv_pack(f, src.contiguous().raw(), p_.w_bf16, k, n, pw.bytes.raw());
+                            return pw;
+                          })
+                    ->bytes;
       p_.w_packed = packed_.raw();
       p_.pack = f;
     }
@@ -84,7 +94,7 @@ class LinearGemvKernel final : public OpKernel {
 
  private:
   GemvProblem p_;
-  Tensor packed_;  // owned panels (64-byte aligned), or undefined
+  Tensor packed_;  // shared panels (64-byte aligned, read-only), or undefined
   bool x_bf16_;
   bool has_bias_;
 };
@@ -193,25 +203,30 @@ class LinearOneDnnKernel final : public OpKernel {
 // and reading int8 weights with float activations is both faster and more accurate.
 class QuantLinearKernel final : public OpKernel {
  public:
-  QuantLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act, int threads)
+  QuantLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act, CpuContext& ctx)
       : has_bias_(has_bias) {
     const bool int4 = q.kind == QuantWeight::Kind::kInt4;
     const bool in_scaled = q.input_scales.defined();
     L_ = qgemm_layout(int4 ? QWeightKind::kInt4 : QWeightKind::kInt8, q.n, q.k, q.group, in_scaled);
-    packed_ = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
-    const std::vector<float> s = q.scales_f32();
-    const std::vector<float> in = in_scaled ? q.input_scales.to_float_vector() : std::vector<float>();
-    const float* inp = in_scaled ? in.data() : nullptr;
-    if (int4)
-      qgemm_pack_int4(L_, q.qweight.data<uint8_t>(), s.data(), q.offsets_f32().data(), packed_.raw(), inp);
-    else
-      qgemm_pack_int8(L_, q.qweight.data<int8_t>(), s.data(), packed_.raw(), inp);
+    packed_ = ctx.packed->get(quant_weight_key("qgemm" + std::to_string(q.group), q), quant_weight_sources(q), [&] {
+      PackedWeight pw;
+      pw.nbytes = L_.total_bytes;
+      pw.bytes = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
+      const std::vector<float> s = q.scales_f32();
+      const std::vector<float> in = in_scaled ? q.input_scales.to_float_vector() : std::vector<float>();
+      const float* inp = in_scaled ? in.data() : nullptr;
+      if (int4)
+        qgemm_pack_int4(L_, q.qweight.data<uint8_t>(), s.data(), q.offsets_f32().data(), pw.bytes.raw(), inp);
+      else
+        qgemm_pack_int8(L_, q.qweight.data<int8_t>(), s.data(), pw.bytes.raw(), inp);
+      return pw;
+    })->bytes;
     p_.m = m;
     p_.ldx = q.k;
     p_.ldy = q.n;
     p_.x_bf16 = p_.y_bf16 = x_dt == DType::kBF16;
     p_.act = to_gemv_act(act);
-    p_.threads = threads;
+    p_.threads = ctx.threads;
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(qgemm_work_floats(L_, p_.m)) * sizeof(float); }
@@ -399,12 +414,12 @@ std::unique_ptr<OpKernel> create_cpu_linear(const Graph& g, const Node& n, CpuCo
       if (onednn_int8_exact())
         return std::make_unique<W8A8LinearKernel>(n, m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
       // No exact int8 matmul in oneDNN (AVX2 without VNNI): vlart's own int8 GEMM.
-      if (auto k = make_w8a8_s8gemm_linear(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads)) return k;
+      if (auto k = make_w8a8_s8gemm_linear(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx)) return k;
     }
-    return std::make_unique<QuantLinearKernel>(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx.threads);
+    return std::make_unique<QuantLinearKernel>(m, *wv.quant, xv.dtype, has_bias, n.attrs.act, ctx);
   }
   if (m <= kLinearGemvMaxRows)
-    return std::make_unique<LinearGemvKernel>(m, k, nout, xv.dtype, wv, has_bias, n.attrs.act, ctx.threads);
+    return std::make_unique<LinearGemvKernel>(m, k, nout, xv.dtype, wv, has_bias, n.attrs.act, ctx);
   return std::make_unique<LinearOneDnnKernel>(g, n, m, k, nout, ctx);
 }
 

@@ -24,12 +24,21 @@ GemvAct gemv_act(Activation a) {
 
 class W8A8S8GemmLinearKernel final : public OpKernel {
  public:
-  W8A8S8GemmLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act, int threads)
+  W8A8S8GemmLinearKernel(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias, Activation act,
+                         CpuContext& ctx)
       : has_bias_(has_bias) {
     L_ = s8gemm_layout(s8gemm_best_isa(), q.n, q.k);
-    packed_ = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
-    const std::vector<float> s = q.scales_f32();
-    s8gemm_pack(L_, q.qweight.data<int8_t>(), s.data(), packed_.raw());
+    const std::string key =
+        quant_weight_key("s8gemm" + std::to_string(static_cast<int>(s8gemm_best_isa())), q);
+    packed_ = ctx.packed->get(key, quant_weight_sources(q), [&] {
+      PackedWeight pw;
+      pw.nbytes = L_.total_bytes;
+      pw.bytes = Tensor::empty(Shape{static_cast<int64_t>(L_.total_bytes)}, DType::kU8);
+      const std::vector<float> s = q.scales_f32();
+      s8gemm_pack(L_, q.qweight.data<int8_t>(), s.data(), pw.bytes.raw());
+      return pw;
+    })->bytes;
+    const int threads = ctx.threads;
     p_.m = m;
     p_.ldx = q.k;
     p_.ldy = q.n;
@@ -65,9 +74,9 @@ class W8A8S8GemmLinearKernel final : public OpKernel {
 bool w8a8_s8gemm_available() { return s8gemm_best_isa() != S8GemmIsa::kNone; }
 
 std::unique_ptr<OpKernel> make_w8a8_s8gemm_linear(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias,
-                                                  Activation act, int threads) {
+                                                  Activation act, CpuContext& ctx) {
   if (!w8a8_s8gemm_available()) return nullptr;
-  return std::make_unique<W8A8S8GemmLinearKernel>(m, q, x_dt, has_bias, act, threads);
+  return std::make_unique<W8A8S8GemmLinearKernel>(m, q, x_dt, has_bias, act, ctx);
 }
 
 }  // namespace vlart

@@ -15,6 +15,6 @@ bool w8a8_s8gemm_available();
 // The kernel for an int8 W8A8 weight (q.act_int8, kind int8, no input scales) at m rows, or nullptr
 // where w8a8_s8gemm_available() is false.
 std::unique_ptr<OpKernel> make_w8a8_s8gemm_linear(int64_t m, const QuantWeight& q, DType x_dt, bool has_bias,
-                                                  Activation act, int threads);
+                                                  Activation act, CpuContext& ctx);
 
 }  // namespace vlart

@@ -72,12 +72,20 @@ dnnl::primitive_attr make_dnnl_attr(Activation act) {
 
 dnnl::memory reorder_weights(const Tensor& w, const dnnl::memory::desc& user_md,
                              const dnnl::memory::desc& packed_md, CpuContext& ctx) {
-  Tensor wc = w.contiguous();
-  dnnl::memory user(user_md, ctx.engine, wc.raw());
-  dnnl::memory packed(packed_md, ctx.engine);  // allocated and owned by oneDNN
-  dnnl::reorder(user, packed).execute(ctx.stream, user, packed);
-  ctx.stream.wait();
-  return packed;
+  const std::string key = "dnnl|" + source_key(w) + desc_key(user_md) + desc_key(packed_md);
+  return ctx.packed
+      ->get(key, {w},
+            [&] {
+              Tensor wc = w.contiguous();
+              dnnl::memory user(user_md, ctx.engine, wc.raw());
+              PackedWeight p;
+              p.mem = dnnl::memory(packed_md, ctx.engine);  // allocated and owned by oneDNN
+              dnnl::reorder(user, p.mem).execute(ctx.stream, user, p.mem);
+              ctx.stream.wait();
+              p.nbytes = packed_md.get_size();
+              return p;
+            })
+      ->mem;
 }
 
 void DnnlCall::init_scratchpad(const dnnl::primitive_desc& pd, const dnnl::engine& eng) {

@@ -66,8 +66,9 @@ std::string node_label(const Node& n);
 
 inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-// Copies `w` (a weight constant in its user layout `user_md`) into a new kernel-owned buffer in
-// the layout `packed_md` the primitive chose (dtype conversion included). Runs once at create.
+// `w` (a weight constant in its user layout `user_md`) in the layout `packed_md` the primitive
+// chose (dtype conversion included): reordered once per backend, then shared by every kernel that
+// asks for the same weight in the same layout (ctx.packed). Read-only for the kernels.
 dnnl::memory reorder_weights(const Tensor& w, const dnnl::memory::desc& user_md,
                              const dnnl::memory::desc& packed_md, CpuContext& ctx);
 

@@ -86,8 +86,10 @@ ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, s
   if (id != kNoValue) return id;
   Tensor t = weights_.get(name, shape);
   const DType want = dt.value_or(cdt_);
-  // Float weights are converted once, here (a bf16 checkpoint in f32 compute, or the reverse);
-  // matching dtypes stay zero-copy views of the mapped file.
+  // Float weights are converted here, per graph (a bf16 checkpoint in f32 compute, or the
+  // reverse); a Linear's kernel repacks the converted copy and the executor releases it. Matching
+  // dtypes stay zero-copy views of the mapped file, which the backend's packed-weight cache shares
+  // across shape buckets (converted copies are new per graph, so they are packed per graph).
   if (t.dtype() != want && (t.dtype() == DType::kF32 || t.dtype() == DType::kBF16 || t.dtype() == DType::kF16))
     t = t.to(want);
   return g.weight(name, t);
