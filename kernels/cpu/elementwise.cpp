@@ -1,6 +1,8 @@
 #include "cpu/elementwise.h"
 
 #include <algorithm>
+#include <cmath>
+#include <type_traits>
 #include <cstring>
 
 #include "cpu/vec_math.h"
@@ -36,6 +38,15 @@ struct Affine {
   float s, b;
   float operator()(float v) const { return v * s + b; }
 };
+struct Tanh {
+  float operator()(float v) const { return std::tanh(v); }
+};
+struct Sigmoid {
+  float operator()(float v) const { return sigmoid_f(v); }
+};
+struct Exp {
+  float operator()(float v) const { return exp_f(v); }
+};
 
 template <typename T, typename Op>
 void unary_t(const T* x, T* y, int64_t n, Op op, int threads) {
@@ -55,6 +66,9 @@ void unary_dispatch(UnaryOp op, const T* x, T* y, int64_t n, float scale, float 
     case UnaryOp::kSilu: return unary_t(x, y, n, Silu{}, threads);
     case UnaryOp::kRelu: return unary_t(x, y, n, Relu{}, threads);
     case UnaryOp::kScale: return unary_t(x, y, n, Affine{scale, shift}, threads);
+    case UnaryOp::kTanh: return unary_t(x, y, n, Tanh{}, threads);
+    case UnaryOp::kSigmoid: return unary_t(x, y, n, Sigmoid{}, threads);
+    case UnaryOp::kExp: return unary_t(x, y, n, Exp{}, threads);
   }
 }
 
@@ -73,7 +87,10 @@ void glu_t(const T* g, const T* u, T* y, int64_t n, Act act, int threads) {
 
 template <BinaryOp OP>
 inline float apply(float a, float b) {
-  return OP == BinaryOp::kAdd ? a + b : a * b;
+  if constexpr (OP == BinaryOp::kAdd) return a + b;
+  if constexpr (OP == BinaryOp::kMul) return a * b;
+  if constexpr (OP == BinaryOp::kSub) return a - b;
+  return a / b;
 }
 
 // One contiguous output run; A1/B1 say whether the operand advances (stride 1) or is repeated
@@ -168,10 +185,12 @@ void binary_t(const BroadcastPlan& p, const T* a, const T* b, T* y, int threads)
 
 template <typename T>
 void binary_dispatch(BinaryOp op, const BroadcastPlan& p, const T* a, const T* b, T* y, int threads) {
-  if (op == BinaryOp::kAdd)
-    binary_t<T, BinaryOp::kAdd>(p, a, b, y, threads);
-  else
-    binary_t<T, BinaryOp::kMul>(p, a, b, y, threads);
+  switch (op) {
+    case BinaryOp::kAdd: return binary_t<T, BinaryOp::kAdd>(p, a, b, y, threads);
+    case BinaryOp::kMul: return binary_t<T, BinaryOp::kMul>(p, a, b, y, threads);
+    case BinaryOp::kSub: return binary_t<T, BinaryOp::kSub>(p, a, b, y, threads);
+    case BinaryOp::kDiv: return binary_t<T, BinaryOp::kDiv>(p, a, b, y, threads);
+  }
 }
 
 bool is_cast_float(DType d) { return d == DType::kF32 || d == DType::kBF16 || d == DType::kF16; }
@@ -305,6 +324,49 @@ void cast(const void* x, DType from, void* y, DType to, int64_t n, int threads) 
       dst.from_float(buf, static_cast<char*>(y) + (b + o) * ds, m);
     }
   });
+}
+
+void argmax_rows(const void* x, DType t, int64_t rows, int64_t n, int32_t* out, int threads) {
+  auto body = [&](auto* xs) {
+    parallel_for(rows, n, threads, [&](int64_t r) {
+      const auto* row = xs + r * n;
+      int64_t best = 0;
+      float bv = to_f(row[0]);
+      if (!std::isnan(bv))
+        for (int64_t j = 1; j < n; ++j) {
+          const float v = to_f(row[j]);
+          if (std::isnan(v)) {  // NaN is the maximum, its first occurrence wins
+            best = j;
+            break;
+          }
+          if (v > bv) {
+            bv = v;
+            best = j;
+          }
+        }
+      out[r] = static_cast<int32_t>(best);
+    });
+  };
+  if (t == DType::kBF16)
+    body(static_cast<const uint16_t*>(x));
+  else
+    body(static_cast<const float*>(x));
+}
+
+void mean_rows(const void* x, DType t, int64_t rows, int64_t n, void* out, int threads) {
+  auto body = [&](auto* xs, auto* ys) {
+    parallel_for(rows, n, threads, [&](int64_t r) {
+      const auto* row = xs + r * n;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < n; ++j) s += to_f(row[j]);
+      ys[r] = from_f<std::remove_cv_t<std::remove_pointer_t<decltype(ys)>>>(s / static_cast<float>(n));
+    });
+  };
+  if (t == DType::kBF16)
+    body(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(out));
+  else
+    body(static_cast<const float*>(x), static_cast<float*>(out));
 }
 
 }  // namespace vlart::kernels

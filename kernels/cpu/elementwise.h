@@ -9,7 +9,7 @@
 
 namespace vlart::kernels {
 
-enum class UnaryOp : uint8_t { kGeluErf, kGeluTanh, kSilu, kRelu, kScale };
+enum class UnaryOp : uint8_t { kGeluErf, kGeluTanh, kSilu, kRelu, kScale, kTanh, kSigmoid, kExp };
 // y = op(x); kScale is x * scale + shift.
 void unary(UnaryOp op, const void* x, DType t, void* y, int64_t n, float scale, float shift, int threads);
 
@@ -17,7 +17,7 @@ enum class GluOp : uint8_t { kSwiGLU, kGeGLU };
 // y = silu(gate) * up, or gelu_tanh(gate) * up.
 void glu(GluOp op, const void* gate, const void* up, DType t, void* y, int64_t n, int threads);
 
-enum class BinaryOp : uint8_t { kAdd, kMul };
+enum class BinaryOp : uint8_t { kAdd, kMul, kSub, kDiv };
 
 // Broadcast of a and b onto the output, with size-1 output dims dropped and adjacent dims merged
 // wherever both operands stay linear across them. Built once at kernel creation.
@@ -38,6 +38,11 @@ struct BroadcastPlan {
 BroadcastPlan make_broadcast_plan(const Shape& a, const Shape& b);
 void binary(BinaryOp op, const BroadcastPlan& p, const void* a, const void* b, DType t, void* y,
             int threads);
+
+// Over the last dim of x viewed as [rows, n] (f32/bf16): the index of the largest value (first on
+// ties, NaN largest), or the mean (f32 accumulation, written in x's dtype).
+void argmax_rows(const void* x, DType t, int64_t rows, int64_t n, int32_t* out, int threads);
+void mean_rows(const void* x, DType t, int64_t rows, int64_t n, void* out, int threads);
 
 // Casts between f32/bf16/f16, and i32/i64 -> f32/bf16/f16.
 bool cast_supported(DType from, DType to);

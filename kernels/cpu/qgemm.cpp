@@ -521,7 +521,7 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
   const int64_t block_stride = kx * P + (L.kind == QWeightKind::kInt4 ? L.groups * P : 0);
   float* work = p.work;
   const bool avx = use_avx512();
-  const bool avx2 = !avx && use_avx2();
+  [[maybe_unused]] const bool avx2 = !avx && use_avx2();
   const PanelFn* table = avx ? (L.kind == QWeightKind::kInt8 ? kI8Avx512.data() : kI4Avx512.data()) : nullptr;
 
   // Threads: not more than panels, and one for tiny problems (fork/join would dominate).
@@ -574,8 +574,10 @@ void qgemm(const QPackedLayout& L, const void* packed, const QGemmProblem& p) {
         const PanelRef pr = panel_ref(L, packed, pi);
         if (avx)
           table[mr](L, pr, xt, gs, out);
+#if defined(__x86_64__) || defined(__i386__)
         else if (avx2)
           panel_avx2(L, pr, xt, gs, mr, out);
+#endif
         else
           panel_scalar(L, pr, xt, gs, mr, out);
         store_panel(p, L.n, r0, mr, pi * P, out);

@@ -48,6 +48,11 @@ bool elementwise_inplace_ok(OpKind op) {
     case OpKind::kScale:
     case OpKind::kAdd:
     case OpKind::kMul:
+    case OpKind::kSub:
+    case OpKind::kDiv:
+    case OpKind::kTanh:
+    case OpKind::kSigmoid:
+    case OpKind::kExp:
     case OpKind::kSwiGLU:
     case OpKind::kGeGLU:
       return true;

@@ -8,7 +8,8 @@ const char* op_name(OpKind op) {
   static const char* const kNames[] = {
       "Linear", "MatMul", "Conv2d", "LayerNorm", "RMSNorm", "Rope", "Softmax", "Attention",
       "Gelu", "Silu", "Relu", "SwiGLU", "GeGLU", "Add", "Mul", "Scale", "Concat", "Slice",
-      "Reshape", "Permute", "Embedding", "PixelShuffle", "ResizeBilinear", "Cast", "Copy"};
+      "Reshape", "Permute", "Embedding", "PixelShuffle", "ResizeBilinear", "Cast", "Copy",
+      "Sub", "Div", "Tanh", "Sigmoid", "Exp", "ArgMax", "ReduceMean"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(OpKind::kCount),
                 "op name table must cover every OpKind");
   const auto i = static_cast<size_t>(op);
@@ -153,6 +154,13 @@ ValueId Graph::swiglu(ValueId gate, ValueId up) { return add(OpKind::kSwiGLU, {g
 ValueId Graph::geglu(ValueId gate, ValueId up) { return add(OpKind::kGeGLU, {gate, up}); }
 ValueId Graph::add(ValueId a, ValueId b) { return add(OpKind::kAdd, {a, b}); }
 ValueId Graph::mul(ValueId a, ValueId b) { return add(OpKind::kMul, {a, b}); }
+ValueId Graph::sub(ValueId a, ValueId b) { return add(OpKind::kSub, {a, b}); }
+ValueId Graph::div(ValueId a, ValueId b) { return add(OpKind::kDiv, {a, b}); }
+ValueId Graph::tanh(ValueId x) { return add(OpKind::kTanh, {x}); }
+ValueId Graph::sigmoid(ValueId x) { return add(OpKind::kSigmoid, {x}); }
+ValueId Graph::exp(ValueId x) { return add(OpKind::kExp, {x}); }
+ValueId Graph::argmax(ValueId x) { return add(OpKind::kArgMax, {x}); }
+ValueId Graph::reduce_mean(ValueId x) { return add(OpKind::kReduceMean, {x}); }
 ValueId Graph::scale(ValueId x, float s, float shift) {
   OpAttrs a;
   a.scale = s;

@@ -69,6 +69,13 @@ class Graph {
   ValueId geglu(ValueId gate, ValueId up);
   ValueId add(ValueId a, ValueId b);
   ValueId mul(ValueId a, ValueId b);
+  ValueId sub(ValueId a, ValueId b);
+  ValueId div(ValueId a, ValueId b);
+  ValueId tanh(ValueId x);
+  ValueId sigmoid(ValueId x);
+  ValueId exp(ValueId x);
+  ValueId argmax(ValueId x);       // last dim -> [..., 1] i32
+  ValueId reduce_mean(ValueId x);  // last dim -> [..., 1]
   ValueId scale(ValueId x, float s, float shift = 0.f);
   ValueId concat(const std::vector<ValueId>& xs, int axis);
   ValueId slice(ValueId x, int axis, int64_t start, int64_t end);

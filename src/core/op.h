@@ -24,7 +24,12 @@
 //   Gelu(x)                                   erf form, or tanh form when attrs.approx_tanh.
 //   Silu(x), Relu(x)
 //   SwiGLU(gate, up) = silu(gate) * up;  GeGLU(gate, up) = gelu_tanh(gate) * up
-//   Add(a, b), Mul(a, b)                      numpy broadcasting; output shape = broadcast shape
+//   Add(a, b), Mul(a, b), Sub(a, b), Div(a, b)  numpy broadcasting; output shape = broadcast shape
+//   Tanh(x), Sigmoid(x), Exp(x)               f32 math (exp: range-reduced polynomial, ~2 ulp)
+//   ArgMax(x[...,N])                          index of the largest value over the last dim, the first
+//                                             one on ties; NaN counts as largest (as torch.argmax);
+//                                             out[...,1] i32 (f32/bf16 input)
+//   ReduceMean(x[...,N])                      mean over the last dim (f32 accumulation), out[...,1]
 //   Scale(x)                                  x * attrs.scale + attrs.shift
 //   Concat(xs...)                             along attrs.axis
 //   Slice(x)                                  [attrs.start, attrs.end) along attrs.axis
@@ -76,6 +81,13 @@ enum class OpKind : uint8_t {
   kResizeBilinear,
   kCast,
   kCopy,
+  kSub,
+  kDiv,
+  kTanh,
+  kSigmoid,
+  kExp,
+  kArgMax,
+  kReduceMean,
   kCount
 };
 

@@ -133,10 +133,25 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
       *out_dtype = c.dt(0);
       return;
     }
+    case OpKind::kArgMax:
+    case OpKind::kReduceMean: {
+      c.arity(1, 1);
+      c.float_act(0);
+      c.need(c.s(0).rank() >= 1 && c.s(0)[c.s(0).rank() - 1] >= 1, "needs rank >= 1 and a non-empty last dim, got " +
+                                                                       c.s(0).str());
+      std::vector<int64_t> d = c.s(0).vec();
+      d.back() = 1;
+      *out_shape = Shape(d);
+      *out_dtype = n.op == OpKind::kArgMax ? DType::kI32 : c.dt(0);
+      return;
+    }
     case OpKind::kSoftmax:
     case OpKind::kGelu:
     case OpKind::kSilu:
     case OpKind::kRelu:
+    case OpKind::kTanh:
+    case OpKind::kSigmoid:
+    case OpKind::kExp:
     case OpKind::kScale: {
       c.arity(1, 1);
       c.float_act(0);
@@ -175,7 +190,9 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
     case OpKind::kSwiGLU:
     case OpKind::kGeGLU:
     case OpKind::kAdd:
-    case OpKind::kMul: {
+    case OpKind::kMul:
+    case OpKind::kSub:
+    case OpKind::kDiv: {
       c.arity(2, 2);
       c.float_act(0);
       c.float_act(1);

@@ -1,5 +1,6 @@
-// CPU kernels of the elementwise family: Gelu, Silu, Relu, SwiGLU, GeGLU, Add, Mul, Scale, Cast
-// (loops in kernels/cpu/elementwise.cpp).
+// CPU kernels of the elementwise family: Gelu, Silu, Relu, Tanh, Sigmoid, Exp, SwiGLU, GeGLU, Add,
+// Mul, Sub, Div, Scale, Cast, and the last-dim reductions ArgMax and ReduceMean (loops in
+// kernels/cpu/elementwise.cpp).
 #include <memory>
 
 #include "backends/cpu/cpu_backend.h"
@@ -29,6 +30,9 @@ class UnaryKernel final : public OpKernel {
       case OpKind::kGelu: op_ = n.attrs.approx_tanh ? kernels::UnaryOp::kGeluTanh : kernels::UnaryOp::kGeluErf; break;
       case OpKind::kSilu: op_ = kernels::UnaryOp::kSilu; break;
       case OpKind::kRelu: op_ = kernels::UnaryOp::kRelu; break;
+      case OpKind::kTanh: op_ = kernels::UnaryOp::kTanh; break;
+      case OpKind::kSigmoid: op_ = kernels::UnaryOp::kSigmoid; break;
+      case OpKind::kExp: op_ = kernels::UnaryOp::kExp; break;
       default: op_ = kernels::UnaryOp::kScale; break;
     }
   }
@@ -60,10 +64,42 @@ class GluKernel final : public OpKernel {
   int threads_;
 };
 
+kernels::BinaryOp binary_op(OpKind op) {
+  switch (op) {
+    case OpKind::kAdd: return kernels::BinaryOp::kAdd;
+    case OpKind::kSub: return kernels::BinaryOp::kSub;
+    case OpKind::kDiv: return kernels::BinaryOp::kDiv;
+    default: return kernels::BinaryOp::kMul;
+  }
+}
+
+// ArgMax / ReduceMean over the last dim.
+class RowReduceKernel final : public OpKernel {
+ public:
+  RowReduceKernel(const Graph& g, const Node& n, const CpuContext& ctx)
+      : argmax_(n.op == OpKind::kArgMax), t_(in_dtype(g, n, 0)), threads_(ctx.threads) {
+    const Shape& s = g.value(n.inputs[0]).shape;
+    cols_ = s[s.rank() - 1];
+    rows_ = cols_ > 0 ? s.numel() / cols_ : 0;
+  }
+  void run(const KernelArgs& a) override {
+    if (argmax_)
+      kernels::argmax_rows(a.inputs[0]->raw(), t_, rows_, cols_, a.output->data<int32_t>(), threads_);
+    else
+      kernels::mean_rows(a.inputs[0]->raw(), t_, rows_, cols_, a.output->raw(), threads_);
+  }
+
+ private:
+  bool argmax_;
+  DType t_;
+  int64_t rows_ = 0, cols_ = 0;
+  int threads_;
+};
+
 class BinaryKernel final : public OpKernel {
  public:
   BinaryKernel(const Graph& g, const Node& n, const CpuContext& ctx)
-      : op_(n.op == OpKind::kAdd ? kernels::BinaryOp::kAdd : kernels::BinaryOp::kMul),
+      : op_(binary_op(n.op)),
         t_(in_dtype(g, n, 0)),
         plan_(kernels::make_broadcast_plan(g.value(n.inputs[0]).shape, g.value(n.inputs[1]).shape)),
         threads_(ctx.threads) {}
@@ -102,6 +138,9 @@ std::unique_ptr<OpKernel> create_glu(const Graph& g, const Node& n, CpuContext& 
 std::unique_ptr<OpKernel> create_binary(const Graph& g, const Node& n, CpuContext& ctx) {
   return std::make_unique<BinaryKernel>(g, n, ctx);
 }
+std::unique_ptr<OpKernel> create_row_reduce(const Graph& g, const Node& n, CpuContext& ctx) {
+  return std::make_unique<RowReduceKernel>(g, n, ctx);
+}
 std::unique_ptr<OpKernel> create_cast(const Graph& g, const Node& n, CpuContext& ctx) {
   return std::make_unique<CastKernel>(g, n, ctx);
 }
@@ -109,8 +148,11 @@ std::unique_ptr<OpKernel> create_cast(const Graph& g, const Node& n, CpuContext&
 }  // namespace
 
 void register_cpu_elementwise(CpuKernelTable& t) {
-  for (OpKind op : {OpKind::kGelu, OpKind::kSilu, OpKind::kRelu, OpKind::kScale})
+  for (OpKind op : {OpKind::kGelu, OpKind::kSilu, OpKind::kRelu, OpKind::kScale, OpKind::kTanh, OpKind::kSigmoid,
+                    OpKind::kExp})
     set_entry(t, op, supports_float_inputs, create_unary);
+  for (OpKind op : {OpKind::kSub, OpKind::kDiv}) set_entry(t, op, supports_float_inputs, create_binary);
+  for (OpKind op : {OpKind::kArgMax, OpKind::kReduceMean}) set_entry(t, op, supports_float_inputs, create_row_reduce);
   set_entry(t, OpKind::kSwiGLU, supports_float_inputs, create_glu);
   set_entry(t, OpKind::kGeGLU, supports_float_inputs, create_glu);
   set_entry(t, OpKind::kAdd, supports_float_inputs, create_binary);
