@@ -236,3 +236,35 @@ TEST(PackedWeights, SharedAcrossPromptLengths) {
 
 }  // namespace
 }  // namespace vlart
+
+#include "models/stage_cache.h"
+
+namespace vlart {
+namespace {
+
+// Shape-bucket executors are LRU-bounded: past the capacity the least recently *used* bucket goes
+// (not the oldest built), a hit builds nothing, and a dropped bucket is rebuilt on demand.
+TEST(StageCache, EvictsLeastRecentlyUsedBucket) {
+  StageCache<int64_t> c(3);
+  int builds = 0;
+  auto make = [&] {
+    ++builds;
+    return std::make_unique<Stage>();
+  };
+  Stage* s1 = &c.get(1, make);
+  c.get(2, make);
+  c.get(3, make);
+  EXPECT_EQ(&c.get(1, make), s1);  // hit: same stage, touched
+  EXPECT_EQ(builds, 3);
+  c.get(4, make);  // evicts 2 (least recently used), not 1
+  EXPECT_EQ(c.size(), 3u);
+  EXPECT_EQ(c.evictions(), 1u);
+  EXPECT_EQ(&c.get(1, make), s1);
+  EXPECT_EQ(builds, 4);
+  c.get(2, make);  // rebuilt
+  EXPECT_EQ(builds, 5);
+  EXPECT_EQ(c.size(), 3u);
+}
+
+}  // namespace
+}  // namespace vlart

@@ -269,49 +269,33 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P, bool probe) const {
     for (ValueId h : hidden) g.mark_output(h);
 }
 
-SmolVLAModel::Stage& SmolVLAModel::vision_stage(int64_t n) {
-  auto& s = vision_[n];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_vision(s->graph, n);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();  // kernels hold the (repacked) weights they need
-    weights_.release_resident_pages();
-  }
-  return *s;
-}
-SmolVLAModel::Stage& SmolVLAModel::prefix_stage(int64_t nt, int64_t lt) {
-  auto& s = prefix_[{nt, lt}];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_prefix(s->graph, nt, lt);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();
-    weights_.release_resident_pages();
-  }
-  return *s;
-}
-SmolVLAModel::Stage& SmolVLAModel::denoise_stage(int64_t P) {
-  auto& s = denoise_[P];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_denoise(s->graph, P);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();
-    weights_.release_resident_pages();
-  }
-  return *s;
+template <class Build>
+std::unique_ptr<Stage> SmolVLAModel::make_stage(Build&& build, bool release_pages) {
+  auto s = std::make_unique<Stage>();
+  build(s->graph);
+  s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+  s->graph = Graph();  // kernels hold the (repacked) weights they need
+  if (release_pages) weights_.release_resident_pages();
+  return s;
 }
 
-SmolVLAModel::Stage& SmolVLAModel::embed_stage(int64_t lt) {
-  auto& s = embed_[lt];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_embed(s->graph, lt);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();
-  }
-  return *s;
+Stage& SmolVLAModel::vision_stage(int64_t n) {
+  return vision_.get(n, [&] { return make_stage([&](Graph& g) { build_vision(g, n); }); });
+}
+Stage& SmolVLAModel::prefix_stage(int64_t nt, int64_t lt) {
+  return prefix_.get({nt, lt}, [&] { return make_stage([&](Graph& g) { build_prefix(g, nt, lt); }); });
+}
+Stage& SmolVLAModel::denoise_stage(int64_t P) {
+  return denoise_.get(P, [&] { return make_stage([&](Graph& g) { build_denoise(g, P); }); });
+}
+Stage& SmolVLAModel::embed_stage(int64_t lt) {
+  return embed_.get(lt, [&] { return make_stage([&](Graph& g) { build_embed(g, lt); }, false); });
+}
+Stage& SmolVLAModel::vision_state_stage(int64_t n) {
+  return vision_state_.get(n, [&] { return make_stage([&](Graph& g) { build_vision(g, n, /*emit_kv=*/true); }); });
+}
+Stage& SmolVLAModel::sparse_stage(int64_t tokens) {
+  return sparse_.get(tokens, [&] { return make_stage([&](Graph& g) { build_vision_sparse(g, tokens); }); });
 }
 
 Tensor SmolVLAModel::lang_embedding(const std::vector<int64_t>& ids) {

@@ -15,6 +15,7 @@
 #include "core/graph.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/weights.h"
+#include "models/stage_cache.h"
 
 namespace vlart::smolvla {
 
@@ -121,10 +122,9 @@ class SmolVLAModel {
                              std::vector<std::vector<float>>* velocities = nullptr);
 
  private:
-  struct Stage {
-    Graph graph;
-    std::unique_ptr<Executor> exec;
-  };
+  // Builds the stage of graph `build` fills, with the model's placement and options.
+  template <class Build>
+  std::unique_ptr<Stage> make_stage(Build&& build, bool release_pages = true);
   Stage& vision_stage(int64_t n_cams);
   Stage& prefix_stage(int64_t img_tokens, int64_t lang_len);
   Stage& denoise_stage(int64_t prefix_len);
@@ -165,12 +165,13 @@ class SmolVLAModel {
   void record_profile(const char* stage, const Executor& ex);
   std::vector<Backend*> placement_;  // executor priority order (not owned)
   std::string backend_names_;
-  std::map<int64_t, std::unique_ptr<Stage>> vision_;
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Stage>> prefix_;  // by (image tokens, prompt length)
-  std::map<int64_t, std::unique_ptr<Stage>> denoise_;
-  std::map<int64_t, std::unique_ptr<Stage>> embed_;
-  std::map<int64_t, std::unique_ptr<Stage>> vision_state_;  // vision graphs with K/V outputs, by frames
-  std::map<int64_t, std::unique_ptr<Stage>> sparse_;        // by token-count bucket
+  // Shape buckets, each LRU-bounded (models/stage_cache.h).
+  StageCache<int64_t> vision_;
+  StageCache<std::pair<int64_t, int64_t>> prefix_;  // by (image tokens, prompt length)
+  StageCache<int64_t> denoise_;                     // by prefix length
+  StageCache<int64_t> embed_;
+  StageCache<int64_t> vision_state_;  // vision graphs with K/V outputs, by frames
+  StageCache<int64_t> sparse_;        // by token-count bucket
 };
 
 }  // namespace vlart::smolvla

@@ -35,30 +35,6 @@ int64_t bucket_for(int64_t m, int64_t T) {
 }
 }  // namespace
 
-SmolVLAModel::Stage& SmolVLAModel::vision_state_stage(int64_t n) {
-  auto& s = vision_state_[n];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_vision(s->graph, n, /*emit_kv=*/true);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();
-    weights_.release_resident_pages();
-  }
-  return *s;
-}
-
-SmolVLAModel::Stage& SmolVLAModel::sparse_stage(int64_t tokens) {
-  auto& s = sparse_[tokens];
-  if (!s) {
-    s = std::make_unique<Stage>();
-    build_vision_sparse(s->graph, tokens);
-    s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
-    s->graph = Graph();
-    weights_.release_resident_pages();
-  }
-  return *s;
-}
-
 void SmolVLAModel::build_vision_sparse(Graph& g, int64_t tokens) const {
   const VisionConfig& v = cfg_.vision;
   const int64_t S = v.image_size, gp = S / v.patch, N = gp * gp, C = v.hidden, hd = C / v.heads;
