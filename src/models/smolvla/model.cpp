@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "models/flow_matching.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/token_prune.h"
 #include "vlart/error.h"
@@ -448,19 +449,13 @@ std::vector<float> SmolVLAModel::denoise(const PrefixState& p, const std::vector
                                          std::vector<std::vector<float>>* velocities) {
   VLART_CHECK(static_cast<int64_t>(noise.size()) == cfg_.chunk_size * cfg_.max_action_dim, InvalidArgument,
               "smolvla: noise has ", noise.size(), " values, expected ", cfg_.chunk_size, "x", cfg_.max_action_dim);
-  const double dt = -1.0 / static_cast<double>(steps);
-  const float dtf = static_cast<float>(dt);  // PyTorch rounds the Python scalar to f32 for an f32 tensor
   std::vector<float> x = noise;
   bind_prefix(p);  // the prefix K/V, masks and positions are the same for every step
-  for (int64_t k = 0; k < steps; ++k) {
-    const float t = static_cast<float>(1.0 + static_cast<double>(k) * dt);
-    std::vector<float> v = step(p.len, x, t);
-    for (size_t i = 0; i < x.size(); ++i) {
-      volatile float d = dtf * v[i];  // keep PyTorch's two roundings (no fused multiply-add)
-      x[i] = x[i] + d;
-    }
-    if (velocities) velocities->push_back(std::move(v));
-  }
+  euler_flow(x, FlowSchedule{1.0, 0.0, steps}, [&](const std::vector<float>& xt, float t, int64_t) {
+    std::vector<float> v = step(p.len, xt, t);
+    if (velocities) velocities->push_back(v);
+    return v;
+  });
   return x;
 }
 
@@ -518,12 +513,10 @@ SmolVLAModel::LayerCosines SmolVLAModel::layer_cosines(const PrefixInputs& in, c
     if (cfg_.expert_layer_of(i) >= 0) order.push_back(cfg_.expert_layer_of(i));
   out.expert.assign(static_cast<size_t>(cfg_.num_expert()), 0.0);
   const int64_t C = cfg_.chunk_size, We = cfg_.expert_hidden();
-  const double dt = -1.0 / static_cast<double>(steps);
-  const float dtf = static_cast<float>(dt);
   std::vector<float> x = noise;
-  for (int64_t k = 0; k < steps; ++k) {
-    const float t = static_cast<float>(1.0 + static_cast<double>(k) * dt);
-    fill(dex, "x_t", x.data(), x.size() * sizeof(float));
+  // The same sampler as denoise(), so the probe sees the states inference sees.
+  euler_flow(x, FlowSchedule{1.0, 0.0, steps}, [&](const std::vector<float>& xt, float t, int64_t) {
+    fill(dex, "x_t", xt.data(), xt.size() * sizeof(float));
     const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
     float* tp = dex.input("temb").data<float>();
     for (int64_t r = 0; r < C; ++r) std::memcpy(tp + r * We, te.data(), te.size() * sizeof(float));
@@ -535,8 +528,8 @@ SmolVLAModel::LayerCosines SmolVLAModel::layer_cosines(const PrefixInputs& in, c
       out.expert[static_cast<size_t>(order[j])] += mean_row_cosine(h, h2, C, We, nullptr) / static_cast<double>(steps);
       h = std::move(h2);
     }
-    for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] + dtf * v[i];
-  }
+    return v;
+  });
   return out;
 }
 
