@@ -10,14 +10,27 @@
 namespace vlart {
 namespace fs = std::filesystem;
 
-const std::vector<ModelFamily>& model_families() {
-  static const std::vector<ModelFamily> families = {
+namespace {
+std::vector<ModelFamily>& registry() {
+  static std::vector<ModelFamily> families = {
       {smolvla::kFamilyName, "SmolVLA (LeRobot): SigLIP + SmolLM2 prefix, flow-matching action expert",
        &smolvla::load_policy_model,
        {"flow_steps", "attention", "max_batch", "vision_cache_bytes", "visual_tokens_keep", "vision_reuse",
         "tokenizer_path", "vlm_config_dir"}},
   };
   return families;
+}
+}  // namespace
+
+const std::vector<ModelFamily>& model_families() { return registry(); }
+
+void register_model_family(ModelFamily family) {
+  VLART_CHECK(!family.name.empty() && family.load != nullptr, InvalidArgument,
+              "register_model_family: a family needs a name and a loader");
+  for (const ModelFamily& f : registry())
+    VLART_CHECK(f.name != family.name, InvalidArgument, "register_model_family: '", family.name,
+                "' is already registered");
+  registry().push_back(std::move(family));
 }
 
 std::string model_family_names() {

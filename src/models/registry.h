@@ -21,6 +21,9 @@ struct ModelFamily {
 
 // Every family this build loads, in registry order.
 const std::vector<ModelFamily>& model_families();
+// Adds a family defined outside src/models (tests, an application's own policy); call before the
+// first Policy::load that needs it, from one thread. InvalidArgument for a duplicate name.
+void register_model_family(ModelFamily family);
 // "smolvla, ..." (for error messages).
 std::string model_family_names();
 
