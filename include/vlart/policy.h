@@ -22,6 +22,10 @@
 
 namespace vlart {
 
+// Options of Policy::load. Most apply to every family; those only some families read (flow_steps,
+// attention, max_batch, vision_cache_bytes, visual_tokens_keep, vision_reuse_*, tokenizer_path,
+// vlm_config_dir; today all of them are SmolVLA's) are refused with InvalidArgument, naming them, by a
+// family that does not read them: a non-default value is never silently ignored.
 struct PolicyOptions {
   // "cpu"; "cuda": GPU first, with the CPU running the ops the CUDA backend does not implement yet
   // (experimental: compiled and unit-tested, not yet validated end to end on a GPU); "auto": cuda
