@@ -104,32 +104,37 @@ TEST(Norm, LayerNormMatchesReference) {
   for (DType xt : kFloatTypes)
     for (DType wt : kFloatTypes)
       for (int64_t D : {7, 33, 1000})
-        for (bool with_bias : {true, false}) {
-          const int64_t rows = 5;
-          Graph g;
-          const ValueId x = g.input("x", {rows, D}, xt);
-          Tensor w = random_tensor({D}, wt, 2, 0.5f, 1.5f), b = random_tensor({D}, wt, 3);
-          const ValueId y = g.layer_norm(x, g.weight("w", w), with_bias ? g.weight("b", b) : kNoValue, 1e-5f);
-          (void)y;
-          // Rows with a large common offset catch one-pass variance cancellation.
-          Tensor xin = random_tensor({rows, D}, xt, 1, 2.f, 6.f);
-          const auto xv = as_double(xin), wv = as_double(w), bv = as_double(b);
-          std::vector<double> ref(xv.size());
-          for (int64_t r = 0; r < rows; ++r) {
-            double mean = 0, var = 0;
-            for (int64_t i = 0; i < D; ++i) mean += xv[r * D + i];
-            mean /= D;
-            for (int64_t i = 0; i < D; ++i) var += (xv[r * D + i] - mean) * (xv[r * D + i] - mean);
-            var /= D;
-            for (int64_t i = 0; i < D; ++i)
-              ref[r * D + i] = (xv[r * D + i] - mean) / std::sqrt(var + 1e-5) * wv[i] + (with_bias ? bv[i] : 0.0);
+        for (bool with_bias : {true, false})
+          for (bool with_weight : {true, false}) {  // no weight: no affine scale
+            const int64_t rows = 5;
+            Graph g;
+            const ValueId x = g.input("x", {rows, D}, xt);
+            Tensor w = random_tensor({D}, wt, 2, 0.5f, 1.5f), b = random_tensor({D}, wt, 3);
+            const ValueId y = g.layer_norm(x, with_weight ? g.weight("w", w) : kNoValue,
+                                           with_bias ? g.weight("b", b) : kNoValue, 1e-5f);
+            (void)y;
+            // Rows with a large common offset catch one-pass variance cancellation.
+            Tensor xin = random_tensor({rows, D}, xt, 1, 2.f, 6.f);
+            const auto xv = as_double(xin), wv = as_double(w), bv = as_double(b);
+            std::vector<double> ref(xv.size());
+            for (int64_t r = 0; r < rows; ++r) {
+              double mean = 0, var = 0;
+              for (int64_t i = 0; i < D; ++i) mean += xv[r * D + i];
+              mean /= D;
+              for (int64_t i = 0; i < D; ++i) var += (xv[r * D + i] - mean) * (xv[r * D + i] - mean);
+              var /= D;
+              for (int64_t i = 0; i < D; ++i)
+                ref[r * D + i] =
+                    (xv[r * D + i] - mean) / std::sqrt(var + 1e-5) * (with_weight ? wv[i] : 1.0) +
+                    (with_bias ? bv[i] : 0.0);
+            }
+            Tensor out = run_op(g, {xin});
+            EXPECT_EQ(out.dtype(), xt);
+            expect_close(out, ref, kF32Exact,
+                         std::string("layernorm x=") + dtype_name(xt) + " w=" + dtype_name(wt) +
+                             " D=" + std::to_string(D) + (with_bias ? " bias" : "") +
+                             (with_weight ? "" : " no weight"));
           }
-          Tensor out = run_op(g, {xin});
-          EXPECT_EQ(out.dtype(), xt);
-          expect_close(out, ref, kF32Exact,
-                       std::string("layernorm x=") + dtype_name(xt) + " w=" + dtype_name(wt) +
-                           " D=" + std::to_string(D) + (with_bias ? " bias" : ""));
-        }
 }
 
 TEST(Norm, RMSNormPlainAndGemma) {

@@ -29,7 +29,15 @@ void layer_norm_t(const X* x, const W* w, const B* b, X* y, int64_t rows, int64_
       sq += d * d;
     }
     const float rstd = 1.f / std::sqrt(sq * inv_d + eps);
-    if (b) {
+    if (!w) {  // no affine scale (optional weight)
+      if (b) {
+#pragma omp simd
+        for (int64_t i = 0; i < D; ++i) yr[i] = from_f<X>((to_f(xr[i]) - mean) * rstd + to_f(b[i]));
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < D; ++i) yr[i] = from_f<X>((to_f(xr[i]) - mean) * rstd);
+      }
+    } else if (b) {
 #pragma omp simd
       for (int64_t i = 0; i < D; ++i)
         yr[i] = from_f<X>((to_f(xr[i]) - mean) * rstd * to_f(w[i]) + to_f(b[i]));
@@ -107,7 +115,7 @@ void layer_norm_b(const X* x, const W* w, const void* b, DType bt, X* y, int64_t
 template <typename X>
 void layer_norm_w(const X* x, const void* w, DType wt, const void* b, DType bt, X* y, int64_t rows,
                   int64_t D, float eps, int threads) {
-  if (wt == DType::kF32)
+  if (wt == DType::kF32 || !w)
     layer_norm_b(x, static_cast<const float*>(w), b, bt, y, rows, D, eps, threads);
   else
     layer_norm_b(x, static_cast<const uint16_t*>(w), b, bt, y, rows, D, eps, threads);

@@ -7,7 +7,7 @@
 //   MatMul(a[...,M,K], b[...,K,N])            batched, batch dims broadcast; attrs.transpose_b means
 //                                             b is [...,N,K].
 //   Conv2d(x[B,C,H,W], w[O,C,kh,kw], b[O]?)   attrs.stride, attrs.pad (symmetric), NCHW.
-//   LayerNorm(x[...,D], w[D], b[D])           attrs.eps.
+//   LayerNorm(x[...,D], w[D]?, b[D]?)         attrs.eps; no weight = scale 1, no bias = shift 0.
 //   RMSNorm(x[...,D], w[D])                   y = x*rsqrt(mean(x^2)+eps) * w  (f32 math), or
 //                                             * (1+w) when attrs.gemma_plus_one.
 //   Rope(x[B,L,H,D], pos[B,L] i32|i64)        rotate-half; inv_freq_i = theta^(-2i/D); r = pos*inv_freq

@@ -112,7 +112,9 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
       c.arity(2, ln ? 3 : 2);
       c.float_act(0);
       const int64_t D = c.s(0).dim(-1);
-      c.need(c.s(1) == Shape{D}, "weight must be [" + std::to_string(D) + "], got " + c.s(1).str());
+      // LayerNorm's weight is optional (kNoValue: no affine scale, as CogACT's DiT and pi0.5's adaRMS
+      // base norm); RMSNorm's is required.
+      if (!ln || c.has(1)) c.need(c.s(1) == Shape{D}, "weight must be [" + std::to_string(D) + "], got " + c.s(1).str());
       if (ln && c.has(2)) c.need(c.s(2) == Shape{D}, "bias must be [" + std::to_string(D) + "], got " + c.s(2).str());
       c.need(a.eps >= 0.f, "eps must be >= 0");
       *out_shape = c.s(0);

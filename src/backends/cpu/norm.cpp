@@ -39,8 +39,9 @@ class NormKernel final : public OpKernel {
     if (rows_ == 0 || D_ == 0) return;
     switch (op_) {
       case OpKind::kLayerNorm: {
+        const Tensor* w = a.num_inputs > 1 ? a.inputs[1] : nullptr;
         const Tensor* b = a.num_inputs > 2 ? a.inputs[2] : nullptr;
-        kernels::layer_norm(x, xt_, a.inputs[1]->raw(), wt_, b ? b->raw() : nullptr, bt_, y, rows_, D_,
+        kernels::layer_norm(x, xt_, w ? w->raw() : nullptr, wt_, b ? b->raw() : nullptr, bt_, y, rows_, D_,
                             attrs_.eps, threads_);
         break;
       }
