@@ -2,9 +2,10 @@
 // all shape buckets (prompt lengths, camera counts, batch sizes) get the same packed bytes for the
 // same weight in the same layout, instead of one copy each. An entry holds weak references to its
 // source tensors' storage: a source whose storage is gone (its address may now belong to another
-// weight) makes the entry stale, and stale entries no kernel uses any more are dropped, so the
-// cache never keeps an original alive (a repacked weight is still released) nor hands out the
-// packed bytes of a dead weight. Kernels hold their own references to the packed bytes.
+// weight) makes the entry stale; stale entries are dropped at the next miss (kernels hold their own
+// references to the packed bytes, so dropping only ends the cache's share). The cache therefore
+// never keeps an original alive (a repacked weight is still released) nor hands out the packed
+// bytes of a dead weight.
 #pragma once
 
 #include <cstddef>

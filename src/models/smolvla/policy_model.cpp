@@ -316,31 +316,31 @@ Tensor SmolVLAPolicyModel::cached_vision(const Prepared& p, const InferCaches& c
   const int64_t n = p.in.n_cams;
   const size_t per = p.in.images.size() / static_cast<size_t>(n);
   std::vector<Tensor> feats(static_cast<size_t>(n));
-  std::vector<size_t> todo;  // cameras the exact cache does not hold
+  std::vector<size_t> to_compute;  // cameras the exact cache does not hold
   for (size_t u = 0; u < feats.size(); ++u) {
     std::shared_ptr<Tensor> hit = vcache ? vcache->find(p.cache_keys[u]) : nullptr;
     if (hit)
       feats[u] = *hit;
     else
-      todo.push_back(u);
+      to_compute.push_back(u);
   }
-  if (reuse_.enabled() && !todo.empty()) {
+  if (reuse_.enabled() && !to_compute.empty()) {
     std::vector<std::string> keys;
     std::vector<const float*> px;
-    for (size_t u : todo) {
+    for (size_t u : to_compute) {
       keys.push_back(p.reuse_keys[u]);
       px.push_back(p.in.images.data() + per * u);
     }
     std::vector<Tensor> f = reuse_.features(*model_, keys, px);
-    for (size_t i = 0; i < todo.size(); ++i) feats[todo[i]] = std::move(f[i]);
+    for (size_t i = 0; i < to_compute.size(); ++i) feats[to_compute[i]] = std::move(f[i]);
   } else {
-    for (size_t u : todo)
+    for (size_t u : to_compute)
       feats[u] = model_->vision(std::vector<float>(p.in.images.begin() + static_cast<std::ptrdiff_t>(per * u),
                                                    p.in.images.begin() + static_cast<std::ptrdiff_t>(per * (u + 1))),
                                 1);
   }
   if (vcache)
-    for (size_t u : todo) vcache->insert(p.cache_keys[u], std::make_shared<Tensor>(feats[u]), feats[u].nbytes());
+    for (size_t u : to_compute) vcache->insert(p.cache_keys[u], std::make_shared<Tensor>(feats[u]), feats[u].nbytes());
   Tensor out = Tensor::empty(Shape{n, feats[0].dim(1), feats[0].dim(2)}, feats[0].dtype());
   for (size_t u = 0; u < feats.size(); ++u)
     std::memcpy(static_cast<char*>(out.raw()) + u * feats[u].nbytes(), feats[u].raw(), feats[u].nbytes());
