@@ -135,7 +135,7 @@ FlashAttention::FlashAttention(const AttentionParams& p, int threads, bool force
 }
 
 void FlashAttention::run(const void* q, const void* k, const void* v, const void* mask, void* out,
-                         void* scratch) const {
+                         void* scratch, const int32_t* kv_len) const {
   const int64_t items = p_.B * p_.Hkv * blocks_;
   float* base = static_cast<float*>(scratch);
 #pragma omp parallel num_threads(threads_)
@@ -145,22 +145,25 @@ void FlashAttention::run(const void* q, const void* k, const void* v, const void
     if (p_.causal || head_cache_ || !i16_) {
       // Dynamic schedule: with causal masks the row blocks near the end see many more keys.
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head, kv_len);
     } else {
       // Equal work per item: contiguous runs, so each thread quantizes the K / V of its own kv
       // heads once instead of every thread converting every head.
 #pragma omp for schedule(static)
-      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head);
+      for (int64_t it = 0; it < items; ++it) run_item(it, q, k, v, mask, out, ws, &cached_head, kv_len);
     }
   }
 }
 
 void FlashAttention::run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask,
-                              void* out, float* ws, int64_t* cached_head) const {
+                              void* out, float* ws, int64_t* cached_head, const int32_t* kv_len) const {
   const int64_t D = p_.D, Dv = p_.Dv, Lq = p_.Lq, Lk = p_.Lk, Hq = p_.Hq, Hkv = p_.Hkv, G = group_;
   const int64_t blk = item % blocks_;
   const int64_t g = (item / blocks_) % Hkv;
   const int64_t b = item / (blocks_ * Hkv);
+  // Keys that exist for this batch: all Lk, or the filled part of a KV cache (rows past it are
+  // never read, whatever they hold). Memory strides stay those of Lk.
+  const int64_t Lv = kv_len ? std::clamp<int64_t>(kv_len[b], 0, Lk) : Lk;
   // Row r of the block is query position i = (r0 + r) / G of query head g*G + (r0 + r) % G: the G heads
   // sharing kv head g are adjacent in q's memory and share one pass over K and V.
   const int64_t r0 = blk * QB;
@@ -206,8 +209,8 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
   std::fill(acc, acc + static_cast<int64_t>(nr) * Dv, 0.f);
 
   // Causal: query i sees keys j <= i + off, so keys past i_last + off are masked for the whole block.
-  const int64_t off = Lk - Lq;
-  const int64_t kend = p_.causal ? std::min(Lk, i_last + off + 1) : Lk;
+  const int64_t off = Lv - Lq;
+  const int64_t kend = p_.causal ? std::max<int64_t>(0, std::min(Lv, i_last + off + 1)) : Lv;
   const int64_t mb = p_.mask_broadcast ? 0 : b;
   const int64_t ldk = p_.bf16 ? D : Hkv * D, ldv = p_.bf16 ? Dv : Hkv * Dv;
   float* kf = ws + off_kf_;
@@ -231,22 +234,22 @@ void FlashAttention::run_item(int64_t item, const void* q, const void* k, const 
       const void* vsrc = p_.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(v) + o * Dv)
                                  : static_cast<const void*>(static_cast<const float*>(v) + o * Dv);
       if (qk8_)
-        i16_->k_rows8(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D),
+        i16_->k_rows8(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lv), static_cast<int>(D),
                       reinterpret_cast<int8_t*>(K16), ks, reinterpret_cast<int32_t*>(ws + off_kc_));
       else
-        i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), K16, ks);
+        i16_->k_rows(ksrc, p_.bf16, Hkv * D, static_cast<int>(Lv), static_cast<int>(D), K16, ks);
       if (pv8_)
-        i16_->v_quads(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv),
+        i16_->v_quads(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lv), static_cast<int>(Dv),
                       reinterpret_cast<int8_t*>(V16), vs);
       else
-        i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv), V16, vs);
+        i16_->v_pairs(vsrc, p_.bf16, Hkv * Dv, static_cast<int>(Lv), static_cast<int>(Dv), V16, vs);
       *cached_head = b * Hkv + g;
     }
   }
   if (head_cache_ && *cached_head != b * Hkv + g) {
     const int64_t o = (b * Lk * Hkv + g);
-    tiles_->bf16_rows(static_cast<const uint16_t*>(k) + o * D, Hkv * D, static_cast<int>(Lk), static_cast<int>(D), kf);
-    tiles_->bf16_rows(static_cast<const uint16_t*>(v) + o * Dv, Hkv * Dv, static_cast<int>(Lk), static_cast<int>(Dv),
+    tiles_->bf16_rows(static_cast<const uint16_t*>(k) + o * D, Hkv * D, static_cast<int>(Lv), static_cast<int>(D), kf);
+    tiles_->bf16_rows(static_cast<const uint16_t*>(v) + o * Dv, Hkv * Dv, static_cast<int>(Lv), static_cast<int>(Dv),
                       vf);
     *cached_head = b * Hkv + g;
   }

@@ -48,8 +48,11 @@ class FlashAttention {
   // tiles the quantized queries and weights and one kv head's quantized K and V) times the thread
   // count.
   size_t scratch_bytes() const { return per_thread_floats_ * sizeof(float) * static_cast<size_t>(threads_); }
-  // Does not allocate. `scratch` must hold scratch_bytes() bytes, 64-byte aligned.
-  void run(const void* q, const void* k, const void* v, const void* mask, void* out, void* scratch) const;
+  // Does not allocate. `scratch` must hold scratch_bytes() bytes, 64-byte aligned. `kv_len`
+  // (optional, [B], each in [0, Lk], checked by the caller): batch b has only its first kv_len[b]
+  // keys, and the causal limit counts from there (OpKind::kAttention).
+  void run(const void* q, const void* k, const void* v, const void* mask, void* out, void* scratch,
+           const int32_t* kv_len = nullptr) const;
   const char* isa() const { return i16_ ? i16_->name : tiles_->name; }
   // Whether the int16 tiles run (requested, and available for this shape and CPU).
   bool int16() const { return i16_ != nullptr; }
@@ -58,7 +61,7 @@ class FlashAttention {
 
  private:
   void run_item(int64_t item, const void* q, const void* k, const void* v, const void* mask, void* out,
-                float* ws, int64_t* cached_head) const;
+                float* ws, int64_t* cached_head, const int32_t* kv_len) const;
 
   AttentionParams p_;
   int threads_;

@@ -219,6 +219,70 @@ void embedding(const void* table, size_t row_bytes, const void* ids, bool ids_i6
     gather_rows(table, row_bytes, static_cast<const int32_t*>(ids), n, dst, threads);
 }
 
+int64_t find_bad_index(const void* idx, bool idx_i64, int64_t k, int64_t n) {
+  return idx_i64 ? find_bad(static_cast<const int64_t*>(idx), k, n) : find_bad(static_cast<const int32_t*>(idx), k, n);
+}
+
+void gather_axis(const void* src, const void* idx, bool idx_i64, int64_t outer, int64_t n, int64_t k,
+                 size_t inner_bytes, void* dst, int threads) {
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  const auto ib = static_cast<int64_t>(inner_bytes);
+  parallel_for(outer * k, ib / 4, threads, [&](int64_t t) {
+    const int64_t o = t / k, j = t % k;
+    const int64_t r = idx_i64 ? static_cast<const int64_t*>(idx)[j] : static_cast<const int32_t*>(idx)[j];
+    std::memcpy(d + t * ib, s + (o * n + r) * ib, inner_bytes);
+  });
+}
+
+int64_t kv_write(void* cache, const void* x, const void* pos, bool pos_i64, int64_t B, int64_t Lmax, int64_t L,
+                 size_t row_bytes) {
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t p = pos_i64 ? static_cast<const int64_t*>(pos)[b] : static_cast<const int32_t*>(pos)[b];
+    if (p < 0 || p > Lmax - L) return b;
+  }
+  const auto rb = static_cast<int64_t>(row_bytes);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t p = pos_i64 ? static_cast<const int64_t*>(pos)[b] : static_cast<const int32_t*>(pos)[b];
+    std::memcpy(static_cast<char*>(cache) + (b * Lmax + p) * rb, static_cast<const char*>(x) + b * L * rb,
+                static_cast<size_t>(L * rb));
+  }
+  return -1;
+}
+
+void expand(const void* src, const Shape& in, const Shape& out, size_t esize, void* dst, int threads) {
+  const int r = out.rank();
+  if (r == 0) {
+    std::memcpy(dst, src, esize);
+    return;
+  }
+  // Input element stride of every output dim (0 where broadcast).
+  int64_t stride[kMaxDims] = {};
+  int64_t st = 1;
+  for (int i = in.rank() - 1; i >= 0; --i) {
+    const int o = i + r - in.rank();
+    stride[o] = in[i] == 1 && out[o] != 1 ? 0 : st;
+    st *= in[i];
+  }
+  const int64_t W = out[r - 1], rows = W > 0 ? out.numel() / W : 0;
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  const auto es = static_cast<int64_t>(esize);
+  parallel_for(rows, W * es / 4, threads, [&](int64_t row) {
+    int64_t off = 0, rem = row;
+    for (int dd = r - 2; dd >= 0; --dd) {
+      off += (rem % out[dd]) * stride[dd];
+      rem /= out[dd];
+    }
+    char* o = d + row * W * es;
+    if (stride[r - 1] != 0) {
+      std::memcpy(o, s + off * es, static_cast<size_t>(W * es));
+    } else {
+      for (int64_t j = 0; j < W; ++j) std::memcpy(o + j * es, s + off * es, esize);
+    }
+  });
+}
+
 void pixel_shuffle(const void* x, void* dst, int64_t B, int64_t S, int64_t r, size_t token_bytes,
                    int threads) {
   const auto* s = static_cast<const char*>(x);

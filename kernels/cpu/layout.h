@@ -39,6 +39,19 @@ int64_t embedding_find_bad_id(const void* ids, bool ids_i64, int64_t n, int64_t 
 void embedding(const void* table, size_t row_bytes, const void* ids, bool ids_i64, int64_t n, void* dst,
                int threads);
 
+// Index of the first index outside [0, n) of idx[k] (i32 or i64), or -1 when all are valid.
+int64_t find_bad_index(const void* idx, bool idx_i64, int64_t k, int64_t n);
+// dst[o, j, :] = src[o, idx[j], :] for o < outer, j < k; rows of inner_bytes, n rows per outer
+// block in src. idx must have been checked.
+void gather_axis(const void* src, const void* idx, bool idx_i64, int64_t outer, int64_t n, int64_t k,
+                 size_t inner_bytes, void* dst, int threads);
+// cache[b, pos[b] + i, :] = x[b, i, :] for b < B, i < L (rows of row_bytes; Lmax rows per batch in
+// the cache). Returns the first b whose pos[b] is outside [0, Lmax - L] (nothing is written), or -1.
+int64_t kv_write(void* cache, const void* x, const void* pos, bool pos_i64, int64_t B, int64_t Lmax, int64_t L,
+                 size_t row_bytes);
+// Numpy broadcast of src (shape `in`, right-aligned to `out`, dims 1 or equal) to out, contiguous.
+void expand(const void* src, const Shape& in, const Shape& out, size_t esize, void* dst, int threads);
+
 // x[B, S*S, C] -> out[B, S*S/r^2, C*r^2] (Idefics3 connector order, see core/op.h).
 void pixel_shuffle(const void* x, void* dst, int64_t B, int64_t S, int64_t r, size_t token_bytes,
                    int threads);

@@ -84,6 +84,14 @@ struct Executor::Impl {
     slot_backends.push_back(nullptr);
     return static_cast<int>(slot_devices.size() - 1);
   }
+  // Views of the values that alias another (Reshape, in-place KVWrite), after any (re)binding; an
+  // alias always has a higher id than what it aliases.
+  void bind_aliases() {
+    for (ExecValue& ev : values)
+      if (ev.alias_of >= 0 && values[static_cast<size_t>(ev.alias_of)].tensor.defined())
+        ev.tensor = values[static_cast<size_t>(ev.alias_of)].tensor.reshape(ev.shape);
+  }
+  std::vector<std::string> output_names;  // graph names of the outputs, in order
   int root(int v) const {
     while (values[static_cast<size_t>(v)].alias_of >= 0) v = values[static_cast<size_t>(v)].alias_of;
     return v;
@@ -218,6 +226,14 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     }
     st.out = n.output;
     m.values[static_cast<size_t>(n.output)].slot = slot;
+    if (n.op == OpKind::kKVWrite) {
+      // In place: the output is the cache input's own memory, so the cache must be where the kernel runs.
+      VLART_CHECK(st.ins[0] == n.inputs[0], UnsupportedError, "node '", n.name, "' (KVWrite) runs on ",
+                  chosen->name(), " but its cache '", m.values[static_cast<size_t>(n.inputs[0])].name,
+                  "' lives on ", m.slot_devices[static_cast<size_t>(m.values[static_cast<size_t>(n.inputs[0])].slot)].str(),
+                  ": a cache must live on the device of its writer");
+      m.values[static_cast<size_t>(n.output)].alias_of = st.ins[0];
+    }
     st.kernel = std::move(kernel);
     m.steps.push_back(std::move(st));
     step_info_.push_back({n.name, op_name(n.op), chosen->name()});
@@ -229,6 +245,7 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     VLART_CHECK(!ev.weight, InvalidArgument, "graph output '", ev.name, "' is a weight");
     if (ev.slot != 0) id = add_copy(o, 0, m.slot_backends[static_cast<size_t>(ev.slot)]);
     m.output_ids.push_back(id);
+    m.output_names.push_back(graph.value(o).name);
   }
 
   // Liveness.
@@ -263,7 +280,7 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
   for (int i : m.input_ids) request(i, -1);
   for (size_t s = 0; s < m.steps.size(); ++s) {
     Step& st = m.steps[s];
-    if (st.kind == StepKind::kAlias) continue;
+    if (st.kind == StepKind::kAlias || m.values[static_cast<size_t>(st.out)].alias_of >= 0) continue;
     int reuse = -1;
     if (st.kind == StepKind::kKernel && elementwise_inplace_ok(st.op) && st.ins[0] >= 0) {
       const int r = m.root(st.ins[0]);
@@ -296,13 +313,7 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     ev.tensor = Tensor::from_blob(base + m.plan.buffers[r].offset, ev.shape, ev.dtype,
                                   m.slot_devices[static_cast<size_t>(ev.slot)]);
   }
-  for (size_t s = 0; s < m.steps.size(); ++s) {
-    Step& st = m.steps[s];
-    if (st.kind == StepKind::kAlias) {
-      ExecValue& out = m.values[static_cast<size_t>(st.out)];
-      out.tensor = m.values[static_cast<size_t>(st.ins[0])].tensor.reshape(out.shape);
-    }
-  }
+  m.bind_aliases();
   // Weights that every consuming kernel repacked into its own copy at prepare time are never read
   // again: drop this executor's reference (the memory goes once the graph drops its own too).
   {
@@ -347,6 +358,53 @@ Tensor& Executor::input(const std::string& name) {
     if (impl_->values[static_cast<size_t>(i)].name == name) return impl_->values[static_cast<size_t>(i)].tensor;
   throw NotFoundError("executor has no input named '" + name + "'");
 }
+int Executor::input_index(const std::string& name) const {
+  for (size_t i = 0; i < impl_->input_ids.size(); ++i)
+    if (impl_->values[static_cast<size_t>(impl_->input_ids[i])].name == name) return static_cast<int>(i);
+  return -1;
+}
+int Executor::output_index(const std::string& name) const {
+  for (size_t i = 0; i < impl_->output_names.size(); ++i)
+    if (impl_->output_names[i] == name) return static_cast<int>(i);
+  return -1;
+}
+const std::string& Executor::output_name(int i) const {
+  VLART_CHECK(i >= 0 && i < num_outputs(), InvalidArgument, "output index ", i, " out of range (", num_outputs(), " outputs)");
+  return impl_->output_names[static_cast<size_t>(i)];
+}
+const Tensor& Executor::output(const std::string& name) const {
+  const int i = output_index(name);
+  if (i < 0) throw NotFoundError("executor has no output named '" + name + "'");
+  return output(i);
+}
+
+void Executor::bind(const std::string& name, const Tensor& t) {
+  Impl& m = *impl_;
+  int id = -1;
+  const char* what = "input";
+  const int ii = input_index(name);
+  if (ii >= 0) {
+    id = m.input_ids[static_cast<size_t>(ii)];
+  } else {
+    const int oi = output_index(name);
+    if (oi < 0) throw NotFoundError("executor has no input or output named '" + name + "' to bind");
+    id = m.output_ids[static_cast<size_t>(oi)];
+    what = "output";
+  }
+  ExecValue& ev = m.values[static_cast<size_t>(id)];
+  VLART_CHECK(ev.alias_of < 0, InvalidArgument, "executor ", what, " '", name,
+              "' is a view of another value (a reshape or an in-place write): bind that value instead");
+  VLART_CHECK(t.defined(), InvalidArgument, "executor ", what, " '", name, "': cannot bind an undefined tensor");
+  VLART_CHECK(t.shape() == ev.shape && t.dtype() == ev.dtype, InvalidArgument, "executor ", what, " '", name,
+              "': expected ", dtype_name(ev.dtype), ev.shape.str(), ", got ", dtype_name(t.dtype()), t.shape().str());
+  const Device want = m.slot_devices[static_cast<size_t>(ev.slot)];
+  VLART_CHECK(t.device() == want, InvalidArgument, "executor ", what, " '", name, "' lives on ", want.str(),
+              ", got a tensor on ", t.device().str());
+  VLART_CHECK(t.is_contiguous(), InvalidArgument, "executor ", what, " '", name, "': the tensor must be contiguous");
+  ev.tensor = t;
+  m.bind_aliases();
+}
+
 const Tensor& Executor::output(int i) const {
   VLART_CHECK(i >= 0 && i < num_outputs(), InvalidArgument, "output index ", i, " out of range (", num_outputs(), " outputs)");
   return impl_->values[static_cast<size_t>(impl_->output_ids[static_cast<size_t>(i)])].tensor;

@@ -45,8 +45,20 @@ class Executor {
   // Host tensors to fill before run(); they stay valid for the executor's lifetime.
   Tensor& input(int i);
   Tensor& input(const std::string& name);
-  // Host views of the outputs after run().
+  // Host views of the outputs after run(), by index or by name (the graph value's name, or the one
+  // given to Graph::mark_output).
   const Tensor& output(int i) const;
+  const Tensor& output(const std::string& name) const;
+  const std::string& output_name(int i) const;
+  int input_index(const std::string& name) const;   // -1 when absent
+  int output_index(const std::string& name) const;  // -1 when absent
+
+  // Caller-owned buffers: run() reads input `name` from / writes output `name` into `t` instead of
+  // the executor's own memory, until bound again (the executor keeps a reference). `t` must be
+  // contiguous with the value's shape and dtype, on the device where the value lives (the host for
+  // inputs and outputs today). A KV cache written by KVWrite is such an input: bind it once, and
+  // every run() appends to it in place. Outputs that are views of another value cannot be bound.
+  void bind(const std::string& name, const Tensor& t);
 
   void run();
 

@@ -9,7 +9,7 @@ const char* op_name(OpKind op) {
       "Linear", "MatMul", "Conv2d", "LayerNorm", "RMSNorm", "Rope", "Softmax", "Attention",
       "Gelu", "Silu", "Relu", "SwiGLU", "GeGLU", "Add", "Mul", "Scale", "Concat", "Slice",
       "Reshape", "Permute", "Embedding", "PixelShuffle", "ResizeBilinear", "Cast", "Copy",
-      "Sub", "Div", "Tanh", "Sigmoid", "Exp", "ArgMax", "ReduceMean"};
+      "Sub", "Div", "Tanh", "Sigmoid", "Exp", "ArgMax", "ReduceMean", "KVWrite", "Gather", "Expand"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(OpKind::kCount),
                 "op name table must cover every OpKind");
   const auto i = static_cast<size_t>(op);
@@ -77,6 +77,17 @@ void Graph::mark_output(ValueId v) {
   }
 }
 
+void Graph::mark_output(ValueId v, const std::string& name) {
+  VLART_CHECK(!name.empty(), InvalidArgument, "graph output name is empty");
+  const ValueId other = find(name);
+  VLART_CHECK(other == kNoValue || other == v, InvalidArgument, "graph output name '", name,
+              "' is already the name of another value");
+  VLART_CHECK(value(v).kind != ValueKind::kInput || value(v).name == name, InvalidArgument, "graph input '",
+              value(v).name, "' cannot be renamed to output name '", name, "'");
+  mark_output(v);
+  value(v).name = name;
+}
+
 ValueId Graph::find(const std::string& name) const {
   for (size_t i = 0; i < values_.size(); ++i)
     if (values_[i].name == name) return static_cast<ValueId>(i);
@@ -136,12 +147,24 @@ ValueId Graph::rope(ValueId x, ValueId pos, float theta) {
 }
 ValueId Graph::softmax(ValueId x) { return add(OpKind::kSoftmax, {x}); }
 ValueId Graph::attention(ValueId q, ValueId k, ValueId v, ValueId mask, bool causal, float scale,
-                         AttnPrecision precision) {
+                         AttnPrecision precision, ValueId kv_len) {
   OpAttrs a;
   a.causal = causal;
   a.attn_precision = precision;
   a.scale = scale;
-  return add(OpKind::kAttention, {q, k, v, mask}, a);
+  if (kv_len == kNoValue) return add(OpKind::kAttention, {q, k, v, mask}, a);
+  return add(OpKind::kAttention, {q, k, v, mask, kv_len}, a);
+}
+ValueId Graph::kv_write(ValueId cache, ValueId x, ValueId pos) { return add(OpKind::kKVWrite, {cache, x, pos}); }
+ValueId Graph::gather(ValueId x, ValueId idx, int axis) {
+  OpAttrs a;
+  a.axis = axis;
+  return add(OpKind::kGather, {x, idx}, a);
+}
+ValueId Graph::expand(ValueId x, const Shape& shape) {
+  OpAttrs a;
+  a.shape = shape;
+  return add(OpKind::kExpand, {x}, a);
 }
 ValueId Graph::gelu(ValueId x, bool approx_tanh) {
   OpAttrs a;

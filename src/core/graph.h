@@ -45,6 +45,8 @@ class Graph {
   ValueId weight(const std::string& name, const Tensor& t);
   ValueId quant_weight(const std::string& name, std::shared_ptr<const QuantWeight> q);
   void mark_output(ValueId v);
+  // Marks v as an output and names it (Executor::output(name)); the name must be new in the graph.
+  void mark_output(ValueId v, const std::string& name);
 
   // Adds a node after validating it and inferring its output. Throws InvalidArgument with the node
   // name and offending shapes when the op's contract is broken.
@@ -60,8 +62,14 @@ class Graph {
   ValueId rope(ValueId x, ValueId pos, float theta);
   ValueId softmax(ValueId x);
   // precision: reduced-precision products the backend may use (AttnPrecision in op.h).
+  // kv_len: i32 [B] runtime count of valid keys (a KV cache's filled length), or kNoValue = all Lk.
   ValueId attention(ValueId q, ValueId k, ValueId v, ValueId mask = kNoValue, bool causal = false,
-                    float scale = 0.f, AttnPrecision precision = AttnPrecision::kF32);
+                    float scale = 0.f, AttnPrecision precision = AttnPrecision::kF32, ValueId kv_len = kNoValue);
+  // Writes x [B, L, ...] into the graph input `cache` [B, Lmax, ...] at rows pos[b].. (in place);
+  // the result is the updated cache (op.h, KVWrite).
+  ValueId kv_write(ValueId cache, ValueId x, ValueId pos);
+  ValueId gather(ValueId x, ValueId idx, int axis);  // rows idx[K] of x along axis
+  ValueId expand(ValueId x, const Shape& shape);     // numpy broadcast to shape
   ValueId gelu(ValueId x, bool approx_tanh = false);
   ValueId silu(ValueId x);
   ValueId relu(ValueId x);

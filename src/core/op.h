@@ -13,7 +13,7 @@
 //   Rope(x[B,L,H,D], pos[B,L] i32|i64)        rotate-half; inv_freq_i = theta^(-2i/D); r = pos*inv_freq
 //                                             out[:D/2] = x1 cos r - x2 sin r; out[D/2:] = x2 cos r + x1 sin r
 //   Softmax(x[...,N])                         over the last dim, f32 math.
-//   Attention(q[B,Lq,Hq,D], k[B,Lk,Hkv,D], v[B,Lk,Hkv,Dv], mask?)
+//   Attention(q[B,Lq,Hq,D], k[B,Lk,Hkv,D], v[B,Lk,Hkv,Dv], mask?, kv_len?)
 //                                             out[B,Lq,Hq,Dv]; Hq % Hkv == 0, query head h uses kv head
 //                                             h / (Hq/Hkv); logits scaled by attrs.scale (0 = 1/sqrt(D));
 //                                             mask is bool/u8 (true = may attend) or f32/bf16 additive,
@@ -21,6 +21,16 @@
 //                                             iff j <= i + (Lk - Lq). A query row with no allowed key
 //                                             outputs zeros. Computed in key tiles with an online softmax
 //                                             (no Lq x Lk score matrix).
+//                                             kv_len (i32 [B], a runtime value): only keys j < kv_len[b]
+//                                             exist for batch b (the filled part of a KV cache), and the
+//                                             causal limit counts from it: j <= i + (kv_len[b] - Lq). A
+//                                             length outside [0, Lk] is an InvalidArgument at run time.
+//   KVWrite(cache[B,Lmax,...], x[B,L,...], pos[B] i32|i64)
+//                                             cache[b, pos[b] + i] = x[b, i] for i < L, in place: the
+//                                             output is the cache's own memory (no copy of the rest), so
+//                                             the cache must be a graph input, which keeps its contents
+//                                             across runs (the caller owns it: Executor::bind). pos[b] < 0
+//                                             or pos[b] + L > Lmax is an InvalidArgument at run time.
 //   Gelu(x)                                   erf form, or tanh form when attrs.approx_tanh.
 //   Silu(x), Relu(x)
 //   SwiGLU(gate, up) = silu(gate) * up;  GeGLU(gate, up) = gelu_tanh(gate) * up
@@ -41,6 +51,11 @@
 //                                             feature (j*r+k)*C+c  =  x[(r*Y+j)*S + r*X+k][c]
 //   ResizeBilinear(x[B,C,H,W])                to attrs.shape = {OH, OW}; align_corners=False, no
 //                                             antialias (PyTorch F.interpolate semantics)
+//   Gather(x, idx[K] i32|i64)                 rows idx of x along attrs.axis: out has dim axis = K,
+//                                             out[..., k, ...] = x[..., idx[k], ...]; an index outside
+//                                             [0, x.shape[axis]) is an InvalidArgument at run time
+//   Expand(x)                                 broadcast to attrs.shape (numpy rules: x's dims align
+//                                             right, each 1 or equal to the target's), materialised
 //   Cast(x)                                   to attrs.dtype
 //   Copy(x)                                   to attrs.device (inserted by placement)
 //
@@ -88,6 +103,9 @@ enum class OpKind : uint8_t {
   kExp,
   kArgMax,
   kReduceMean,
+  kKVWrite,
+  kGather,
+  kExpand,
   kCount
 };
 
@@ -112,12 +130,12 @@ struct OpAttrs {
   float scale = 1.f;                   // Scale, Attention (0 = 1/sqrt(D))
   float shift = 0.f;                   // Scale
   float theta = 10000.f;               // Rope
-  int axis = 0;                        // Concat, Slice
+  int axis = 0;                        // Concat, Slice, Gather
   int64_t start = 0, end = 0;          // Slice
   int stride[2] = {1, 1};              // Conv2d
   int pad[2] = {0, 0};                 // Conv2d
   int factor = 1;                      // PixelShuffle
-  Shape shape;                         // Reshape target, ResizeBilinear {OH, OW}
+  Shape shape;                         // Reshape / Expand target, ResizeBilinear {OH, OW}
   std::array<int, kMaxDims> perm{};    // Permute
   DType dtype = DType::kF32;           // Cast target
   Device device;                       // Copy target

@@ -163,7 +163,7 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
       return;
     }
     case OpKind::kAttention: {
-      c.arity(3, 4);
+      c.arity(3, 5);
       const Shape& q = c.s(0);
       const Shape& k = c.s(1);
       const Shape& v = c.s(2);
@@ -185,7 +185,30 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
                "mask must be [B|1, Lq, Lk] = [" + std::to_string(q[0]) + ", " + std::to_string(q[1]) + ", " +
                    std::to_string(k[1]) + "], got " + m.str());
       }
+      if (c.has(4)) {
+        c.need(c.dt(4) == DType::kI32, std::string("kv_len must be i32, got ") + dtype_name(c.dt(4)));
+        c.need(c.s(4) == Shape{q[0]}, "kv_len must be [B] = [" + std::to_string(q[0]) + "], got " + c.s(4).str());
+      }
       *out_shape = Shape{q[0], q[1], q[2], v[3]};
+      *out_dtype = c.dt(0);
+      return;
+    }
+    case OpKind::kKVWrite: {
+      c.arity(3, 3);
+      const Shape& cache = c.s(0);
+      const Shape& x = c.s(1);
+      c.need(c.in(0).kind == ValueKind::kInput,
+             "the cache must be a graph input (it is written in place and kept across runs), got '" + c.in(0).name + "'");
+      c.need(cache.rank() >= 2 && x.rank() == cache.rank(),
+             "cache [B, Lmax, ...] and x [B, L, ...] must have one rank >= 2; got " + cache.str() + ", " + x.str());
+      bool rest_ok = x[0] == cache[0] && x[1] <= cache[1];
+      for (int i = 2; i < cache.rank(); ++i) rest_ok = rest_ok && x[i] == cache[i];
+      c.need(rest_ok, "x " + x.str() + " must match the cache " + cache.str() + " except along dim 1 (L <= Lmax)");
+      c.need(c.dt(1) == c.dt(0), std::string("x dtype ") + dtype_name(c.dt(1)) + " differs from the cache's " +
+                                     dtype_name(c.dt(0)));
+      c.need(is_int_index(c.dt(2)) && c.s(2) == Shape{cache[0]},
+             "pos must be i32/i64 [B] = [" + std::to_string(cache[0]) + "], got " + dtype_name(c.dt(2)) + c.s(2).str());
+      *out_shape = cache;
       *out_dtype = c.dt(0);
       return;
     }
@@ -289,6 +312,35 @@ void infer_node(const Graph& g, const Node& n, Shape* out_shape, DType* out_dtyp
       *out_shape = out;
       *out_dtype = c.dt(0);
       c.need((c.dt(0) == DType::kF32 || c.dt(0) == DType::kBF16), std::string("table must be f32/bf16, got ") + dtype_name(c.dt(0)));
+      return;
+    }
+    case OpKind::kGather: {
+      c.arity(2, 2);
+      const Shape& x = c.s(0);
+      const int ax = a.axis < 0 ? a.axis + x.rank() : a.axis;
+      c.need(ax >= 0 && ax < x.rank(), "axis " + std::to_string(a.axis) + " out of range for " + x.str());
+      c.need(is_int_index(c.dt(1)) && c.s(1).rank() == 1,
+             std::string("idx must be i32/i64 [K], got ") + dtype_name(c.dt(1)) + c.s(1).str());
+      c.need(dtype_size(c.dt(0)) >= 1 && dtype_size(c.dt(0)) <= 8, "x must have a plain element type");
+      Shape out = x;
+      out[ax] = c.s(1)[0];
+      *out_shape = out;
+      *out_dtype = c.dt(0);
+      return;
+    }
+    case OpKind::kExpand: {
+      c.arity(1, 1);
+      const Shape& x = c.s(0);
+      const Shape& to = a.shape;
+      c.need(to.rank() >= x.rank(), "cannot expand " + x.str() + " to the lower rank " + to.str());
+      for (int i = 0; i < x.rank(); ++i) {
+        const int64_t d = x[i], t = to[i + to.rank() - x.rank()];
+        c.need(t >= 0 && (d == t || d == 1), "cannot expand " + x.str() + " to " + to.str() + " (dim " +
+                                                 std::to_string(i) + " is " + std::to_string(d) + ")");
+      }
+      c.need(dtype_size(c.dt(0)) >= 1 && dtype_size(c.dt(0)) <= 8, "x must have a plain element type");
+      *out_shape = to;
+      *out_dtype = c.dt(0);
       return;
     }
     case OpKind::kPixelShuffle: {

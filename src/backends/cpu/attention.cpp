@@ -75,37 +75,55 @@ bool mask_dtype_ok(DType d) {
 }
 
 bool attention_supports(const Graph& g, const Node& n) {
-  if (n.inputs.size() < 3 || n.inputs.size() > 4) return false;
+  if (n.inputs.size() < 3 || n.inputs.size() > 5) return false;
   for (size_t i = 0; i < 3; ++i)
     if (!has_input(n, i)) return false;
   const DType dt = g.value(n.inputs[0]).dtype;
   if (!is_f32_or_bf16(dt) || g.value(n.inputs[1]).dtype != dt || g.value(n.inputs[2]).dtype != dt) return false;
+  if (has_input(n, 4) && g.value(n.inputs[4]).dtype != DType::kI32) return false;
   return !has_input(n, 3) || mask_dtype_ok(g.value(n.inputs[3]).dtype);
 }
 
 class AttentionKernel final : public OpKernel {
  public:
-  AttentionKernel(const kernels::AttentionParams& p, int threads, const Shape (&shapes)[4])
-      : attn_(p, threads), has_mask_(p.mask != kernels::AttnMask::kNone) {
-    for (int i = 0; i < 4; ++i) shapes_[i] = shapes[i];
+  AttentionKernel(const kernels::AttentionParams& p, int threads, const Shape (&shapes)[5], bool has_kv_len,
+                  std::string node)
+      : attn_(p, threads),
+        has_mask_(p.mask != kernels::AttnMask::kNone),
+        has_kv_len_(has_kv_len),
+        lk_(p.Lk),
+        node_(std::move(node)) {
+    for (int i = 0; i < 5; ++i) shapes_[i] = shapes[i];
   }
   size_t scratch_bytes() const override { return attn_.scratch_bytes(); }
   void run(const KernelArgs& a) override {
-    static const char* const names[4] = {"attention q", "attention k", "attention v", "attention mask"};
-    for (int i = 0; i < (has_mask_ ? 4 : 3); ++i) check_shape(i < a.num_inputs ? a.inputs[i] : nullptr, shapes_[i], names[i]);
+    static const char* const names[5] = {"attention q", "attention k", "attention v", "attention mask",
+                                         "attention kv_len"};
+    for (int i = 0; i < 5; ++i)
+      if (i < 3 || (i == 3 && has_mask_) || (i == 4 && has_kv_len_))
+        check_shape(i < a.num_inputs ? a.inputs[i] : nullptr, shapes_[i], names[i]);
+    const int32_t* kv_len = nullptr;
+    if (has_kv_len_) {
+      kv_len = static_cast<const int32_t*>(a.inputs[4]->raw());
+      for (int64_t b = 0; b < shapes_[4][0]; ++b)
+        VLART_CHECK(kv_len[b] >= 0 && kv_len[b] <= lk_, InvalidArgument, "node '", node_, "' (Attention): kv_len[",
+                    b, "] = ", kv_len[b], " is outside [0, ", lk_, "] (the key length)");
+    }
     attn_.run(a.inputs[0]->raw(), a.inputs[1]->raw(), a.inputs[2]->raw(), has_mask_ ? a.inputs[3]->raw() : nullptr,
-              a.output->raw(), a.scratch);
+              a.output->raw(), a.scratch, kv_len);
   }
 
  private:
   kernels::FlashAttention attn_;
-  bool has_mask_;
-  Shape shapes_[4];
+  bool has_mask_, has_kv_len_;
+  int64_t lk_;
+  std::string node_;
+  Shape shapes_[5];
 };
 
 std::unique_ptr<OpKernel> attention_create(const Graph& g, const Node& n, CpuContext& ctx) {
   if (!attention_supports(g, n))
-    fail(n, "needs q, k, v of one dtype (f32 or bf16) and an optional bool/u8/f32/bf16 mask");
+    fail(n, "needs q, k, v of one dtype (f32 or bf16), an optional bool/u8/f32/bf16 mask and an optional i32 kv_len");
   const Shape& q = g.value(n.inputs[0]).shape;
   const Shape& k = g.value(n.inputs[1]).shape;
   const Shape& v = g.value(n.inputs[2]).shape;
@@ -128,7 +146,12 @@ std::unique_ptr<OpKernel> attention_create(const Graph& g, const Node& n, CpuCon
   p.int16 = n.attrs.attn_precision != AttnPrecision::kF32;
   p.qk_int8 = n.attrs.attn_precision == AttnPrecision::kInt8;
   p.pv_int8 = n.attrs.attn_precision == AttnPrecision::kInt8;
-  Shape shapes[4] = {q, k, v, Shape{}};
+  Shape shapes[5] = {q, k, v, Shape{}, Shape{}};
+  if (has_input(n, 4)) {
+    const Value& kl = g.value(n.inputs[4]);
+    if (kl.shape != Shape{q[0]}) fail(n, "kv_len must be i32 [B] = [" + std::to_string(q[0]) + "], got " + kl.shape.str());
+    shapes[4] = kl.shape;
+  }
   if (has_input(n, 3)) {
     const Value& m = g.value(n.inputs[3]);
     if (m.shape.rank() != 3 || (m.shape[0] != q[0] && m.shape[0] != 1) || m.shape[1] != q[1] || m.shape[2] != k[1])
@@ -140,7 +163,7 @@ std::unique_ptr<OpKernel> attention_create(const Graph& g, const Node& n, CpuCon
     p.mask_broadcast = m.shape[0] == 1 && q[0] != 1;
     shapes[3] = m.shape;
   }
-  return std::make_unique<AttentionKernel>(p, ctx.threads, shapes);
+  return std::make_unique<AttentionKernel>(p, ctx.threads, shapes, has_input(n, 4), n.name);
 }
 
 }  // namespace

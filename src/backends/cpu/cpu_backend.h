@@ -45,7 +45,7 @@ inline void set_entry(CpuKernelTable& t, OpKind op, CpuSupportsFn s, CpuCreateFn
 void register_cpu_gemm(CpuKernelTable& t);         // Linear, MatMul, Conv2d
 void register_cpu_norm(CpuKernelTable& t);         // LayerNorm, RMSNorm, Softmax
 void register_cpu_elementwise(CpuKernelTable& t);  // Gelu, Silu, Relu, SwiGLU, GeGLU, Add, Mul, Scale, Cast
-void register_cpu_layout(CpuKernelTable& t);       // Concat, Slice, Permute, Embedding, PixelShuffle, ResizeBilinear
+void register_cpu_layout(CpuKernelTable& t);       // Concat, Slice, Permute, Embedding, Gather, Expand, KVWrite, PixelShuffle, ResizeBilinear
 void register_cpu_attention(CpuKernelTable& t);    // Rope, Attention
 
 // Sets flush-to-zero and denormals-are-zero on the calling thread (denormals make oneDNN f32

@@ -1,6 +1,7 @@
-// CPU kernels of the layout family: Concat, Slice, Permute, Embedding, PixelShuffle,
-// ResizeBilinear (loops in kernels/cpu/layout.cpp). Reshape has no kernel: the executor aliases it.
+// CPU kernels of the layout family: Concat, Slice, Permute, Embedding, Gather, Expand, KVWrite,
+// PixelShuffle, ResizeBilinear (loops in kernels/cpu/layout.cpp). Reshape has no kernel: the executor aliases it.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
@@ -141,6 +142,102 @@ class EmbeddingKernel final : public OpKernel {
   bool i64_ = false;
 };
 
+// ---------------------------------------------------------------- Gather
+
+bool supports_gather(const Graph& g, const Node& n) {
+  const DType i = in_value(g, n, 1).dtype;
+  return is_plain(in_value(g, n, 0).dtype) && (i == DType::kI32 || i == DType::kI64);
+}
+
+class GatherKernel final : public OpKernel {
+ public:
+  GatherKernel(const Graph& g, const Node& n, const CpuContext& ctx) : name_(n.name), threads_(ctx.threads) {
+    const Value& x = in_value(g, n, 0);
+    const Value& idx = in_value(g, n, 1);
+    const int ax = norm_axis(n.attrs.axis, x.shape.rank());
+    outer_ = dims_product(x.shape, 0, ax);
+    n_ = x.shape[ax];
+    k_ = idx.shape[0];
+    inner_bytes_ = static_cast<size_t>(dims_product(x.shape, ax + 1, x.shape.rank())) * dtype_size(x.dtype);
+    i64_ = idx.dtype == DType::kI64;
+  }
+  void run(const KernelArgs& a) override {
+    const void* idx = a.inputs[1]->raw();
+    const int64_t bad = kernels::find_bad_index(idx, i64_, k_, n_);
+    if (bad >= 0) {
+      const int64_t v = i64_ ? static_cast<const int64_t*>(idx)[bad] : static_cast<const int32_t*>(idx)[bad];
+      throw InvalidArgument(detail::concat("node '", name_, "' (Gather): index ", v, " at position ", bad,
+                                           " is outside [0, ", n_, ")"));
+    }
+    if (outer_ == 0 || k_ == 0 || inner_bytes_ == 0) return;
+    kernels::gather_axis(a.inputs[0]->raw(), idx, i64_, outer_, n_, k_, inner_bytes_, a.output->raw(), threads_);
+  }
+
+ private:
+  std::string name_;
+  int threads_;
+  int64_t outer_ = 1, n_ = 0, k_ = 0;
+  size_t inner_bytes_ = 0;
+  bool i64_ = false;
+};
+
+// ---------------------------------------------------------------- Expand
+
+class ExpandKernel final : public OpKernel {
+ public:
+  ExpandKernel(const Graph& g, const Node& n, const CpuContext& ctx)
+      : threads_(ctx.threads), in_(in_value(g, n, 0).shape), out_(n.attrs.shape),
+        esize_(dtype_size(in_value(g, n, 0).dtype)) {}
+  void run(const KernelArgs& a) override {
+    if (out_.numel() == 0) return;
+    kernels::expand(a.inputs[0]->raw(), in_, out_, esize_, a.output->raw(), threads_);
+  }
+
+ private:
+  int threads_;
+  Shape in_, out_;
+  size_t esize_;
+};
+
+// ---------------------------------------------------------------- KVWrite
+// In place: the executor binds the output to the cache input's memory, so only x's rows move.
+
+bool supports_kv_write(const Graph& g, const Node& n) {
+  const DType p = in_value(g, n, 2).dtype;
+  return is_plain(in_value(g, n, 0).dtype) && (p == DType::kI32 || p == DType::kI64);
+}
+
+class KVWriteKernel final : public OpKernel {
+ public:
+  KVWriteKernel(const Graph& g, const Node& n, const CpuContext&) : name_(n.name) {
+    const Value& c = in_value(g, n, 0);
+    const Value& x = in_value(g, n, 1);
+    B_ = c.shape[0];
+    Lmax_ = c.shape[1];
+    L_ = x.shape[1];
+    row_bytes_ = static_cast<size_t>(dims_product(c.shape, 2, c.shape.rank())) * dtype_size(c.dtype);
+    i64_ = in_value(g, n, 2).dtype == DType::kI64;
+  }
+  void run(const KernelArgs& a) override {
+    VLART_CHECK(a.output->raw() == a.inputs[0]->raw(), InternalError, "node '", name_,
+                "' (KVWrite): the output is not the cache's memory (the executor runs it in place)");
+    const void* pos = a.inputs[2]->raw();
+    const int64_t bad = kernels::kv_write(a.output->raw(), a.inputs[1]->raw(), pos, i64_, B_, Lmax_, L_, row_bytes_);
+    if (bad >= 0) {
+      const int64_t p = i64_ ? static_cast<const int64_t*>(pos)[bad] : static_cast<const int32_t*>(pos)[bad];
+      throw InvalidArgument(detail::concat("node '", name_, "' (KVWrite): pos[", bad, "] = ", p, " with ", L_,
+                                           " new rows does not fit the cache's ", Lmax_,
+                                           " rows (need 0 <= pos <= ", Lmax_ - L_, ")"));
+    }
+  }
+
+ private:
+  std::string name_;
+  int64_t B_ = 0, Lmax_ = 0, L_ = 0;
+  size_t row_bytes_ = 0;
+  bool i64_ = false;
+};
+
 // ---------------------------------------------------------------- PixelShuffle
 
 class PixelShuffleKernel final : public OpKernel {
@@ -203,6 +300,9 @@ void register_cpu_layout(CpuKernelTable& t) {
   set_entry(t, OpKind::kEmbedding, supports_embedding, create<EmbeddingKernel>);
   set_entry(t, OpKind::kPixelShuffle, supports_plain_input, create<PixelShuffleKernel>);
   set_entry(t, OpKind::kResizeBilinear, supports_resize, create<ResizeKernel>);
+  set_entry(t, OpKind::kGather, supports_gather, create<GatherKernel>);
+  set_entry(t, OpKind::kExpand, supports_plain_input, create<ExpandKernel>);
+  set_entry(t, OpKind::kKVWrite, supports_kv_write, create<KVWriteKernel>);
 }
 
 }  // namespace vlart

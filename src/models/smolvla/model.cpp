@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "models/blocks/decoder.h"
 #include "models/flow_matching.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/token_prune.h"
@@ -111,6 +112,23 @@ ValueId SmolVLAModel::wq(Graph& g, const std::string& name, const Shape& shape, 
   if (id != kNoValue) return id;
   return g.quant_weight(name, weights_.get_quant(name, shape));
 }
+blocks::WeightFn SmolVLAModel::weight_fn(Graph& g) const {
+  return [this, &g](const std::string& name, const Shape& shape, bool linear) {
+    return linear ? wq(g, name, shape) : w(g, name, shape);
+  };
+}
+blocks::DecoderSpec SmolVLAModel::layer_spec(int64_t hidden, int64_t heads, int64_t mlp) const {
+  blocks::DecoderSpec s;
+  s.hidden = hidden;
+  s.heads = heads;
+  s.kv_heads = cfg_.text.kv_heads;
+  s.head_dim = cfg_.text.head_dim;
+  s.mlp = mlp;
+  s.rms_eps = cfg_.text.rms_eps;
+  s.rope_theta = kRopeTheta;
+  s.precision = attn_prec_;
+  return s;
+}
 ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
   return weights_.has(name) ? w(g, name) : kNoValue;
 }
@@ -169,18 +187,17 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) co
   ValueId e_st = g.linear(st, wq(g, "state_proj.weight", {D, cfg_.max_state_dim}), w(g, "state_proj.bias", {D}));
   ValueId x = g.concat({e_img, e_lang, e_st}, 1);
   g.mark_output(x);
+  const blocks::WeightFn wf = weight_fn(g);
   std::vector<ValueId> hidden;  // probe: every layer's output
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const std::string p = kText + "layers." + std::to_string(i) + ".";
     // Per-layer sizes: a pruned checkpoint may have fewer query heads or MLP channels per layer.
     const VlmLayerSpec& ls = cfg_.vlm_layers[static_cast<size_t>(i)];
-    const int64_t H = ls.heads;
-    ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {D}), t.rms_eps);
-    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {H * hd, D})), {1, P, H, hd});
-    ValueId kf = g.linear(h, wq(g, p + "self_attn.k_proj.weight", {t.kv_heads * hd, D}));
-    ValueId vf = g.linear(h, wq(g, p + "self_attn.v_proj.weight", {t.kv_heads * hd, D}));
-    q = g.rope(q, pos, kRopeTheta);
-    ValueId k = g.rope(g.reshape(kf, {1, P, t.kv_heads, hd}), pos, kRopeTheta);
+    const blocks::DecoderSpec spec = layer_spec(D, ls.heads, ls.mlp);
+    const ValueId h = blocks::norm(g, x, p + "input_layernorm.weight", spec, wf);
+    const ValueId q = blocks::project_q(g, h, pos, spec, p, wf);
+    const blocks::KV kv = blocks::project_kv(g, h, pos, spec, p, wf);
+    const ValueId k = kv.k, vf = kv.v_flat;
     g.mark_output(k);
     g.mark_output(vf);
     const int64_t e = cfg_.expert_layer_of(i);
@@ -194,12 +211,8 @@ void SmolVLAModel::build_prefix(Graph& g, int64_t nt, int64_t lt, bool probe) co
       g.mark_output(g.linear(vf, wq(g, ep + "v_proj.weight", {kvw, kvw}), w_opt(g, ep + "v_proj.bias")));
     }
     if (i + 1 == cfg_.num_vlm_layers && !probe) break;  // the last layer's output is never used
-    ValueId a = g.attention(q, k, g.reshape(vf, {1, P, t.kv_heads, hd}), mask, false, 0.f, attn_prec_);
-    x = g.add(x, g.linear(g.reshape(a, {1, P, H * hd}), wq(g, p + "self_attn.o_proj.weight", {D, H * hd})));
-    h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {D}), t.rms_eps);
-    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {ls.mlp, D})),
-                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {ls.mlp, D})));
-    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {D, ls.mlp})));
+    const ValueId a = g.attention(q, k, kv.v, mask, false, spec.attn_scale, spec.precision);
+    x = blocks::mlp_residual(g, blocks::attention_residual(g, x, a, spec, p, wf), spec, p, wf);
     if (probe) hidden.push_back(x);
   }
   for (ValueId h : hidden) g.mark_output(h);
@@ -227,40 +240,33 @@ void SmolVLAModel::build_denoise(Graph& g, int64_t P, bool probe) const {
                        w(g, "action_time_mlp_in.bias", {We}, f32), Activation::kSilu);
   x = g.linear(x, wq(g, "action_time_mlp_out.weight", {We, We}, f32), w(g, "action_time_mlp_out.bias", {We}, f32));
   if (cdt_ != f32) x = g.cast(x, cdt_);
+  const blocks::WeightFn wf = weight_fn(g);
   std::vector<ValueId> hidden = {x};  // probe: the input of the first expert layer, then every layer's output
   for (int64_t i = 0; i < cfg_.num_vlm_layers; ++i) {
     const int64_t e = cfg_.expert_layer_of(i);
     if (e < 0) continue;  // action tokens skip VLM layers without an expert layer
     const std::string p = kExp + "layers." + std::to_string(e) + ".";
     const std::string si = std::to_string(i);
-    ValueId h = g.rms_norm(x, w(g, p + "input_layernorm.weight", {We}), t.rms_eps);
     const ExpertLayerSpec& es = cfg_.expert_layers[static_cast<size_t>(e)];
-    const int64_t H = es.heads, qw = H * hd;
-    ValueId q = g.reshape(g.linear(h, wq(g, p + "self_attn.q_proj.weight", {qw, We})), {1, C, H, hd});
+    const blocks::DecoderSpec spec = layer_spec(We, es.heads, es.mlp);
+    const ValueId h = blocks::norm(g, x, p + "input_layernorm.weight", spec, wf);
+    const int64_t kvw = t.kv_heads * hd;
     ValueId att;
     if (cfg_.is_self_attn(i)) {
-      const int64_t kvw = t.kv_heads * hd;
-      ValueId k = g.reshape(g.linear(h, wq(g, p + "self_attn.k_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
-      ValueId v = g.reshape(g.linear(h, wq(g, p + "self_attn.v_proj.weight", {kvw, We})), {1, C, t.kv_heads, hd});
-      q = g.rope(q, spos, kRopeTheta);
-      k = g.rope(k, spos, kRopeTheta);
+      const ValueId q = blocks::project_q(g, h, spos, spec, p, wf);
+      const blocks::KV kv = blocks::project_kv(g, h, spos, spec, p, wf);
       ValueId kc = g.input("k" + si, {1, P, t.kv_heads, hd}, cdt_);
       ValueId vc = g.reshape(g.input("v" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
-      att = g.attention(q, g.concat({kc, k}, 1), g.concat({vc, v}, 1), mself, false, 0.f, attn_prec_);
+      att = g.attention(q, g.concat({kc, kv.k}, 1), g.concat({vc, kv.v}, 1), mself, false, spec.attn_scale,
+                        spec.precision);
     } else {
       // The prefix graph projected the VLM K/V through this layer's k/v_proj ([kv_heads * hd] wide).
-      const int64_t kvw = t.kv_heads * hd;
-      q = g.rope(q, cpos, kRopeTheta);
+      const ValueId q = blocks::project_q(g, h, cpos, spec, p, wf);
       ValueId kc = g.reshape(g.input("ck" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
       ValueId vc = g.reshape(g.input("cv" + si, {1, P, kvw}, cdt_), {1, P, t.kv_heads, hd});
-      att = g.attention(q, kc, vc, mcross, false, 0.f, attn_prec_);
+      att = g.attention(q, kc, vc, mcross, false, spec.attn_scale, spec.precision);
     }
-    x = g.add(x, g.linear(g.reshape(att, {1, C, qw}), wq(g, p + "self_attn.o_proj.weight", {We, qw})));
-    h = g.rms_norm(x, w(g, p + "post_attention_layernorm.weight", {We}), t.rms_eps);
-    const int64_t mw = es.mlp;
-    ValueId m = g.swiglu(g.linear(h, wq(g, p + "mlp.gate_proj.weight", {mw, We})),
-                         g.linear(h, wq(g, p + "mlp.up_proj.weight", {mw, We})));
-    x = g.add(x, g.linear(m, wq(g, p + "mlp.down_proj.weight", {We, mw})));
+    x = blocks::mlp_residual(g, blocks::attention_residual(g, x, att, spec, p, wf), spec, p, wf);
     hidden.push_back(x);
   }
   if (cdt_ != f32) x = g.cast(x, f32);

@@ -13,6 +13,7 @@
 #include "core/backend.h"
 #include "core/executor.h"
 #include "core/graph.h"
+#include "models/blocks/decoder.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/weights.h"
 #include "models/stage_cache.h"
@@ -146,6 +147,10 @@ class SmolVLAModel {
   // Weight `name` as a graph constant in dtype `dt` (default: the compute dtype).
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId w_opt(Graph& g, const std::string& name) const;
+  // The shared decoder blocks' view of the weights (wq for Linear W, w for the rest) and one layer's
+  // shape (VLM or expert width, with that layer's heads and MLP width).
+  blocks::WeightFn weight_fn(Graph& g) const;
+  blocks::DecoderSpec layer_spec(int64_t hidden, int64_t heads, int64_t mlp) const;
   // The W input of a Linear: a quantized weight stays packed (QuantWeight, run by the quantized
   // kernels) unless dequantize_ is set; anything else as w().
   ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
