@@ -21,7 +21,8 @@ using vlart::Tokenizer;
 using Json = nlohmann::json;
 
 const std::string kDir = std::string(VLART_TEST_DATA_DIR) + "/tokenizer/";
-const char* kFixtures[] = {"smollm2_style", "bos_template", "split_variants", "bpe_unk_fallback", "bpe_affixes"};
+const char* kFixtures[] = {"smollm2_style",   "bos_template",    "split_variants",  "bpe_unk_fallback", "bpe_affixes",
+                           "gemma_style",     "llama2_style",    "metaspace_style", "metaspace_split",  "qwen2_style"};
 
 // The corpus strings a fixture was evaluated on: all, or the listed subset.
 std::vector<size_t> corpus_indices(const Json& fx, size_t corpus_size) {
@@ -93,6 +94,25 @@ TEST_P(Parity, EncodeMatchesPythonForEveryCorpusString) {
   EXPECT_EQ(equal_special, idx.size());
 }
 
+// Targeted strings for the SentencePiece-side pipelines (normalized added tokens, segments after
+// a special token), which the shared corpus does not reach.
+class ParityExtra : public ::testing::TestWithParam<const char*> {};
+const char* kExtraFixtures[] = {"gemma_style", "llama2_style", "metaspace_style", "metaspace_split", "qwen2_style"};
+
+TEST_P(ParityExtra, TargetedCasesMatchPython) {
+  const Json& fx = expected()["fixtures"][GetParam()];
+  ASSERT_TRUE(fx.contains("extra")) << GetParam();
+  const Tokenizer tok = Tokenizer::from_file(kDir + GetParam() + ".json");
+  ASSERT_GE(fx["extra"].size(), 10u);
+  for (const Json& c : fx["extra"]) {
+    const std::string text = c["text"].get<std::string>();
+    EXPECT_EQ(show(tok.encode(text, false)), show(c["ids"].get<std::vector<int32_t>>())) << Json(text).dump();
+    const auto sp = c["ids_special"].get<std::vector<int32_t>>();
+    EXPECT_EQ(show(tok.encode(text, true)), show(sp)) << Json(text).dump();
+    EXPECT_EQ(tok.decode(sp, false), c["decoded"].get<std::string>()) << Json(text).dump();
+  }
+}
+
 TEST_P(Parity, DecodeMatchesPython) {
   const Json& e = expected();
   const Json& fx = e["fixtures"][GetParam()];
@@ -147,6 +167,8 @@ TEST_P(Parity, VocabSizeMatchesPython) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(kFixtures),
+                         [](const auto& info) { return std::string(info.param); });
+INSTANTIATE_TEST_SUITE_P(Fixtures, ParityExtra, ::testing::ValuesIn(kExtraFixtures),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(Tokenizer, SpecialTokensAndLookups) {
@@ -247,6 +269,17 @@ std::string error_of(const std::function<void()>& f) {
   return "no exception";
 }
 
+TEST(Tokenizer, SparseIdsLoadWithoutAGiantTable) {
+  // One id near the int32 limit: looked up through a map, not a vector of 2^30 slots.
+  const Tokenizer tok = Tokenizer::from_json_string(
+      fixture_with([](Json& j) { j["model"]["vocab"]["zzsparse"] = 1 << 30; }), "sparse.json");
+  EXPECT_EQ(tok.id_to_token(1 << 30).value_or(""), "zzsparse");
+  EXPECT_EQ(tok.token_to_id("zzsparse").value_or(-1), 1 << 30);
+  EXPECT_EQ(tok.id_upper_bound(), static_cast<size_t>((1 << 30) + 1));
+  EXPECT_FALSE(tok.id_to_token((1 << 30) - 1).has_value());
+  EXPECT_EQ(tok.decode({1 << 30}, false), "zzsparse");
+}
+
 TEST(TokenizerErrors, MissingFile) {
   const std::string msg = error_of<vlart::IoError>([] { Tokenizer::from_file(kDir + "no_such_tokenizer.json"); });
   EXPECT_NE(msg.find("no_such_tokenizer.json"), std::string::npos) << msg;
@@ -277,6 +310,25 @@ TEST(TokenizerErrors, MalformedJson) {
     Tokenizer::from_json_string(fixture_with([](Json& j) { j["added_tokens"][0]["id"] = "zero"; }), "a.json");
   });
   EXPECT_NE(msg.find("added_tokens[0].id"), std::string::npos) << msg;
+
+  // SentencePiece-side steps: malformed fields name themselves.
+  const std::vector<std::pair<std::function<void(Json&)>, std::string>> bad = {
+      {[](Json& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "pre_tokenizer.replacement"},
+      {[](Json& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "ab"}}; }, "pre_tokenizer.replacement"},
+      {[](Json& j) {
+         j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"prepend_scheme", "sometimes"}};
+       },
+       "pre_tokenizer.prepend_scheme"},
+      {[](Json& j) { j["normalizer"] = {{"type", "Prepend"}}; }, "normalizer.prepend"},
+      {[](Json& j) { j["normalizer"] = {{"type", "Sequence"}, {"normalizers", 3}}; }, "normalizer.normalizers"},
+      {[](Json& j) { j["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", -1}, {"stop", 0}}; },
+       "decoder.start"},
+      {[](Json& j) { j["decoder"] = {{"type", "Replace"}, {"pattern", {{"String", "x"}}}}; }, "decoder.content"},
+  };
+  for (const auto& [edit, field] : bad) {
+    msg = error_of<vlart::FormatError>([&] { Tokenizer::from_json_string(fixture_with(edit), "sp.json"); });
+    EXPECT_NE(msg.find(field), std::string::npos) << msg;
+  }
 }
 
 TEST(TokenizerErrors, UnsupportedFeaturesNameTheField) {
@@ -288,8 +340,16 @@ TEST(TokenizerErrors, UnsupportedFeaturesNameTheField) {
   unsupported([](Json& j) { j["model"]["type"] = "Unigram"; }, "model.type");
   unsupported([](Json& j) { j["model"]["type"] = "WordPiece"; }, "model.type");
   unsupported([](Json& j) { j["model"]["dropout"] = 0.1; }, "model.dropout");
-  unsupported([](Json& j) { j["normalizer"] = {{"type", "NFC"}}; }, "normalizer");
-  unsupported([](Json& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "pre_tokenizer.type");
+  unsupported([](Json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "normalizer.type");
+  unsupported(
+      [](Json& j) { j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}, {{"type", "Lowercase"}}}}}; },
+      "normalizer.normalizers[1].type");
+  unsupported(
+      [](Json& j) { j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", " "}}; },
+      "normalizer.pattern");
+  unsupported([](Json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "pre_tokenizer.type");
+  unsupported([](Json& j) { j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "CTC"}}}}}; },
+              "decoder.decoders[0].type");
   unsupported(
       [](Json& j) {
         j["pre_tokenizer"]["pretokenizers"][0] = {

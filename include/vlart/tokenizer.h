@@ -1,11 +1,16 @@
 // Text tokenizer reading a Hugging Face `tokenizer.json`.
 //
-// Reproduces the `tokenizers` package's encode/decode for byte-level BPE tokenizers (GPT-2, SmolLM2,
-// SmolVLM2): added tokens matched first (leftmost-longest, lstrip/rstrip/single_word), pre-tokenizers
-// ByteLevel (GPT-2 regex), Digits, Split, Sequence; BPE model (merge ranks, ignore_merges, unk,
-// byte_fallback, subword prefix/suffix); ByteLevel and TemplateProcessing post-processors; ByteLevel
-// decoder. Anything else in the file (another model type, a normalizer, a regex the runtime does not
-// know) is refused at load time with UnsupportedError naming the field, never silently mis-tokenized.
+// Reproduces the `tokenizers` package's encode/decode for the BPE tokenizers VLA backbones ship:
+// byte-level (GPT-2, SmolLM2 / SmolVLM2, Qwen2) and SentencePiece-converted (Gemma / PaliGemma,
+// Llama-2, Metaspace-style Llama / Mistral conversions). Added tokens matched first (leftmost-longest,
+// lstrip/rstrip/single_word; normalized ones on the normalized text, as their normalized content);
+// normalizers Replace (string), Prepend, NFC, Sequence; pre-tokenizers ByteLevel (GPT-2 regex), Digits,
+// Split (string, the GPT-2 or the Qwen2 regex), Metaspace (prepend_scheme always/first/never, split),
+// Sequence; BPE model (merge ranks, ignore_merges, unk, fuse_unk, byte_fallback, subword
+// prefix/suffix); ByteLevel and TemplateProcessing post-processors; decoders ByteLevel, ByteFallback,
+// Fuse, Replace, Strip, Metaspace, Sequence. Anything else in the file (another model type such as
+// Unigram, another normalizer or regex) is refused at load time with UnsupportedError naming the
+// field, never silently mis-tokenized.
 //
 // A loaded Tokenizer is immutable; encode/decode are const and safe to call from several threads.
 #pragma once

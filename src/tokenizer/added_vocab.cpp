@@ -1,5 +1,7 @@
 #include "tokenizer/added_vocab.h"
 
+#include "tokenizer/normalizer.h"
+
 #include <algorithm>
 
 #include "tokenizer/bpe_model.h"
@@ -18,7 +20,7 @@ char32_t last_char(std::string_view s) {
 
 }  // namespace
 
-void AddedVocab::parse(const Json* list, const JsonCtx& ctx, const BpeModel& model) {
+void AddedVocab::parse(const Json* list, const JsonCtx& ctx, const BpeModel& model, const Normalizer* norm) {
   if (!list) return;
   int64_t next_id = static_cast<int64_t>(model.size());
   if (!list->is_array()) ctx.fail("added_tokens", "must be an array");
@@ -54,15 +56,18 @@ void AddedVocab::parse(const Json* list, const JsonCtx& ctx, const BpeModel& mod
     by_content_[t.content] = by_id_[t.id];
   }
   for (size_t k = 0; k < tokens_.size(); ++k) {
-    if (by_content_.at(tokens_[k].content) != k) continue;  // shadowed duplicate content
-    MatchSet& set = tokens_[k].normalized ? normalized_ : raw_;
-    set.by_first_byte[static_cast<unsigned char>(tokens_[k].content[0])].push_back(k);
+    AddedToken& t = tokens_[k];
+    t.pattern = t.content;
+    if (t.normalized && norm) norm->apply(t.pattern);
+    if (by_content_.at(t.content) != k || t.pattern.empty()) continue;  // shadowed duplicate content
+    MatchSet& set = t.normalized ? normalized_ : raw_;
+    set.by_first_byte[static_cast<unsigned char>(t.pattern[0])].push_back(k);
     set.empty = false;
   }
   for (MatchSet* set : {&normalized_, &raw_}) {
     for (auto& bucket : set->by_first_byte)
       std::stable_sort(bucket.begin(), bucket.end(),
-                       [&](size_t a, size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
+                       [&](size_t a, size_t b) { return tokens_[a].pattern.size() > tokens_[b].pattern.size(); });
   }
 }
 
@@ -81,7 +86,7 @@ void AddedVocab::leftmost_longest(std::string_view s, const MatchSet& set, std::
   for (size_t i = 0; i < s.size();) {
     bool hit = false;
     for (size_t k : set.by_first_byte[static_cast<unsigned char>(s[i])]) {
-      const std::string& c = tokens_[k].content;
+      const std::string& c = tokens_[k].pattern;
       if (s.compare(i, c.size(), c) == 0) {
         out.push_back({i, i + c.size(), tokens_[k].id});
         i += c.size();

@@ -1,6 +1,7 @@
 // Added tokens (special and not): recognised in the raw text before pre-tokenization, like
 // tokenizers' AddedVocabulary: leftmost-longest matching, then single_word / lstrip / rstrip.
-// Tokens with normalized=false are matched on the raw text, the others on the normalized text.
+// Tokens with normalized=false are matched on the raw text, the others (normalized themselves) on
+// the normalized text.
 #pragma once
 
 #include <array>
@@ -18,6 +19,7 @@ namespace vlart::tok {
 struct AddedToken {
   int32_t id = -1;
   std::string content;
+  std::string pattern;  // what is matched: content, or its normalized form for normalized tokens
   bool single_word = false, lstrip = false, rstrip = false, normalized = true, special = false;
 };
 
@@ -28,13 +30,16 @@ struct Segment {
 };
 
 class BpeModel;
+class Normalizer;
 
 class AddedVocab {
  public:
   // Ids are assigned the way tokenizers does on load, not read from the file: a token already in
   // the model vocabulary keeps its model id, the others get model-size, model-size + 1, ... in file
   // order. (tokenizers only warns when the stored "id" disagrees; files it wrote always agree.)
-  void parse(const Json* list, const JsonCtx& ctx, const BpeModel& model);
+  // `norm` (may be null): the tokenizer's normalizer; a normalized token is matched as its normalized
+  // content, on normalized text (tokenizers normalizes the content when it builds its matcher).
+  void parse(const Json* list, const JsonCtx& ctx, const BpeModel& model, const Normalizer* norm);
 
   // Splits `s` with the normalized (true) or non-normalized (false) token set.
   void split(std::string_view s, bool normalized_set, std::vector<Segment>& out) const;

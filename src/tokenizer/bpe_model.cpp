@@ -30,8 +30,14 @@ BpeModel::BpeModel(const Json& j, const JsonCtx& ctx, const std::string& path) {
     vocab_[it.key()] = id;
     if (id > max_id_) max_id_ = id;
   }
-  vocab_r_.assign(static_cast<size_t>(max_id_ + 1), nullptr);
-  for (const auto& kv : vocab_) vocab_r_[static_cast<size_t>(kv.second)] = &kv.first;
+  // Dense ids (every shipped file) index a vector; a file with ids far beyond its size (up to
+  // INT32_MAX) gets a map instead of gigabytes of empty slots.
+  if (static_cast<size_t>(max_id_) + 1 <= 4 * vocab_.size() + 4096) {
+    vocab_r_.assign(static_cast<size_t>(max_id_ + 1), nullptr);
+    for (const auto& kv : vocab_) vocab_r_[static_cast<size_t>(kv.second)] = &kv.first;
+  } else {
+    for (const auto& kv : vocab_) sparse_r_[kv.second] = &kv.first;
+  }
 
   const Json& merges = ctx.member(j, path, "merges");
   if (!merges.is_array()) ctx.fail(path + ".merges", "must be an array");
@@ -76,6 +82,10 @@ std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
 }
 
 const std::string* BpeModel::id_to_token(int32_t id) const {
+  if (!sparse_r_.empty()) {
+    auto it = sparse_r_.find(id);
+    return it == sparse_r_.end() ? nullptr : it->second;
+  }
   if (id < 0 || static_cast<size_t>(id) >= vocab_r_.size()) return nullptr;
   return vocab_r_[static_cast<size_t>(id)];
 }

@@ -36,6 +36,7 @@ class BpeModel {
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<const std::string*> vocab_r_;  // id -> token (null for gaps)
+  std::unordered_map<int32_t, const std::string*> sparse_r_;  // instead, when ids are sparse
   std::unordered_map<uint64_t, MergeInfo> merges_;
   std::optional<std::string> unk_token_;
   std::string continuing_subword_prefix_, end_of_word_suffix_;

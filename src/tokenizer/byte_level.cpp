@@ -125,4 +125,73 @@ void gpt2_split(std::string_view s, std::vector<Span>& out) {
   }
 }
 
+namespace {
+
+// (?i:'s|'t|'re|'ve|'m|'ll|'d) at s[i] == '\'': the length, or 0 (ASCII case folding).
+size_t contraction_len_ci(std::string_view s, size_t i) {
+  if (i + 1 >= s.size()) return 0;
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  const char c = lower(s[i + 1]);
+  if (i + 2 < s.size()) {
+    const char d = lower(s[i + 2]);
+    if ((c == 'r' && d == 'e') || (c == 'v' && d == 'e') || (c == 'l' && d == 'l')) return 3;
+  }
+  if (c == 's' || c == 't' || c == 'm' || c == 'd') return 2;
+  return 0;
+}
+
+}  // namespace
+
+void qwen2_split(std::string_view s, std::vector<Span>& out) {
+  struct Ch {
+    size_t pos;
+    Cls cls;
+    bool crlf;
+  };
+  std::vector<Ch> chars;
+  chars.reserve(s.size() + 1);
+  for (size_t i = 0; i < s.size();) {
+    const DecodedChar d = decode_utf8(s, i);
+    chars.push_back({i, classify(d.cp), d.cp == '\r' || d.cp == '\n'});
+    i += d.len;
+  }
+  const size_t n = chars.size();
+  chars.push_back({s.size(), Cls::kOther, false});
+  const auto run = [&](size_t k, Cls c) {
+    while (k < n && chars[k].cls == c) ++k;
+    return k;
+  };
+  size_t k = 0;
+  while (k < n) {
+    const Ch& c = chars[k];
+    size_t end_k = 0;
+    if (s[c.pos] == '\'' && contraction_len_ci(s, c.pos) > 0) {
+      end_k = k + contraction_len_ci(s, c.pos);  // ASCII: one byte per character
+    } else if (c.cls == Cls::kLetter) {
+      end_k = run(k, Cls::kLetter);  // [^\r\n\p{L}\p{N}]?\p{L}+ with the optional part empty
+    } else if (c.cls != Cls::kNumber && !c.crlf && k + 1 < n && chars[k + 1].cls == Cls::kLetter) {
+      end_k = run(k + 1, Cls::kLetter);  // one non-letter, non-number, non-newline, then letters
+    } else if (c.cls == Cls::kNumber) {
+      end_k = k + 1;  // \p{N}: one at a time
+    } else if (c.cls == Cls::kOther || (s[c.pos] == ' ' && k + 1 < n && chars[k + 1].cls == Cls::kOther)) {
+      // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+      end_k = run(c.cls == Cls::kOther ? k : k + 1, Cls::kOther);
+      while (end_k < n && chars[end_k].crlf) ++end_k;
+    } else {
+      // Whitespace. \s*[\r\n]+ : up to the run's last newline; else \s+(?!\S) : the run minus its last
+      // character when a non-space follows (and the run is longer than one); else \s+ : the run.
+      const size_t e = run(k, Cls::kSpace);
+      size_t last_nl = n;
+      for (size_t j = k; j < e; ++j)
+        if (chars[j].crlf) last_nl = j;
+      if (last_nl != n)
+        end_k = last_nl + 1;
+      else
+        end_k = (e < n && e - k > 1) ? e - 1 : e;
+    }
+    out.push_back({c.pos, chars[end_k].pos, true});
+    k = end_k;
+  }
+}
+
 }  // namespace vlart::tok

@@ -27,4 +27,8 @@ std::string byte_level_encode(std::string_view s);
 // Appends the GPT-2 regex matches of s (valid UTF-8) to `out`; they cover s without gaps.
 void gpt2_split(std::string_view s, std::vector<Span>& out);
 
+// Same for the Qwen2 / Qwen2.5 split regex
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+void qwen2_split(std::string_view s, std::vector<Span>& out);
+
 }  // namespace vlart::tok

@@ -11,6 +11,10 @@ namespace {
 
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+enum class SplitRegex { kNone, kGpt2, kQwen2 };
 
 enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
@@ -106,7 +110,7 @@ void fill_gaps(size_t size, const std::vector<Span>& matches, std::vector<Span>&
 class ByteLevelPre final : public PreTokenizer {
  public:
   ByteLevelPre(bool add_prefix_space, bool use_regex) : add_prefix_space_(add_prefix_space), use_regex_(use_regex) {}
-  void apply(std::vector<std::string>& pieces) const override {
+  void apply(std::vector<std::string>& pieces, bool /*at_start*/) const override {
     std::vector<std::string> out;
     std::vector<Span> spans;
     for (std::string& p : pieces) {
@@ -130,7 +134,7 @@ class ByteLevelPre final : public PreTokenizer {
 class DigitsPre final : public PreTokenizer {
  public:
   explicit DigitsPre(bool individual) : individual_(individual) {}
-  void apply(std::vector<std::string>& pieces) const override {
+  void apply(std::vector<std::string>& pieces, bool /*at_start*/) const override {
     std::vector<std::string> out;
     std::vector<Span> spans;
     for (const std::string& p : pieces) {
@@ -148,15 +152,17 @@ class DigitsPre final : public PreTokenizer {
 // Split with a literal string or one of the regexes this runtime implements by hand.
 class SplitPre final : public PreTokenizer {
  public:
-  SplitPre(std::string literal, bool gpt2_regex, Behavior behavior, bool invert)
-      : literal_(std::move(literal)), gpt2_regex_(gpt2_regex), behavior_(behavior), invert_(invert) {}
-  void apply(std::vector<std::string>& pieces) const override {
+  SplitPre(std::string literal, SplitRegex regex, Behavior behavior, bool invert)
+      : literal_(std::move(literal)), regex_(regex), behavior_(behavior), invert_(invert) {}
+  void apply(std::vector<std::string>& pieces, bool /*at_start*/) const override {
     std::vector<std::string> out;
     std::vector<Span> matches, spans;
     for (const std::string& p : pieces) {
       spans.clear();
-      if (gpt2_regex_) {
-        gpt2_split(p, spans);  // GPT-2's alternatives cover the text: every span is a match
+      if (regex_ == SplitRegex::kGpt2) {
+        gpt2_split(p, spans);  // the alternatives cover the text: every span is a match
+      } else if (regex_ == SplitRegex::kQwen2) {
+        qwen2_split(p, spans);
       } else {
         matches.clear();
         {
@@ -174,7 +180,7 @@ class SplitPre final : public PreTokenizer {
 
  private:
   std::string literal_;
-  bool gpt2_regex_;
+  SplitRegex regex_;
   Behavior behavior_;
   bool invert_;
 };
@@ -182,8 +188,8 @@ class SplitPre final : public PreTokenizer {
 class SequencePre final : public PreTokenizer {
  public:
   explicit SequencePre(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
-  void apply(std::vector<std::string>& pieces) const override {
-    for (const auto& s : steps_) s->apply(pieces);
+  void apply(std::vector<std::string>& pieces, bool at_start) const override {
+    for (const auto& s : steps_) s->apply(pieces, at_start);
   }
   bool byte_level() const override {
     for (const auto& s : steps_)
@@ -195,9 +201,50 @@ class SequencePre final : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> steps_;
 };
 
+// Spaces become the replacement character (U+2581 in every shipped file), a replacement is
+// prepended per prepend_scheme (always; first: only to the segment at the start of the input; never)
+// unless the piece already starts with one, and with `split` each replacement starts a new piece.
+class MetaspacePre final : public PreTokenizer {
+ public:
+  enum class Prepend { kAlways, kFirst, kNever };
+  MetaspacePre(std::string rep, Prepend scheme, bool split) : rep_(std::move(rep)), scheme_(scheme), split_(split) {}
+  void apply(std::vector<std::string>& pieces, bool at_start) const override {
+    std::vector<std::string> out;
+    std::vector<Span> matches, spans;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      std::string p;
+      for (char c : pieces[i]) {
+        if (c == ' ')
+          p += rep_;
+        else
+          p += c;
+      }
+      const bool starts = p.compare(0, rep_.size(), rep_) == 0;
+      if (!starts && (scheme_ == Prepend::kAlways || (scheme_ == Prepend::kFirst && at_start && i == 0)))
+        p.insert(0, rep_);
+      if (!split_) {
+        if (!p.empty()) out.push_back(std::move(p));
+        continue;
+      }
+      matches.clear();
+      spans.clear();
+      for (size_t pos = p.find(rep_); pos != std::string::npos; pos = p.find(rep_, pos + rep_.size()))
+        matches.push_back({pos, pos + rep_.size(), true});
+      fill_gaps(p.size(), matches, spans);
+      split_by(p, spans, Behavior::kMergedWithNext, out);
+    }
+    pieces.swap(out);
+  }
+
+ private:
+  std::string rep_;
+  Prepend scheme_;
+  bool split_;
+};
+
 class NoPre final : public PreTokenizer {
  public:
-  void apply(std::vector<std::string>&) const override {}
+  void apply(std::vector<std::string>&, bool) const override {}
 };
 
 Behavior parse_behavior(const Json& j, const JsonCtx& ctx, const std::string& path) {
@@ -228,14 +275,31 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Json* j, const JsonCtx& 
       std::string lit = ctx.string_of(*s, path + ".pattern.String");
       // An empty pattern matches between every character in the regex engine; nobody ships it.
       if (lit.empty()) ctx.unsupported(path + ".pattern.String", "'' (empty)");
-      return std::make_unique<SplitPre>(std::move(lit), false, behavior, invert);
+      return std::make_unique<SplitPre>(std::move(lit), SplitRegex::kNone, behavior, invert);
     }
     if (const Json* r = ctx.optional(pat, "Regex")) {
       const std::string re = ctx.string_of(*r, path + ".pattern.Regex");
-      if (re != kGpt2Pattern) ctx.unsupported(path + ".pattern.Regex", "'" + re + "'");
-      return std::make_unique<SplitPre>(std::string(), true, behavior, invert);
+      const SplitRegex which = re == kGpt2Pattern ? SplitRegex::kGpt2 : re == kQwen2Pattern ? SplitRegex::kQwen2 : SplitRegex::kNone;
+      if (which == SplitRegex::kNone) ctx.unsupported(path + ".pattern.Regex", "'" + re + "'");
+      return std::make_unique<SplitPre>(std::string(), which, behavior, invert);
     }
     ctx.fail(path + ".pattern", "must hold 'String' or 'Regex'");
+  }
+  if (type == "Metaspace") {
+    const std::string rep = ctx.string_member(*j, path, "replacement");
+    if (rep.empty() || decode_utf8(rep, 0).len != rep.size())
+      ctx.fail(path + ".replacement", "must be one character, got '" + rep + "'");
+    MetaspacePre::Prepend scheme = MetaspacePre::Prepend::kAlways;
+    if (const Json* ps = ctx.optional(*j, "prepend_scheme")) {
+      const std::string v = ctx.string_of(*ps, path + ".prepend_scheme");
+      if (v == "always") scheme = MetaspacePre::Prepend::kAlways;
+      else if (v == "first") scheme = MetaspacePre::Prepend::kFirst;
+      else if (v == "never") scheme = MetaspacePre::Prepend::kNever;
+      else ctx.fail(path + ".prepend_scheme", "has unknown value '" + v + "'");
+    } else if (!ctx.bool_member(*j, path, "add_prefix_space", true)) {
+      scheme = MetaspacePre::Prepend::kNever;  // files older than prepend_scheme
+    }
+    return std::make_unique<MetaspacePre>(rep, scheme, ctx.bool_member(*j, path, "split", true));
   }
   if (type == "Sequence") {
     const Json& list = ctx.member(*j, path, "pretokenizers");

@@ -1,6 +1,7 @@
 // Pre-tokenizers: split a text segment into the pieces the model tokenizes independently.
 // Each step maps the current list of pieces to a new one; empty pieces are dropped after every
-// step, as `tokenizers` does. ByteLevel also rewrites its pieces into the byte-level alphabet.
+// step, as `tokenizers` does. ByteLevel also rewrites its pieces into the byte-level alphabet,
+// Metaspace spaces into its replacement character.
 #pragma once
 
 #include <memory>
@@ -14,7 +15,8 @@ namespace vlart::tok {
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
-  virtual void apply(std::vector<std::string>& pieces) const = 0;
+  // `at_start`: the segment begins at offset 0 of the input (Metaspace's prepend_scheme "first").
+  virtual void apply(std::vector<std::string>& pieces, bool at_start) const = 0;
   // True when the pieces come out in the byte-level alphabet (the vocabulary is byte-level).
   virtual bool byte_level() const { return false; }
 };

@@ -1,5 +1,5 @@
 // vlart::Tokenizer: loads tokenizer.json and runs the tokenizers pipeline
-//   added tokens -> (normalizer) -> pre-tokenizer -> BPE -> post-processor
+//   added tokens -> normalizer -> normalized added tokens -> pre-tokenizer -> BPE -> post-processor
 // and the reverse for decode.
 #include "vlart/tokenizer.h"
 
@@ -10,6 +10,7 @@
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/json_fields.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -22,6 +23,7 @@ using tok::JsonCtx;
 
 struct Tokenizer::Impl {
   tok::AddedVocab added;
+  std::unique_ptr<tok::Normalizer> norm;  // null: none
   std::unique_ptr<tok::PreTokenizer> pre;
   std::unique_ptr<tok::BpeModel> model;
   std::unique_ptr<tok::PostProcessor> post;
@@ -77,16 +79,10 @@ Tokenizer Tokenizer::from_json_string(const std::string& json_text, const std::s
   // Encode-time truncation/padding stored in the file would change encode(); refuse rather than ignore.
   if (ctx.optional(root, "truncation")) ctx.unsupported("truncation", "(non-null)");
   if (ctx.optional(root, "padding")) ctx.unsupported("padding", "(non-null)");
-  if (const Json* n = ctx.optional(root, "normalizer")) {
-    // The byte-level tokenizers this runtime targets have none; others (NFC, Lowercase, the
-    // SentencePiece Prepend/Replace pair) plug in here when needed.
-    const std::string type = n->is_object() && n->contains("type") ? n->at("type").dump() : n->dump();
-    ctx.unsupported("normalizer", type);
-  }
-
   auto impl = std::make_unique<Impl>();
+  impl->norm = tok::parse_normalizer(ctx.optional(root, "normalizer"), ctx, "normalizer");
   impl->model = parse_model(root, ctx);
-  impl->added.parse(ctx.optional(root, "added_tokens"), ctx, *impl->model);
+  impl->added.parse(ctx.optional(root, "added_tokens"), ctx, *impl->model, impl->norm.get());
   impl->pre = tok::parse_pre_tokenizer(ctx.optional(root, "pre_tokenizer"), ctx, "pre_tokenizer");
   impl->post = tok::parse_post_processor(ctx.optional(root, "post_processor"), ctx, "post_processor");
   impl->decoder = tok::parse_decoder(ctx.optional(root, "decoder"), ctx, "decoder");
@@ -103,34 +99,32 @@ Tokenizer Tokenizer::from_json_string(const std::string& json_text, const std::s
 }
 
 void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
-  // 1. Added tokens with normalized=false on the raw text, 2. (no normalizer) the normalized ones
-  // on what is left, 3. pre-tokenize and BPE each remaining text segment.
-  std::vector<tok::Segment> raw, segs, sub;
+  // 1. Added tokens with normalized=false on the raw text, 2. the normalizer on each segment left,
+  // 3. the normalized added tokens on its result, 4. pre-tokenize and BPE each remaining piece.
+  std::vector<tok::Segment> raw, sub;
+  std::vector<std::string> pieces;
+  std::string normed;
   added.split(text, false, raw);
   for (const tok::Segment& r : raw) {
     if (r.id >= 0) {
-      segs.push_back(r);
+      out.push_back(r.id);
       continue;
     }
+    normed.assign(text.substr(r.begin, r.end - r.begin));
+    if (norm) norm->apply(normed);
     sub.clear();
-    added.split(text.substr(r.begin, r.end - r.begin), true, sub);
-    for (tok::Segment s : sub) {
-      s.begin += r.begin;
-      s.end += r.begin;
-      segs.push_back(s);
+    added.split(normed, true, sub);
+    for (const tok::Segment& s : sub) {
+      if (s.id >= 0) {
+        out.push_back(s.id);
+        continue;
+      }
+      if (s.end == s.begin) continue;
+      pieces.clear();
+      pieces.emplace_back(normed.substr(s.begin, s.end - s.begin));
+      pre->apply(pieces, r.begin == 0 && s.begin == 0);
+      for (const std::string& p : pieces) model->tokenize(p, out);
     }
-  }
-  std::vector<std::string> pieces;
-  for (const tok::Segment& s : segs) {
-    if (s.id >= 0) {
-      out.push_back(s.id);
-      continue;
-    }
-    if (s.end == s.begin) continue;
-    pieces.clear();
-    pieces.emplace_back(text.substr(s.begin, s.end - s.begin));
-    pre->apply(pieces);
-    for (const std::string& p : pieces) model->tokenize(p, out);
   }
 }
 
@@ -163,12 +157,12 @@ PaddedEncoding Tokenizer::encode_padded(std::string_view text, size_t max_length
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-  std::vector<const std::string*> tokens;
+  std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
     if (const tok::AddedToken* t = impl_->added.find_id(id)) {
-      if (!(skip_special_tokens && t->special)) tokens.push_back(&t->content);
+      if (!(skip_special_tokens && t->special)) tokens.push_back(t->content);
       continue;
     }
     const std::string* s = impl_->model->id_to_token(id);
@@ -179,9 +173,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
       const auto added_id = impl_->added.find_content(*s);
       if (added_id && impl_->added.find_id(*added_id)->special) continue;
     }
-    tokens.push_back(s);
+    tokens.push_back(*s);
   }
-  return impl_->decoder->decode(tokens);
+  return impl_->decoder->decode(std::move(tokens));
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
