@@ -172,7 +172,6 @@ TEST(PolicyInfo, FollowsTheCheckpoint) {
 }  // namespace
 }  // namespace vlart
 
-#include "runtime/policy_internal.h"
 #include "serve_fixture.h"
 
 namespace vlart {
@@ -212,13 +211,13 @@ TEST(PackedWeights, SharedAcrossPromptLengths) {
     obs.task = task(words);
     p->infer(obs, noise.data());
   }
-  const PackedCacheStats s20 = PolicyInternals::packed_weight_stats(*p);
+  const WeightCacheStats s20 = p->weight_cache_stats();
   const double rss20 = rss_mib();
   for (int words = 21; words <= 26; ++words) {  // the longest ones truncate to tokenizer_max_length
     obs.task = task(words);
     p->infer(obs, noise.data());
   }
-  const PackedCacheStats s40 = PolicyInternals::packed_weight_stats(*p);
+  const WeightCacheStats s40 = p->weight_cache_stats();
   const double rss40 = rss_mib();
   std::printf("packed weights after 20 prompt lengths: %zu entries, %.2f MiB, %llu hits; after 26: %zu entries, "
               "%.2f MiB, %llu hits; RSS after 1 / 20 / 26 lengths: %.1f / %.1f / %.1f MiB\n",

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +22,8 @@
 #include "vlart/log.h"
 
 namespace vlart {
+
+class Tensor;  // vlart/tensor.h (PolicyOptions::linear_input_observer)
 
 // Options of Policy::load. Most apply to every family; those only some families read (flow_steps,
 // attention, max_batch, vision_cache_bytes, visual_tokens_keep, vision_reuse_*, tokenizer_path,
@@ -104,6 +107,12 @@ struct PolicyOptions {
   // of the checkpoint dir). An override may name a tokenizer.json file or a directory holding it.
   std::string tokenizer_path;
   std::string vlm_config_dir;  // directory with the SmolVLM config.json (default: same search)
+  // Analysis hook (calibration, activation statistics; empty = off, the default): called before
+  // every Linear whose W is a checkpoint weight, on the policy's compute thread, with the weight's
+  // name as the checkpoint spells it without the leading "model." and the activation input x (a
+  // CPU tensor [..., K] in the compute dtype, valid during the call only). Families that do not
+  // expose their Linear inputs refuse it at load.
+  std::function<void(const std::string& weight, const Tensor& x)> linear_input_observer;
   uint64_t noise_seed = 0;     // seed of the Gaussian noise drawn when infer() gets none
   // Telemetry log (0 = off, the default): every this many inferred observations, one line on the
   // "vlart" spdlog logger at telemetry_log_level with the mean stage times since the previous line
@@ -146,6 +155,14 @@ struct VisionReuseStats {
   uint64_t frames_sparse = 0;    // only the changed tokens ran through the vision tower
   uint64_t tokens_reused = 0;    // connector tokens kept from the cache (in reused and sparse frames)
   uint64_t tokens_computed = 0;  // connector tokens computed (full and sparse frames)
+};
+
+// The CPU backend's packed-weight cache: one packed copy per weight and kernel layout, shared by
+// the executors of every shape bucket (a new prompt length or camera count packs nothing again).
+struct WeightCacheStats {
+  uint64_t hits = 0, misses = 0;  // look-ups by graph builds since load
+  size_t entries = 0;             // packed weights held
+  size_t bytes = 0;               // their memory
 };
 
 // Wall time of one named stage of an inference ("preprocess", "vision", "prefix", "denoise", ...:
@@ -275,6 +292,7 @@ class Policy {
   VisionCacheStats vision_cache_stats() const;
   TaskCacheStats task_cache_stats() const;
   VisionReuseStats vision_reuse_stats() const;
+  WeightCacheStats weight_cache_stats() const;
   // Clearing at episode start (safe from any thread): without an argument every cache entry
   // (vision features, visual reuse state, task embeddings); with a robot_id that robot's vision
   // and visual-reuse entries (task entries are shared by all robots and stay).
@@ -286,7 +304,6 @@ class Policy {
   struct Impl;
 
  private:
-  friend struct PolicyInternals;  // library-internal hooks (src/runtime/policy_internal.h)
   explicit Policy(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

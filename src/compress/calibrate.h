@@ -47,7 +47,8 @@ struct CalibrateOptions {
 
 // Loads the float checkpoint `dir`, runs infer() once per observation (noise[i] when given, else
 // drawn from the policy's seed) and returns the statistics. InvalidArgument for an empty list or a
-// quantized checkpoint (calibrate the float original).
+// quantized checkpoint (calibrate the float original). The driver is part of the runtime
+// (src/runtime/calibrate.cpp: it runs a Policy); the statistics types are compress's.
 CalibrationData collect_calibration(const std::string& dir, const std::vector<Observation>& obs,
                                     const std::vector<std::vector<float>>& noise, const CalibrateOptions& opts);
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "core/json_file.h"
 #include "models/smolvla/config.h"
 #include "vlart/error.h"
 
@@ -28,15 +29,6 @@ const std::string kExpertLayers = "model.vlm_with_expert.lm_expert.layers.";
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
-ojson read_json_file(const fs::path& p) {
-  std::ifstream f(p);
-  VLART_CHECK(f.good(), IoError, "prune: cannot open ", p.string());
-  try {
-    return ojson::parse(f);
-  } catch (const std::exception& e) {
-    throw FormatError("prune: " + p.string() + " is not valid JSON: " + e.what());
-  }
-}
 
 // Splits "<prefix><index>.<rest>" into (index, rest); false when `name` is not under `prefix`.
 bool split_layer(const std::string& name, const std::string& prefix, int64_t* index, std::string* rest) {
@@ -299,7 +291,7 @@ CalibrationData collect_prune_activations(const std::string& in_dir, const std::
                                           const std::vector<std::vector<float>>& noise, CalibrateOptions opts) {
   const fs::path in(in_dir);
   VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "prune: no config.json in ", in_dir);
-  const ojson cfg = read_json_file(in / "config.json");
+  const ojson cfg = read_json_file((in / "config.json").string(), "prune");
   VLART_CHECK(cfg.is_object(), FormatError, "prune: ", (in / "config.json").string(), " is not a JSON object");
   const std::string vlm_name = smolvla::read_vlm_model_name(in_dir);
   const std::string vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.policy.vlm_config_dir);
@@ -324,7 +316,7 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
                                std::make_pair(opts.mlp_frac, "--prune-mlp-frac")})
     VLART_CHECK(std::isfinite(v) && v >= 0.0 && v < 1.0, InvalidArgument, "prune: ", opt, " is ", v,
                 ", expected a fraction in [0, 1)");
-  ojson cfg = read_json_file(in / "config.json");
+  ojson cfg = read_json_file((in / "config.json").string(), "prune");
   VLART_CHECK(cfg.is_object(), FormatError, "prune: ", (in / "config.json").string(), " is not a JSON object");
   VLART_CHECK(!cfg.contains("quantization"), InvalidArgument, "prune: ", (in / "config.json").string(),
               " has a \"quantization\" section; prune the float checkpoint, then quantize the pruned one");

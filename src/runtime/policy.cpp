@@ -1,5 +1,4 @@
 #include "vlart/policy.h"
-#include "runtime/policy_internal.h"
 
 #include <algorithm>
 #include <mutex>
@@ -7,6 +6,7 @@
 
 #include "core/log.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/packed_cache.h"
 #include "models/registry.h"
 #include "runtime/compute_thread.h"
 #include "runtime/telemetry.h"
@@ -72,11 +72,15 @@ static void note_telemetry(const Policy& p, Policy::Impl& m, const std::vector<A
 
 Policy::Policy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-void PolicyInternals::set_linear_observer(Policy& p, std::function<void(const std::string&, const Tensor&)> fn) {
-  Policy::Impl& m = *p.impl_;
-  m.compute->run([&] { m.model->set_linear_observer(std::move(fn)); });
+WeightCacheStats Policy::weight_cache_stats() const {
+  const PackedCacheStats s = cpu_packed_cache_stats(*impl_->cpu);
+  WeightCacheStats w;
+  w.hits = s.hits;
+  w.misses = s.misses;
+  w.entries = s.entries;
+  w.bytes = s.bytes;
+  return w;
 }
-PackedCacheStats PolicyInternals::packed_weight_stats(const Policy& p) { return cpu_packed_cache_stats(*p.impl_->cpu); }
 Policy::~Policy() = default;
 
 std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions& opts) {
@@ -107,6 +111,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
     ctx.placement.push_back(impl->cpu.get());
     ctx.backend_names = impl->gpu ? "cuda+cpu" : "cpu";
     impl->model = family.load(dir, ctx);
+    if (opts.linear_input_observer) impl->model->set_linear_observer(opts.linear_input_observer);
   });
   impl->vcache.set_budget(opts.vision_cache_bytes);
   impl->tcache.set_budget(opts.task_cache_bytes);

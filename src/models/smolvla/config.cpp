@@ -1,5 +1,7 @@
 #include "models/smolvla/config.h"
 
+#include "core/json_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,14 +22,7 @@ namespace {
 // (input_features lists the cameras in the order the policy stacks them), so std::map-backed
 // nlohmann::json (sorted keys) must not be used for it.
 json read_json(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw IoError("smolvla: cannot open " + path);
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const std::exception& e) {
-    throw FormatError("smolvla: " + path + " is not valid JSON: " + e.what());
-  }
+  json j = read_json_file(path, "smolvla");
   VLART_CHECK(j.is_object(), FormatError, "smolvla: ", path, ": expected a JSON object at the top level, got ",
               j.type_name());
   return j;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/quantize.h"
+#include "core/quant_format.h"
 #include "core/quant_weight.h"
 #include "core/safetensors.h"
 #include "vlart/tensor.h"
