@@ -23,6 +23,7 @@
 #include "backends/cpu/gemm_onednn.h"
 #include "cpu/attention.h"
 #include "cpu/isa.h"
+#include "models/smolvla/policy_model.h"
 #include "models/smolvla/weights.h"
 #include "vlart/error.h"
 #include "vlart/policy.h"
@@ -228,6 +229,8 @@ TEST(QuantMath, PackedLayoutOnATinyMatrix) {
   EXPECT_THROW(quantize_int4(wr.data(), 1, 5, 4, true), InvalidArgument);
 }
 
+const std::string kPrefix = "model.";  // SmolVLA's weight prefix (FamilyWeights::weight_prefix)
+
 TEST(QuantPatterns, GlobAndTensorNames) {
   EXPECT_TRUE(glob_match("*norm*", "a.layer_norm1.weight"));
   EXPECT_TRUE(glob_match("a?c", "abc"));
@@ -235,25 +238,25 @@ TEST(QuantPatterns, GlobAndTensorNames) {
   EXPECT_TRUE(glob_match("*", ""));
   EXPECT_FALSE(glob_match("q_proj", "x.q_proj"));
   const std::string q = "model.vlm_with_expert.vlm.model.text_model.layers.0.self_attn.q_proj.weight";
-  EXPECT_TRUE(pattern_matches_tensor("q_proj", q));
-  EXPECT_TRUE(pattern_matches_tensor("self_attn.q_proj", q));
-  EXPECT_TRUE(pattern_matches_tensor("*text_model.layers.0.*", q));
-  EXPECT_TRUE(pattern_matches_tensor("vlm_with_expert.vlm.model.text_model.layers.0.self_attn.q_proj.weight", q));
-  EXPECT_TRUE(pattern_matches_tensor("model.vlm_with_expert.*q_proj", q));
-  EXPECT_FALSE(pattern_matches_tensor("k_proj", q));
-  EXPECT_FALSE(pattern_matches_tensor("proj", q));  // dot-aligned, whole components only
-  EXPECT_FALSE(pattern_matches_tensor("layers.1.*", q));
-  EXPECT_TRUE(pattern_matches_tensor("action_out_proj", "model.action_out_proj.weight"));
-  EXPECT_TRUE(pattern_matches_tensor("action_out_proj", "model.action_out_proj.bias"));
+  EXPECT_TRUE(pattern_matches_tensor("q_proj", q, kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("self_attn.q_proj", q, kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("*text_model.layers.0.*", q, kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("vlm_with_expert.vlm.model.text_model.layers.0.self_attn.q_proj.weight", q, kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("model.vlm_with_expert.*q_proj", q, kPrefix));
+  EXPECT_FALSE(pattern_matches_tensor("k_proj", q, kPrefix));
+  EXPECT_FALSE(pattern_matches_tensor("proj", q, kPrefix));  // dot-aligned, whole components only
+  EXPECT_FALSE(pattern_matches_tensor("layers.1.*", q, kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("action_out_proj", "model.action_out_proj.weight", kPrefix));
+  EXPECT_TRUE(pattern_matches_tensor("action_out_proj", "model.action_out_proj.bias", kPrefix));
   EXPECT_TRUE(pattern_matches_tensor("vision*patch_embedding",
-                                     "model.vlm_with_expert.vlm.model.vision_model.embeddings.patch_embedding.weight"));
+                                     "model.vlm_with_expert.vlm.model.vision_model.embeddings.patch_embedding.weight", kPrefix));
 }
 
 // What the defaults keep float and what they quantize, on a real SmolVLA tensor list.
 TEST(QuantPatterns, DefaultsKeepNormsEmbeddingsAndActionProjections) {
   auto kept = [](const std::string& n) {
-    for (const std::string& p : default_keep_float())
-      if (pattern_matches_tensor(p, n)) return true;
+    for (const std::string& p : smolvla::family_weights().keep_float)
+      if (pattern_matches_tensor(p, n, kPrefix)) return true;
     return false;
   };
   SafetensorsFile f = SafetensorsFile::open(kRoot + "a_one_cam_square/checkpoint/model.safetensors");
@@ -395,6 +398,47 @@ TEST(QuantizeCheckpoint, NoDefaultKeepQuantizesEverythingTwoDimensional) {
 }
 
 // Malformed quantized checkpoints: FormatError naming the file, the tensor and expected vs got.
+// The converter knows a family's weights from its description: a 2-D weight it does not know is
+// refused (never copied float or quantized silently) unless the user keeps it float by name, and a
+// checkpoint of a family without a description is refused outright.
+TEST(QuantizeCheckpoint, UnknownWeightsAndFamiliesAreRefused) {
+  const fs::path src = kRoot + "a_one_cam_square/checkpoint";
+  const fs::path d = temp_dir("unknown_in"), out = temp_dir("unknown_out");
+  fs::copy(src, d, fs::copy_options::recursive);
+  {
+    SafetensorsFile f = SafetensorsFile::open((src / "model.safetensors").string());
+    NamedTensors ts;
+    for (const std::string& n : f.names()) ts.emplace_back(n, f.get(n));
+    ts.emplace_back("model.mystery_head.proj.weight", Tensor::from_vector(random_matrix(4, 8, 3), {4, 8}));
+    write_safetensors((d / "model.safetensors").string(), ts);
+  }
+  QuantizeOptions o;
+  o.scheme = parse_scheme("int8");
+  try {
+    quantize_checkpoint(d.string(), out.string(), o);
+    ADD_FAILURE() << "an unknown 2-D weight was accepted";
+  } catch (const UnsupportedError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.mystery_head.proj.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("smolvla"), std::string::npos) << m;
+    EXPECT_NE(m.find("--keep-float"), std::string::npos) << m;
+  }
+  o.keep_float = {"mystery_head.proj"};
+  o.force = true;
+  const QuantizeSummary sum = quantize_checkpoint(d.string(), out.string(), o);
+  EXPECT_GT(sum.quantized, 0);
+  EXPECT_TRUE(SafetensorsCheckpoint::open(out.string()).has("model.mystery_head.proj.weight"));
+  // A family vlart does not know at all.
+  nlohmann::json c = nlohmann::json::parse(read_file(d / "config.json"));
+  c["type"] = "pi0";
+  std::ofstream(d / "config.json") << c.dump();
+  const fs::path out2 = temp_dir("unknown_out2");
+  EXPECT_THROW(quantize_checkpoint(d.string(), out2.string(), o), FormatError);
+  fs::remove_all(d);
+  fs::remove_all(out);
+  fs::remove_all(out2);
+}
+
 TEST(QuantizeCheckpoint, MalformedFilesNameTheTensor) {
   const std::string in = kRoot + "a_one_cam_square/checkpoint";
   const fs::path good = temp_dir("mal_good");

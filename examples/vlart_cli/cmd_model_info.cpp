@@ -1,6 +1,6 @@
-// `vlart info <model_dir>`: what a SmolVLA checkpoint contains (architecture from the configs,
-// parameter counts per part from the safetensors tensors, dtypes, file sizes) and a rough f32
-// activation-memory estimate.
+// `vlart info <model_dir>`: what a checkpoint contains, through its family's description
+// (models/checkpoint_description.h): architecture from the configs, parameter counts per part from
+// the safetensors tensors, dtypes, file sizes and a rough f32 activation-memory estimate.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -14,7 +14,7 @@
 #include "commands.h"
 #include "compress/quantize.h"
 #include "core/safetensors.h"
-#include "models/smolvla/config.h"
+#include "models/registry.h"
 #include "vlart/error.h"
 
 namespace vlart::cli {
@@ -42,89 +42,40 @@ std::string human_count(double n) {
   return buf;
 }
 
-// Which part of the model a tensor belongs to (LeRobot SmolVLA naming).
-std::string part_of(const std::string& name) {
-  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
-  if (has(".vision_model.")) return "vision encoder (SigLIP)";
-  if (has(".connector.")) return "connector (pixel shuffle + proj)";
-  if (has(".embed_tokens.")) return "token embeddings";
-  if (has(".text_model.")) return "VLM text layers";
-  if (has(".lm_head.")) return "lm_head (unused at inference)";
-  if (has(".lm_expert.")) return "action expert";
-  if (has("state_proj") || has("action_")) return "state/action/time projections";
-  if (has("normalize") || has("buffer_")) return "normaliser stats";
-  return "other";
-}
-
 }  // namespace
 
 int cmd_model_info(const char* model_dir) {
   const std::string dir = model_dir;
   VLART_CHECK(fs::is_directory(dir), NotFoundError, "info: ", dir, " is not a directory");
-  const std::string vlm_name = smolvla::read_vlm_model_name(dir);
-  const std::string vlm_dir = smolvla::find_vlm_dir(dir, vlm_name);
-  VLART_CHECK(!vlm_dir.empty(), NotFoundError, "info: SmolVLM config dir '", vlm_name,
-              "' (vlm_model_name) not found next to or above ", dir);
-  const smolvla::SmolVLAConfig c = smolvla::load_config(dir, (fs::path(vlm_dir) / "config.json").string());
-  const auto& v = c.vision;
-  const auto& t = c.text;
-
-  std::printf("model:        %s (SmolVLA)\n", dir.c_str());
-  std::printf("vlm config:   %s\n", vlm_dir.c_str());
-  std::printf("vision:       width %lld, %lld layers, %lld heads, mlp %lld, patch %lld, image %lldx%lld\n",
-              (long long)v.hidden, (long long)v.layers, (long long)v.heads, (long long)v.mlp, (long long)v.patch,
-              (long long)v.image_size, (long long)v.image_size);
-  std::printf("              pixel-shuffle scale %d -> %lld tokens per image\n", c.scale_factor,
-              (long long)c.tokens_per_image());
-  std::printf("VLM text:     width %lld, %lld of %lld layers kept, %lld heads / %lld kv heads, head dim %lld, "
-              "mlp %lld, vocab %lld\n",
-              (long long)t.hidden, (long long)c.num_vlm_layers, (long long)t.layers, (long long)t.heads,
-              (long long)t.kv_heads, (long long)t.head_dim, (long long)t.mlp, (long long)t.vocab);
-  std::string pattern;
-  for (int64_t l = 0; l < c.num_vlm_layers; ++l) {
-    if (!pattern.empty()) pattern += ' ';
-    pattern += c.expert_layer_of(l) < 0 ? '-' : (c.is_self_attn(l) ? 'S' : 'C');
-  }
-  std::printf("expert:       width %lld (x%.3g), %lld layers; per VLM layer: %s  (S self, C cross, - skipped)\n",
-              (long long)c.expert_hidden(), c.expert_width_multiplier, (long long)c.num_expert(), pattern.c_str());
-  if (c.pruned) {
+  const CheckpointDescription d = describe_checkpoint(dir);
+  std::printf("model:        %s (%s)\n", dir.c_str(), d.weights.display_name.c_str());
+  for (const std::string& line : d.summary) std::printf("%s\n", line.c_str());
+  if (d.pruned && !d.stacks.empty()) {
     // Per stored layer: source index in the unpruned checkpoint, query heads, MLP width.
-    auto row = [](const char* what, const std::vector<int64_t>& v) {
+    auto row = [](const std::string& what, const std::vector<int64_t>& v) {
       std::string s;
       for (int64_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
-      std::printf("  %-14s%s\n", what, s.c_str());
+      std::printf("  %-14s%s\n", what.c_str(), s.c_str());
     };
-    std::vector<int64_t> vs, vh, vm, es, eh, em;
-    for (const smolvla::VlmLayerSpec& l : c.vlm_layers) {
-      vs.push_back(l.source);
-      vh.push_back(l.heads);
-      vm.push_back(l.mlp);
-    }
-    for (const smolvla::ExpertLayerSpec& l : c.expert_layers) {
-      es.push_back(l.source);
-      eh.push_back(l.heads);
-      em.push_back(l.mlp);
-    }
     std::printf("pruned:       per stored layer (config.json \"pruning\")\n");
-    row("VLM source", vs);
-    row("VLM heads", vh);
-    row("VLM mlp", vm);
-    row("expert source", es);
-    row("expert heads", eh);
-    row("expert mlp", em);
+    for (const LayerStack& st : d.stacks) {
+      std::vector<int64_t> src, heads, mlp;
+      for (const StackLayer& l : st.layers) {
+        src.push_back(l.source);
+        heads.push_back(l.heads);
+        mlp.push_back(l.mlp);
+      }
+      row(st.name + " source", src);
+      row(st.name + " heads", heads);
+      row(st.name + " mlp", mlp);
+    }
   }
-  std::printf("actions:      chunk %lld x %lld (padded to %lld), %lld flow steps\n", (long long)c.chunk_size,
-              (long long)c.action_dim, (long long)c.max_action_dim, (long long)c.num_steps);
-  std::printf("state:        %lld (padded to %lld)\n", (long long)c.state_dim, (long long)c.max_state_dim);
-  std::string cams;
-  for (const std::string& cam : c.cameras) cams += (cams.empty() ? "" : ", ") + cam;
-  std::printf("cameras:      %zu: %s (checkpoint order; resized with padding to %lldx%lld)\n", c.cameras.size(),
-              cams.c_str(), (long long)c.resize_h, (long long)c.resize_w);
-  if (!c.empty_camera_features.empty())
-    std::printf("              + %zu empty-camera placeholder(s) (empty_cameras; masked in LeRobot, not run)\n",
-                c.empty_camera_features.size());
-  std::printf("language:     up to %lld tokens, padding to %s\n", (long long)c.tokenizer_max_length,
-              c.pad_to_max_length ? "max_length" : "longest");
+  auto part_of = [&](const std::string& name) -> std::string {
+    for (const WeightGroup& g : d.weights.groups)
+      for (const std::string& p : g.patterns)
+        if (compress::glob_match(p, name)) return g.name;
+    return "other";
+  };
 
   // Parameters per part and dtype, from the tensors themselves. In a quantized checkpoint a
   // `.qweight` counts its logical elements (two per byte for int4) under the scheme's name, and
@@ -161,14 +112,14 @@ int cmd_model_info(const char* model_dir) {
   std::printf("parameters:   %s in %zu tensors (%s)\n", human_count(total).c_str(), ck.names().size(),
               human_bytes(total_bytes).c_str());
   // Pipeline order first, anything unexpected after.
-  const char* order[] = {"vision encoder (SigLIP)", "connector (pixel shuffle + proj)", "token embeddings",
-                         "VLM text layers", "action expert", "state/action/time projections",
-                         "lm_head (unused at inference)", "normaliser stats", "other"};
-  for (const char* name : order) {
+  std::vector<std::string> order;
+  for (const WeightGroup& g : d.weights.groups) order.push_back(g.name);
+  order.push_back("other");
+  for (const std::string& name : order) {
     auto it = parts.find(name);
     if (it == parts.end()) continue;
     const auto& p = it->second;
-    std::printf("  %-34s %10s  %5.1f%%  %s\n", name, human_count(p.first).c_str(), 100.0 * p.first / total,
+    std::printf("  %-34s %10s  %5.1f%%  %s\n", name.c_str(), human_count(p.first).c_str(), 100.0 * p.first / total,
                 human_bytes(p.second).c_str());
   }
   std::string dts;
@@ -188,20 +139,12 @@ int cmd_model_info(const char* model_dir) {
   }
   std::printf("  %-64s %11s\n", "(total)", human_bytes(on_disk).c_str());
 
-  // Rough f32 activation estimate: the largest live buffers of each stage (not an exact plan).
-  const double f = 4;
-  const double n_cam = static_cast<double>(c.cameras.size());
-  const double np = static_cast<double>((v.image_size / v.patch) * (v.image_size / v.patch));
-  const double vision = n_cam * (np * (4.0 * v.hidden + v.mlp) + v.heads * np * np) * f;
-  const double P = n_cam * c.tokens_per_image() + c.tokenizer_max_length + 1;
-  const double prefix = (P * (4.0 * t.hidden + 2.0 * t.mlp) + t.heads * P * P) * f;
-  const double kv = 2.0 * c.num_vlm_layers * P * t.kv_heads * t.head_dim * f;
-  const double H = static_cast<double>(c.chunk_size), We = static_cast<double>(c.expert_hidden());
-  const double denoise = (H * (4.0 * We + 2.0 * We * 4) + t.heads * H * (P + H)) * f;
-  std::printf("f32 activations (estimate, prefix <= %.0f tokens): vision %s, prefix %s, prefix KV cache %s, "
-              "denoise step %s\n",
-              P, human_bytes(vision).c_str(), human_bytes(prefix).c_str(), human_bytes(kv).c_str(),
-              human_bytes(denoise).c_str());
+  if (!d.activation_bytes.empty()) {
+    std::string est;
+    for (const auto& [stage, bytes] : d.activation_bytes)
+      est += (est.empty() ? "" : ", ") + stage + " " + human_bytes(bytes);
+    std::printf("f32 activations (estimate): %s\n", est.c_str());
+  }
   return 0;
 }
 

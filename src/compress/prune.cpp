@@ -15,7 +15,7 @@
 
 #include "core/safetensors.h"
 #include "core/json_file.h"
-#include "models/smolvla/config.h"
+#include "models/registry.h"
 #include "vlart/error.h"
 
 namespace vlart::compress {
@@ -24,8 +24,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-const std::string kTextLayers = "model.vlm_with_expert.vlm.model.text_model.layers.";
-const std::string kExpertLayers = "model.vlm_with_expert.lm_expert.layers.";
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -239,15 +237,17 @@ std::vector<int64_t> check_indices(const std::vector<int64_t>& v, int64_t n, con
   return {seen.begin(), seen.end()};
 }
 
-ojson layers_json(const std::vector<PrunedLayer>& v, bool vlm) {
+// A stack's layers for the "pruning" section; `paired_key` non-empty: the primary stack, whose layers
+// also record their paired layer and its attention kind.
+ojson layers_json(const std::vector<PrunedLayer>& v, const std::string& paired_key) {
   ojson a = ojson::array();
   for (const PrunedLayer& l : v) {
     ojson x;
     x["source"] = l.source;
     x["heads"] = l.heads;
     x["mlp"] = l.mlp;
-    if (vlm) {
-      x["expert"] = l.expert;
+    if (!paired_key.empty()) {
+      x[paired_key] = l.expert;
       x["attention"] = l.self_attn ? "self" : "cross";
     }
     a.push_back(x);
@@ -293,16 +293,15 @@ CalibrationData collect_prune_activations(const std::string& in_dir, const std::
   VLART_CHECK(fs::exists(in / "config.json"), NotFoundError, "prune: no config.json in ", in_dir);
   const ojson cfg = read_json_file((in / "config.json").string(), "prune");
   VLART_CHECK(cfg.is_object(), FormatError, "prune: ", (in / "config.json").string(), " is not a JSON object");
-  const std::string vlm_name = smolvla::read_vlm_model_name(in_dir);
-  const std::string vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.policy.vlm_config_dir);
-  VLART_CHECK(!vlm_dir.empty() && fs::exists(fs::path(vlm_dir) / "config.json"), NotFoundError,
-              "prune: SmolVLM config.json not found (vlm_model_name '", vlm_name,
-              "' is not a local directory); pass --vlm-config DIR");
-  const int64_t hd = smolvla::load_config(in_dir, (fs::path(vlm_dir) / "config.json").string()).text.head_dim;
-  opts.block_moments = [hd](const std::string& name) -> int64_t {
+  // The family's decoder stacks: their o_proj inputs get per-head second-moment blocks.
+  const std::vector<LayerStack> stacks = describe_checkpoint(in_dir, opts.policy.vlm_config_dir).stacks;
+  VLART_CHECK(!stacks.empty(), UnsupportedError, "prune: ", in_dir, ": this family has no prunable layer stacks");
+  opts.block_moments = [stacks](const std::string& name) -> int64_t {
     const std::string suffix = ".self_attn.o_proj.weight";
     const bool o_proj = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    return o_proj && (starts_with(name, kTextLayers) || starts_with(name, kExpertLayers)) ? hd : 0;
+    for (const LayerStack& st : stacks)
+      if (o_proj && starts_with(name, st.prefix)) return st.head_dim;
+    return 0;
   };
   opts.max_rows = 1;  // the row sample is not used
   return collect_calibration(in_dir, obs, noise, opts);
@@ -322,19 +321,22 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
               " has a \"quantization\" section; prune the float checkpoint, then quantize the pruned one");
 
   PruneSummary sum;
-  const std::string vlm_name = smolvla::read_vlm_model_name(in_dir);
-  sum.vlm_dir = smolvla::find_vlm_dir(in_dir, vlm_name, opts.vlm_config_dir);
-  VLART_CHECK(!sum.vlm_dir.empty() && fs::exists(fs::path(sum.vlm_dir) / "config.json"), NotFoundError,
-              "prune: SmolVLM config.json not found (vlm_model_name '", vlm_name,
-              "' is not a local directory); pass --vlm-config DIR");
-  const smolvla::SmolVLAConfig c = smolvla::load_config(in_dir, (fs::path(sum.vlm_dir) / "config.json").string());
-  const int64_t nv = c.num_vlm_layers, ne = c.num_expert(), hd = c.text.head_dim, kv = c.text.kv_heads;
+  // The family's description names the stacks: the primary one (SmolVLA: the VLM text layers) and
+  // the one paired with it (the action expert; dropping a primary layer drops its paired layer).
+  const CheckpointDescription desc = describe_checkpoint(in_dir, opts.vlm_config_dir);
+  VLART_CHECK(desc.stacks.size() == 2, UnsupportedError, "prune: ", in_dir, ": the ", desc.weights.family,
+              " family describes ", desc.stacks.size(), " layer stacks; structured pruning needs a primary stack and "
+              "the stack paired with it");
+  const LayerStack& S0 = desc.stacks[0];
+  const LayerStack& S1 = desc.stacks[1];
+  sum.vlm_dir = desc.companion_dirs.empty() ? "" : desc.companion_dirs[0];
+  const int64_t nv = static_cast<int64_t>(S0.layers.size()), ne = static_cast<int64_t>(S1.layers.size());
 
   const std::vector<int64_t> dv = check_indices(opts.drop_vlm_layers, nv, "--drop-vlm-layers", "VLM");
   const std::vector<int64_t> de_opt = check_indices(opts.drop_expert_layers, ne, "--drop-expert-layers", "expert");
   std::set<int64_t> drop_v(dv.begin(), dv.end()), drop_e(de_opt.begin(), de_opt.end());
   for (int64_t i : dv)
-    if (c.vlm_layers[static_cast<size_t>(i)].expert >= 0) drop_e.insert(c.vlm_layers[static_cast<size_t>(i)].expert);
+    if (S0.layers[static_cast<size_t>(i)].paired >= 0) drop_e.insert(S0.layers[static_cast<size_t>(i)].paired);
   VLART_CHECK(static_cast<int64_t>(drop_v.size()) < nv, InvalidArgument, "prune: --drop-vlm-layers removes all ", nv,
               " VLM layers; at least one must stay");
   VLART_CHECK(static_cast<int64_t>(drop_e.size()) < ne, InvalidArgument, "prune: the dropped layers remove all ", ne,
@@ -369,10 +371,10 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
     sum.params_before += t.numel();
     int64_t li = 0;
     std::string rest;
-    if (split_layer(n, kTextLayers, &li, &rest)) {
+    if (split_layer(n, S0.prefix, &li, &rest)) {
       VLART_CHECK(li < nv, FormatError, "prune: tensor '", n, "' belongs to VLM layer ", li, " but num_vlm_layers is ", nv);
       vlm_t[li][rest] = t;
-    } else if (split_layer(n, kExpertLayers, &li, &rest)) {
+    } else if (split_layer(n, S1.prefix, &li, &rest)) {
       VLART_CHECK(li < ne, FormatError, "prune: tensor '", n, "' belongs to expert layer ", li,
                   " but the config has ", ne, " expert layers");
       exp_t[li][rest] = t;
@@ -387,19 +389,20 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
       sum.dropped_vlm.push_back(i);
       continue;
     }
-    const smolvla::VlmLayerSpec& s = c.vlm_layers[static_cast<size_t>(i)];
+    const StackLayer& s = S0.layers[static_cast<size_t>(i)];
     LayerTensors& m = vlm_t[i];
-    VLART_CHECK(!m.empty(), FormatError, "prune: ", in_dir, " has no tensors '", kTextLayers, i, ".*' for VLM layer ", i);
+    VLART_CHECK(!m.empty(), FormatError, "prune: ", in_dir, " has no tensors '", S0.prefix, i, ".*' for VLM layer ", i);
     PrunedLayer l;
     l.source = s.source;
     l.heads_before = s.heads;
     l.mlp_before = s.mlp;
-    l.heads = heads_v ? prune_heads(m, kTextLayers, i, s.heads, kv, hd, opts.heads_frac, opts, i + 1 == nv) : s.heads;
-    l.mlp = mlp_v ? prune_mlp(m, kTextLayers, i, s.mlp, opts.mlp_frac, opts, i + 1 == nv) : s.mlp;
-    l.expert = s.expert >= 0 ? emap[static_cast<size_t>(s.expert)] : -1;
+    l.heads = heads_v ? prune_heads(m, S0.prefix, i, s.heads, S0.kv_heads, S0.head_dim, opts.heads_frac, opts, i + 1 == nv)
+                      : s.heads;
+    l.mlp = mlp_v ? prune_mlp(m, S0.prefix, i, s.mlp, opts.mlp_frac, opts, i + 1 == nv) : s.mlp;
+    l.expert = s.paired >= 0 ? emap[static_cast<size_t>(s.paired)] : -1;
     l.self_attn = s.self_attn;
     sum.vlm.push_back(l);
-    const std::string p = kTextLayers + std::to_string(vmap[static_cast<size_t>(i)]) + ".";
+    const std::string p = S0.prefix + std::to_string(vmap[static_cast<size_t>(i)]) + ".";
     for (auto& [rest, t] : m) outs.emplace_back(p + rest, t);
   }
   for (int64_t e = 0; e < ne; ++e) {
@@ -407,18 +410,19 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
       sum.dropped_expert.push_back(e);
       continue;
     }
-    const smolvla::ExpertLayerSpec& s = c.expert_layers[static_cast<size_t>(e)];
+    const StackLayer& s = S1.layers[static_cast<size_t>(e)];
     LayerTensors& m = exp_t[e];
-    VLART_CHECK(!m.empty(), FormatError, "prune: ", in_dir, " has no tensors '", kExpertLayers, e, ".*' for expert layer ",
+    VLART_CHECK(!m.empty(), FormatError, "prune: ", in_dir, " has no tensors '", S1.prefix, e, ".*' for expert layer ",
                 e);
     PrunedLayer l;
     l.source = s.source;
     l.heads_before = s.heads;
     l.mlp_before = s.mlp;
-    l.heads = heads_e ? prune_heads(m, kExpertLayers, e, s.heads, kv, hd, opts.heads_frac, opts, false) : s.heads;
-    l.mlp = mlp_e ? prune_mlp(m, kExpertLayers, e, s.mlp, opts.mlp_frac, opts, false) : s.mlp;
+    l.heads = heads_e ? prune_heads(m, S1.prefix, e, s.heads, S1.kv_heads, S1.head_dim, opts.heads_frac, opts, false)
+                      : s.heads;
+    l.mlp = mlp_e ? prune_mlp(m, S1.prefix, e, s.mlp, opts.mlp_frac, opts, false) : s.mlp;
     sum.expert.push_back(l);
-    const std::string p = kExpertLayers + std::to_string(emap[static_cast<size_t>(e)]) + ".";
+    const std::string p = S1.prefix + std::to_string(emap[static_cast<size_t>(e)]) + ".";
     for (auto& [rest, t] : m) outs.emplace_back(p + rest, t);
   }
   for (const auto& [n, t] : outs) {
@@ -462,11 +466,11 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
   ojson pr;
   pr["format"] = "vlart";
   pr["version"] = kPruneFormatVersion;
-  pr["vlm_layers"] = layers_json(sum.vlm, true);
-  pr["expert_layers"] = layers_json(sum.expert, false);
+  pr[S0.section_key] = layers_json(sum.vlm, S0.paired_key);
+  pr[S1.section_key] = layers_json(sum.expert, "");
   pr["steps"] = steps;
-  cfg["num_vlm_layers"] = static_cast<int64_t>(sum.vlm.size());
-  cfg["num_expert_layers"] = static_cast<int64_t>(sum.expert.size());
+  cfg[S0.count_field] = static_cast<int64_t>(sum.vlm.size());
+  cfg[S1.count_field] = static_cast<int64_t>(sum.expert.size());
   cfg["pruning"] = pr;
   const fs::path cfg_out = out / "config.json";
   std::ofstream f(cfg_out);
@@ -474,8 +478,7 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
   f << cfg.dump(4) << "\n";
   f.close();
   VLART_CHECK(f.good(), IoError, "prune: writing ", cfg_out.string(), " failed");
-  const std::string found = smolvla::find_vlm_dir(out_dir, vlm_name, "");
-  sum.vlm_dir_found_from_output = !found.empty() && fs::exists(fs::path(found) / "config.json");
+  sum.vlm_dir_found_from_output = !desc.companions_found || desc.companions_found(out_dir);
   return sum;
 }
 

@@ -1,4 +1,8 @@
-// Structured pruning of SmolVLA checkpoints (`vlart prune`, docs/compression.md).
+// Structured pruning of checkpoints (`vlart prune`, docs/compression.md) over the decoder-layer stacks
+// a family describes (models/checkpoint_description.h: tensor prefixes, per-layer heads and MLP
+// widths, the pairing of a primary stack with a second one, the config fields that count them).
+// SmolVLA is the family that has them today (primary: the VLM text layers; paired: the action
+// expert); the text below uses its terms.
 //
 // What can be removed, and what it means:
 //  - A whole VLM text layer i: the prefix skips it (the residual stream goes from layer i-1's output

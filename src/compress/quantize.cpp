@@ -12,6 +12,7 @@
 
 #include "compress/calibrate.h"
 #include "core/json_file.h"
+#include "models/registry.h"
 #include "vlart/error.h"
 
 namespace vlart::compress {
@@ -125,30 +126,23 @@ bool glob_match(const std::string& p, const std::string& s) {
   return pi == p.size();
 }
 
-bool pattern_matches_tensor(const std::string& pattern, const std::string& name) {
+bool pattern_matches_tensor(const std::string& pattern, const std::string& name, const std::string& prefix) {
   std::vector<std::string> forms;
-  const std::string bare = starts_with(name, "model.") ? name.substr(6) : name;
+  const std::string bare = !prefix.empty() && starts_with(name, prefix) ? name.substr(prefix.size()) : name;
   forms.push_back(bare);
-  forms.push_back("model." + bare);
+  if (!prefix.empty()) forms.push_back(prefix + bare);
   std::string module = bare;
   for (const char* suf : {".weight", ".bias"})
     if (ends_with(module, suf)) module = module.substr(0, module.size() - std::strlen(suf));
   if (module != bare) {
     forms.push_back(module);
-    forms.push_back("model." + module);
+    if (!prefix.empty()) forms.push_back(prefix + module);
   }
   for (size_t p = module.find('.'); p != std::string::npos; p = module.find('.', p + 1))
     forms.push_back(module.substr(p + 1));
   for (const std::string& f : forms)
     if (glob_match(pattern, f)) return true;
   return false;
-}
-
-const std::vector<std::string>& default_keep_float() {
-  static const std::vector<std::string> d = {"*norm*",          "*embed_tokens*", "*position_embedding*",
-                                             "*patch_embedding*", "state_proj",     "action_in_proj",
-                                             "action_out_proj", "action_time_mlp_*", "*lm_head*"};
-  return d;
 }
 
 // ---------------- checkpoint conversion ----------------
@@ -369,13 +363,22 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
 
   QuantizeSummary sum;
   const QuantScheme& sc = opts.scheme;
-  if (opts.use_default_keep) sum.kept_patterns = default_keep_float();
+  // The family says what its tensors are called: the weight prefix, the 2-D weights its loader
+  // reads, and what stays float by default.
+  const FamilyWeights fw = checkpoint_weights(in_dir);
+  const std::string& prefix = fw.weight_prefix;
+  if (opts.use_default_keep) sum.kept_patterns = fw.keep_float;
   for (const std::string& p : opts.keep_float)
     if (!p.empty() && std::find(sum.kept_patterns.begin(), sum.kept_patterns.end(), p) == sum.kept_patterns.end())
       sum.kept_patterns.push_back(p);
   auto kept = [&](const std::string& n) {
     for (const std::string& p : sum.kept_patterns)
-      if (pattern_matches_tensor(p, n)) return true;
+      if (pattern_matches_tensor(p, n, prefix)) return true;
+    return false;
+  };
+  auto known = [&](const std::string& n) {
+    for (const std::string& p : fw.known_2d)
+      if (glob_match(p, n)) return true;
     return false;
   };
 
@@ -385,12 +388,18 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
     sum.bytes_before += t.nbytes();
     VLART_CHECK(!ends_with(n, kQWeightSuffix), InvalidArgument, "quantize: ", in_dir, " already holds quantized tensor '",
                 n, "'");
-    const bool model_float = starts_with(n, "model.") && is_float(t.dtype());
+    const bool model_float = starts_with(n, prefix) && is_float(t.dtype());
     if (!model_float) {
       ++sum.other;
       outs.emplace_back(n, t);
       continue;
     }
+    // A 2-D weight the family does not know is refused (unless the user keeps it float by name):
+    // copying it unquantized, or quantizing what no loader reads, would both pass silently.
+    VLART_CHECK(t.rank() != 2 || !ends_with(n, ".weight") || kept(n) || known(n), UnsupportedError, "quantize: ",
+                in_dir, ": tensor '", n, "' ", t.shape().str(), " is not a weight the ", fw.family,
+                " family's loader knows; refusing to convert a checkpoint with unknown weights (keep it float with "
+                "--keep-float ", n, " if it belongs there)");
     if (sc.kind == Scheme::kBF16) {
       if (kept(n)) {
         ++sum.kept_float;
@@ -499,7 +508,7 @@ QuantizeSummary quantize_checkpoint(const std::string& in_dir, const std::string
   const std::vector<std::string> names = ck.names();
   for (const std::string& p : opts.keep_float) {
     bool any = false;
-    for (const std::string& n : names) any = any || pattern_matches_tensor(p, n);
+    for (const std::string& n : names) any = any || pattern_matches_tensor(p, n, prefix);
     if (!p.empty() && !any) sum.unmatched_patterns.push_back(p);
   }
 

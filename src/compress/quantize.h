@@ -44,17 +44,15 @@ Int4Weight gptq_int4(const float* w, int64_t n, int64_t k, int64_t g, bool symme
 // Glob match of the whole string; '*' matches any run of characters (dots included), '?' one.
 bool glob_match(const std::string& pattern, const std::string& s);
 // True when `pattern` matches the tensor name, its module name (without a trailing ".weight" or
-// ".bias"), or a dot-aligned suffix of the module name; each with and without the "model." prefix.
-// So "action_out_proj" matches "model.action_out_proj.weight" and "q_proj" every q_proj.
-bool pattern_matches_tensor(const std::string& pattern, const std::string& tensor_name);
-// Modules that stay float unless --no-default-keep: norms, embeddings, the patch-embedding conv,
-// the state/action/time projections and lm_head.
-const std::vector<std::string>& default_keep_float();
+// ".bias"), or a dot-aligned suffix of the module name; each with and without the family's weight
+// prefix (FamilyWeights::weight_prefix, "model." for LeRobot policies). So "action_out_proj"
+// matches "model.action_out_proj.weight" and "q_proj" every q_proj.
+bool pattern_matches_tensor(const std::string& pattern, const std::string& tensor_name, const std::string& prefix);
 
 // ---- checkpoint conversion ----
 struct QuantizeOptions {
   QuantScheme scheme;
-  std::vector<std::string> keep_float;  // patterns added to the defaults
+  std::vector<std::string> keep_float;  // patterns added to the family's defaults (FamilyWeights::keep_float)
   bool use_default_keep = true;
   bool force = false;                   // allow a non-empty out_dir (its contents are replaced)
   bool scales_f16 = false;              // int8: F16 instead of F32 per-row scales

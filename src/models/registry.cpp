@@ -16,7 +16,8 @@ std::vector<ModelFamily>& registry() {
       {smolvla::kFamilyName, "SmolVLA (LeRobot): SigLIP + SmolLM2 prefix, flow-matching action expert",
        &smolvla::load_policy_model,
        {"flow_steps", "attention", "max_batch", "vision_cache_bytes", "visual_tokens_keep", "vision_reuse",
-        "tokenizer_path", "vlm_config_dir"}},
+        "tokenizer_path", "vlm_config_dir"},
+       &smolvla::family_weights, &smolvla::describe_checkpoint},
   };
   return families;
 }
@@ -102,6 +103,21 @@ void check_family_options(const ModelFamily& family, const PolicyOptions& o) {
                 return s.empty() ? std::string("none of them") : s;
               }(),
               ")");
+}
+
+FamilyWeights checkpoint_weights(const std::string& dir) {
+  const ModelFamily& f = detect_model_family(dir);
+  VLART_CHECK(f.weights != nullptr, UnsupportedError, dir, ": the ", f.name,
+              " family has no description of its weights, so vlart's tools (info, quantize, prune) do not know them");
+  return f.weights();
+}
+
+CheckpointDescription describe_checkpoint(const std::string& dir, const std::string& companion_dir) {
+  const ModelFamily& f = detect_model_family(dir);
+  VLART_CHECK(f.describe != nullptr, UnsupportedError, dir, ": the ", f.name,
+              " family has no checkpoint description, so vlart's tools (info, quantize, prune) do not know its "
+              "weights");
+  return f.describe(dir, companion_dir);
 }
 
 }  // namespace vlart

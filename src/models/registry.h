@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "models/checkpoint_description.h"
 #include "models/policy_model.h"
 
 namespace vlart {
@@ -17,6 +18,10 @@ struct ModelFamily {
   // PolicyOptions fields that only some families read, which this one reads ("flow_steps", ...);
   // a non-default value of any other is refused at load (see check_family_options).
   std::vector<std::string> options;
+  // What the checkpoint tools know of its weights (models/checkpoint_description.h); nullptr: the
+  // family cannot be inspected, quantized or pruned by vlart's tools.
+  FamilyWeights (*weights)() = nullptr;
+  CheckpointDescription (*describe)(const std::string& dir, const std::string& companion_dir) = nullptr;
 };
 
 // Every family this build loads, in registry order.

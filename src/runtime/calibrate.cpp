@@ -8,6 +8,7 @@
 
 #include "compress/calibrate.h"
 #include "core/quant_format.h"
+#include "models/registry.h"
 #include "vlart/error.h"
 
 namespace vlart::compress {
@@ -22,19 +23,21 @@ CalibrationData collect_calibration(const std::string& dir, const std::vector<Ob
   VLART_CHECK(!std::filesystem::exists(cfg) || !read_quant_config(cfg.string()), InvalidArgument, "calibrate: ", dir,
               " is already quantized; calibrate with the float checkpoint it came from");
   CalibrationData data;
+  // Statistics are keyed by full tensor names: the observer's names plus the family's weight prefix.
+  const std::string prefix = checkpoint_weights(dir).weight_prefix;
   std::mt19937_64 rng(opts.seed);
   std::vector<float> row;
   PolicyOptions po = opts.policy;
   po.linear_input_observer = [&](const std::string& name, const Tensor& x) {
     const int64_t k = x.dim(x.rank() - 1);
     const int64_t m = k > 0 ? x.numel() / k : 0;
-    LayerActStats& st = data.layers["model." + name];
+    LayerActStats& st = data.layers[prefix + name];
     if (st.k == 0) {
       st.k = k;
       st.sum_abs.assign(static_cast<size_t>(k), 0.0);
       st.sum_sq.assign(static_cast<size_t>(k), 0.0);
       st.sample.reserve(static_cast<size_t>(opts.max_rows * k));
-      const int64_t b = opts.block_moments ? opts.block_moments("model." + name) : 0;
+      const int64_t b = opts.block_moments ? opts.block_moments(prefix + name) : 0;
       VLART_CHECK(b >= 0 && (b == 0 || k % b == 0), InvalidArgument, "calibrate: block size ", b, " for layer ", name,
                   " does not divide its ", k, " inputs");
       st.block = b;

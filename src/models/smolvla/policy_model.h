@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "models/checkpoint_description.h"
 #include "models/policy_model.h"
 
 namespace vlart::smolvla {
@@ -15,5 +16,8 @@ namespace vlart::smolvla {
 inline constexpr const char* kFamilyName = "smolvla";
 
 std::unique_ptr<PolicyModel> load_policy_model(const std::string& dir, const ModelContext& ctx);
+// models/smolvla/describe.cpp
+FamilyWeights family_weights();
+CheckpointDescription describe_checkpoint(const std::string& dir, const std::string& vlm_config_dir);
 
 }  // namespace vlart::smolvla
