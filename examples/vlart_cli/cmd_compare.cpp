@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "models/registry.h"
 #include "compress/metrics.h"
 #include "compress/quantize.h"
 #include "io/image_file.h"
@@ -274,13 +275,18 @@ std::string scheme_of(const std::string& dir) {
   if (!fs::exists(cfg)) return "?";
   const auto q = compress::read_quant_config(cfg.string());
   std::string s = q ? q->scheme.name() : "float";
-  std::ifstream f(cfg);
-  const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-  auto count = [&](const char* k) {  // display only: a malformed value shows as "?"
-    return j.contains(k) && j[k].is_number_integer() ? std::to_string(j[k].get<int64_t>()) : std::string("?");
-  };
-  if (!j.is_discarded() && j.is_object() && j.contains("pruning") && j["pruning"].is_object())
-    s += ", pruned (" + count("num_vlm_layers") + " VLM / " + count("num_expert_layers") + " expert layers)";
+  // Pruned: the layer counts of the family's stacks (display only; a checkpoint the family cannot
+  // describe shows just its scheme).
+  try {
+    const CheckpointDescription d = describe_checkpoint(dir);
+    if (d.pruned && !d.stacks.empty()) {
+      std::string counts;
+      for (const LayerStack& st : d.stacks)
+        counts += (counts.empty() ? "" : " / ") + std::to_string(st.layers.size()) + " " + st.name;
+      s += ", pruned (" + counts + " layers)";
+    }
+  } catch (const Error&) {
+  }
   return s;
 }
 
