@@ -249,7 +249,7 @@ TEST(ChunkRunner, SourceErrorsAreCountedAndRetried) {
   src.release_all();
 
   // A mis-shaped chunk is an error, not a crash.
-  ChunkRunner bad([](const Observation&) { return ActionChunk{3, 1, {1, 2, 3}, {}}; }, H, D, o);
+  ChunkRunner bad([](const Observation&) { return ActionChunk{3, 1, {1, 2, 3}, {}, {}, {}}; }, H, D, o);
   bad.update_observation(obs_with(0.f));
   float a = 0;
   EXPECT_EQ(bad.next_action(&a), ActionStatus::kEmpty);
@@ -284,7 +284,7 @@ TEST(ChunkRunner, NextActionPerformsNoHeapAllocation) {
   ChunkRunner r(
       [&](const Observation&) {
         const int c = calls++;
-        ActionChunk ch{H, D, std::vector<float>(static_cast<size_t>(H * D), static_cast<float>(c)), {}};
+        ActionChunk ch{H, D, std::vector<float>(static_cast<size_t>(H * D), static_cast<float>(c)), {}, {}, {}};
         return ch;
       },
       H, D, o);

@@ -15,6 +15,7 @@
 #include "core/alloc_guard.h"
 #include "core/executor.h"
 #include "models/blocks/decoder.h"
+#include "models/kv_cache.h"
 #include "op_harness.h"
 #include "vlart/error.h"
 
@@ -119,37 +120,30 @@ Decoded decode_cached(const TinyDecoder& m, const std::vector<std::vector<int32_
                       Backend& cpu) {
   const int64_t B = static_cast<int64_t>(prompts.size()), P = static_cast<int64_t>(prompts[0].size());
   const int64_t lmax = P + steps + 3;
-  // Caller-owned caches, NaN everywhere: a row that is read before it was written poisons the result.
-  std::vector<Tensor> caches;
-  for (int64_t i = 0; i < 2 * kLayers; ++i) {
-    Tensor c = Tensor::empty({B, lmax, kKv, kHd}, DType::kF32);
-    std::fill_n(static_cast<float*>(c.raw()), c.numel(), std::numeric_limits<float>::quiet_NaN());
-    caches.push_back(c);
-  }
-  auto bind_caches = [&](Executor& ex) {
-    for (int64_t i = 0; i < kLayers; ++i) {
-      ex.bind("k" + std::to_string(i), caches[static_cast<size_t>(2 * i)]);
-      ex.bind("v" + std::to_string(i), caches[static_cast<size_t>(2 * i + 1)]);
-    }
-  };
+  // Caller-owned caches (models/kv_cache.h), NaN everywhere: a row read before it was written
+  // poisons the result.
+  KVCache cache(kLayers, B, lmax, kKv, kHd);
+  for (int64_t i = 0; i < kLayers; ++i)
+    for (Tensor* t : {&cache.k(i), &cache.v(i)})
+      std::fill_n(static_cast<float*>(t->raw()), t->numel(), std::numeric_limits<float>::quiet_NaN());
   Graph pg = m.build(B, P, lmax, true);
   Executor prefill(pg, {&cpu});
-  bind_caches(prefill);
+  cache.bind(prefill);
   std::vector<int32_t> ids, pos;
   for (const auto& p : prompts) ids.insert(ids.end(), p.begin(), p.end());
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < P; ++i) pos.push_back(static_cast<int32_t>(i));
   fill_i32(prefill, "ids", ids);
   fill_i32(prefill, "pos", pos);
-  fill_i32(prefill, "write_pos", std::vector<int32_t>(static_cast<size_t>(B), 0));
-  fill_i32(prefill, "kv_len", std::vector<int32_t>(static_cast<size_t>(B), static_cast<int32_t>(P)));
+  cache.fill_step(prefill, P);
   prefill.run();
+  cache.advance(P);
 
   ExecutorOptions eo;
   eo.forbid_allocations_in_run = alloc_guard::hook_installed();
   Graph dg = m.build(B, 1, lmax, true);
   Executor step(dg, {&cpu}, eo);
-  bind_caches(step);
+  cache.bind(step);
   Decoded out;
   out.tokens.resize(static_cast<size_t>(B));
   const Executor* last = &prefill;
@@ -162,12 +156,13 @@ Decoded decode_cached(const TinyDecoder& m, const std::vector<std::vector<int32_
     }
     out.logits.push_back(last->output("logits").to_float_vector());
     if (t == steps) break;
-    const int32_t p = static_cast<int32_t>(P + t);  // the new token's position = rows filled so far
+    const int32_t p = static_cast<int32_t>(cache.length(0));  // the new token's position = rows filled so far
+    EXPECT_EQ(p, P + t);
     fill_i32(step, "ids", step_ids);
     fill_i32(step, "pos", std::vector<int32_t>(static_cast<size_t>(B), p));
-    fill_i32(step, "write_pos", std::vector<int32_t>(static_cast<size_t>(B), p));
-    fill_i32(step, "kv_len", std::vector<int32_t>(static_cast<size_t>(B), p + 1));
+    cache.fill_step(step, 1);
     step.run();
+    cache.advance(1);
     if (eo.forbid_allocations_in_run) {
       EXPECT_EQ(step.last_run_allocations(), 0u) << "step " << t;
     }
@@ -237,6 +232,25 @@ TEST(DecodeLoop, BatchedSequencesDecodeAsIfAlone) {
     const Decoded alone = decode_cached(m, {prompts[b]}, kSteps, *cpu);
     EXPECT_EQ(both.tokens[b], alone.tokens[0]) << "sequence " << b;
   }
+}
+
+TEST(DecodeLoop, KVCacheRefusesToOverflowAndResets) {
+  KVCache c(2, 1, 4, 1, 8);
+  Graph g;
+  g.input("write_pos", {1}, DType::kI32);  // the step inputs a cached decode graph has
+  g.input("kv_len", {1}, DType::kI32);
+  g.mark_output(g.scale(g.input("x", {1}, DType::kF32), 1.f));
+  auto cpu = make_cpu_backend({1});
+  Executor ex(g, {cpu.get()});
+  c.fill_step(ex, 3);
+  EXPECT_EQ(static_cast<const int32_t*>(ex.input("kv_len").raw())[0], 3);
+  c.advance(3);
+  EXPECT_THROW(c.fill_step(ex, 2), InvalidArgument);  // 3 + 2 > 4
+  c.fill_step(ex, 1);
+  EXPECT_EQ(static_cast<const int32_t*>(ex.input("write_pos").raw())[0], 3);
+  c.reset();
+  EXPECT_EQ(c.length(0), 0);
+  EXPECT_THROW(KVCache(0, 1, 4, 1, 8), InvalidArgument);
 }
 
 TEST(DecodeLoop, CacheOverflowIsAnErrorNotAWrite) {

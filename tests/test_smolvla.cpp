@@ -227,6 +227,50 @@ TEST(SmolVLAPolicy, InferMatchesLeRobotActions) {
   }
 }
 
+// Frames passed as views of the caller's memory (Image::borrow) give the actions of owned frames bit
+// for bit, contiguous or with padded rows, and the vision cache keys them by content either way.
+TEST(SmolVLAPolicy, BorrowedFramesWithRowStrideMatchOwnedFrames) {
+  const std::string c = "b_three_cam_nonsquare";
+  Case k = open_case(c);
+  PolicyOptions opt;
+  opt.threads = 2;
+  opt.vision_cache_bytes = size_t{64} << 20;
+  auto policy = Policy::load(kRoot + c + "/checkpoint", opt);
+  const std::string s = k.js["samples"][0]["name"];
+  const Observation owned = fixture_obs(k, s);
+  const std::vector<float> noise = k.ref.get(s + ".noise").to_float_vector();
+  const std::vector<float> want = policy->infer(owned, noise.data()).data;
+  // Contiguous views of the same bytes, then copies into buffers with 13 bytes of padding per row
+  // (filled with 0xAB: a kernel that reads the padding changes the result).
+  Observation contiguous = owned, padded = owned;
+  std::vector<std::vector<uint8_t>> bufs;
+  for (auto& [name, im] : contiguous.images) im = Image::borrow(owned.images.at(name).data.data(), im.height, im.width);
+  for (auto& [name, im] : padded.images) {
+    const Image& src = owned.images.at(name);
+    const int64_t stride = src.width * 3 + 13;
+    bufs.emplace_back(static_cast<size_t>(stride * src.height), uint8_t{0xAB});
+    for (int64_t y = 0; y < src.height; ++y)
+      std::copy_n(src.data.data() + y * src.width * 3, src.width * 3, bufs.back().data() + y * stride);
+    im = Image::borrow(bufs.back().data(), src.height, src.width, stride);
+  }
+  const VisionCacheStats s0 = policy->vision_cache_stats();
+  EXPECT_EQ(policy->infer(contiguous, noise.data()).data, want);
+  EXPECT_EQ(policy->vision_cache_stats().hits, s0.hits + 3) << "contiguous views hash like the owned frames";
+  policy->clear_vision_cache();
+  EXPECT_EQ(policy->infer(padded, noise.data()).data, want);
+  const VisionCacheStats st = policy->vision_cache_stats();
+  EXPECT_EQ(st.misses, s0.misses + 3) << "each padded frame is a new key after the clear";
+  EXPECT_EQ(policy->infer(padded, noise.data()).data, want);
+  EXPECT_EQ(policy->vision_cache_stats().hits, st.hits + 3) << "the same padded frames hit";
+  // A stride shorter than a row, or bytes and a view at once: errors naming the camera.
+  Observation bad = padded;
+  bad.images.begin()->second.row_stride = bad.images.begin()->second.width * 3 - 1;
+  EXPECT_THROW(policy->infer(bad, noise.data()), InvalidArgument);
+  bad = padded;
+  bad.images.begin()->second.data = {1, 2, 3};
+  EXPECT_THROW(policy->infer(bad, noise.data()), InvalidArgument);
+}
+
 TEST(SmolVLAPolicy, FlowStepsOverrideAndRandomNoise) {
   const std::string c = "a_one_cam_square";
   Case k = open_case(c);

@@ -124,10 +124,27 @@ struct PolicyOptions {
   LogLevel telemetry_log_level = LogLevel::kInfo;
 };
 
+// One camera frame, HWC RGB uint8: owned bytes in `data`, or a borrowed view of the caller's memory
+// (no copy: a camera driver's buffer, a numpy array, a frame with padded rows) that must stay valid
+// and unchanged until the infer call returns (for Scheduler / ChunkRunner submissions: until the
+// result is ready).
 struct Image {
-  std::vector<uint8_t> data;  // HWC RGB, uint8, height*width*3 bytes
+  std::vector<uint8_t> data;  // owned: height*width*3 bytes (empty for a view)
   int64_t height = 0;
   int64_t width = 0;
+  const uint8_t* view = nullptr;  // borrowed pixels instead of `data`; row y starts at view + y * row_stride
+  int64_t row_stride = 0;         // bytes between rows of a view; 0 = width * 3 (contiguous)
+
+  static Image borrow(const uint8_t* pixels, int64_t height, int64_t width, int64_t row_stride = 0) {
+    Image im;
+    im.view = pixels;
+    im.height = height;
+    im.width = width;
+    im.row_stride = row_stride;
+    return im;
+  }
+  const uint8_t* pixels() const { return view ? view : data.data(); }
+  int64_t stride() const { return view && row_stride ? row_stride : width * 3; }
 };
 
 struct Observation {

@@ -80,7 +80,7 @@ vlart_status vlart_policy_load(const char* dir, int threads, vlart_policy** out)
   return vlart_policy_load_ex(dir, &o, out);
 }
 
-// The Observation a C caller describes (frames copied: vlart::Image owns its bytes).
+// The Observation a C caller describes (frames borrowed as views, no copy).
 static vlart::Observation c_observation(const vlart_image* images, int n_images, const float* state, int state_len,
                                         const char* task) {
   vlart::Observation obs;
@@ -91,10 +91,8 @@ static vlart::Observation c_observation(const vlart_image* images, int n_images,
     VLART_CHECK(im.height > 0 && im.width > 0, InvalidArgument, "images[", i, "] ('", im.name, "') is ", im.height,
                 "x", im.width);
     VLART_CHECK(obs.images.count(im.name) == 0, InvalidArgument, "camera '", im.name, "' given twice");
-    vlart::Image& dst = obs.images[im.name];
-    dst.height = im.height;
-    dst.width = im.width;
-    dst.data.assign(im.data, im.data + static_cast<size_t>(im.height) * static_cast<size_t>(im.width) * 3);
+    // Borrowed, not copied: the C call is synchronous, so the caller's frame outlives its use.
+    obs.images[im.name] = vlart::Image::borrow(im.data, im.height, im.width);
   }
   obs.state.assign(state, state + state_len);
   obs.task = task;

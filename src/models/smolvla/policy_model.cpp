@@ -47,17 +47,23 @@ int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir) {
 
 // 64-bit content hash of a frame (multiply-xorshift over 8-byte words; not cryptographic).
 uint64_t frame_hash(const Image& im) {
-  const size_t n = im.data.size();
-  const uint8_t* p = im.data.data();
+  // Row by row (a view may pad its rows); a contiguous frame is one long row. The same pixels as a
+  // padded view and packed hash differently: a vision-cache miss, never a wrong hit.
+  const bool packed = im.stride() == im.width * 3;
+  const size_t n = static_cast<size_t>(packed ? im.height * im.width * 3 : im.width * 3);
+  const int64_t rows = packed ? 1 : im.height;
   uint64_t h = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(im.height) << 32) ^ static_cast<uint64_t>(im.width);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ (w * 0xbf58476d1ce4e5b9ull)) * 0x94d049bb133111ebull;
-    h ^= h >> 29;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* p = im.pixels() + r * im.stride();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      h = (h ^ (w * 0xbf58476d1ce4e5b9ull)) * 0x94d049bb133111ebull;
+      h ^= h >> 29;
+    }
+    for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   return h ^ (h >> 31);
 }
 
@@ -189,11 +195,18 @@ std::vector<const Image*> SmolVLAPolicyModel::check(const Observation& obs, cons
     if (it == obs.images.end()) it = obs.images.find(cam.substr(std::string(kImagePrefix).size()));
     VLART_CHECK(it != obs.images.end(), InvalidArgument, where, ": missing camera '", cam, "'");
     const Image& im = it->second;
-    VLART_CHECK(im.height > 0 && im.width > 0 && !im.data.empty(), InvalidArgument, where, ": camera '", cam,
-                "' has an empty frame (", im.height, "x", im.width, ")");
-    VLART_CHECK(static_cast<int64_t>(im.data.size()) == im.height * im.width * 3, InvalidArgument, where,
-                ": camera '", cam, "' frame has ", im.data.size(), " bytes, expected ", im.height, "x", im.width,
-                "x3");
+    VLART_CHECK(im.height > 0 && im.width > 0 && (im.view != nullptr || !im.data.empty()), InvalidArgument, where,
+                ": camera '", cam, "' has an empty frame (", im.height, "x", im.width, ")");
+    if (im.view) {
+      VLART_CHECK(im.data.empty(), InvalidArgument, where, ": camera '", cam,
+                  "' has both owned bytes and a view; set one of them");
+      VLART_CHECK(im.row_stride == 0 || im.row_stride >= im.width * 3, InvalidArgument, where, ": camera '", cam,
+                  "' view has row_stride ", im.row_stride, " bytes, less than a row of ", im.width, "x3");
+    } else {
+      VLART_CHECK(static_cast<int64_t>(im.data.size()) == im.height * im.width * 3, InvalidArgument, where,
+                  ": camera '", cam, "' frame has ", im.data.size(), " bytes, expected ", im.height, "x", im.width,
+                  "x3");
+    }
     frames.push_back(&im);
   }
   VLART_CHECK(static_cast<int64_t>(obs.state.size()) == c.state_dim, InvalidArgument, where, ": state has ",
@@ -231,7 +244,7 @@ Prepared SmolVLAPolicyModel::prepare(const Observation& obs, const float* noise,
   PrefixInputs& in = p.in;
   in.n_cams = static_cast<int64_t>(frames.size());
   for (const Image* im : frames) {
-    std::vector<float> px = resize_with_pad(im->data.data(), im->height, im->width, c.resize_h, c.resize_w);
+    std::vector<float> px = resize_with_pad(im->pixels(), im->height, im->width, c.resize_h, c.resize_w, im->stride());
     in.images.insert(in.images.end(), px.begin(), px.end());
   }
   in.state = normalize_state(obs.state, stats_.state_mean, stats_.state_std, c.max_state_dim);

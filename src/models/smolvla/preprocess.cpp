@@ -29,7 +29,9 @@ std::vector<Tap> taps(int64_t in, int64_t out) {
 }
 }  // namespace
 
-std::vector<float> resize_with_pad(const uint8_t* hwc, int64_t h, int64_t w, int64_t out_h, int64_t out_w) {
+std::vector<float> resize_with_pad(const uint8_t* hwc, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                                   int64_t row_stride) {
+  const int64_t rs = row_stride > 0 ? row_stride : w * 3;
   VLART_CHECK(h > 0 && w > 0, InvalidArgument, "smolvla: empty frame ", h, "x", w);
   const double ratio = std::max(static_cast<double>(w) / static_cast<double>(out_w),
                                 static_cast<double>(h) / static_cast<double>(out_h));
@@ -39,7 +41,7 @@ std::vector<float> resize_with_pad(const uint8_t* hwc, int64_t h, int64_t w, int
   std::vector<float> out(static_cast<size_t>(3 * out_h * out_w), -1.f);  // pad 0 maps to -1
   const std::vector<Tap> ty = taps(h, rh), tx = taps(w, rw);
   auto px = [&](int64_t y, int64_t x, int64_t c) {
-    return static_cast<float>(hwc[(y * w + x) * 3 + c]) / 255.f;
+    return static_cast<float>(hwc[y * rs + x * 3 + c]) / 255.f;
   };
   const bool identity = rh == h && rw == w;
   for (int64_t c = 0; c < 3; ++c)

@@ -13,7 +13,9 @@ namespace vlart::smolvla {
 
 // uint8 HWC RGB frame -> f32 CHW [3, out_h, out_w] in [-1, 1]: /255, bilinear resize
 // (align_corners=False, no antialias) to int(h/ratio) x int(w/ratio), pad left/top with 0, x*2-1.
-std::vector<float> resize_with_pad(const uint8_t* hwc, int64_t h, int64_t w, int64_t out_h, int64_t out_w);
+// `row_stride`: bytes between the starts of rows (0 = w * 3, contiguous).
+std::vector<float> resize_with_pad(const uint8_t* hwc, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                                   int64_t row_stride = 0);
 
 // (x - mean) / (std + 1e-8), zero-padded to `padded_dim`.
 std::vector<float> normalize_state(const std::vector<float>& state, const std::vector<float>& mean,
