@@ -13,12 +13,9 @@
 #include <string>
 
 #include "core/graph.h"
+#include "models/blocks/weight_fn.h"
 
 namespace vlart::blocks {
-
-// Fetches weight `name` (the full name) with `shape` as a graph value; `linear` marks the W input
-// of a Linear (which a family may keep quantized), else a norm weight or bias.
-using WeightFn = std::function<ValueId(const std::string& name, const Shape& shape, bool linear)>;
 
 struct DecoderSpec {
   int64_t hidden = 0;     // model width D

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "models/blocks/decoder.h"
+#include "models/blocks/vit.h"
 #include "models/flow_matching.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/token_prune.h"
@@ -135,7 +136,7 @@ ValueId SmolVLAModel::w_opt(Graph& g, const std::string& name) const {
 
 void SmolVLAModel::build_vision(Graph& g, int64_t n, bool emit_kv) const {
   const VisionConfig& v = cfg_.vision;
-  const int64_t S = v.image_size, gp = S / v.patch, L = gp * gp, C = v.hidden, hd = C / v.heads;
+  const int64_t S = v.image_size, gp = S / v.patch, L = gp * gp, C = v.hidden;
   ValueId x = g.input("pixels", {n, v.channels, S, S}, DType::kF32);
   if (cdt_ != DType::kF32) x = g.cast(x, cdt_);
   x = g.conv2d(x, w(g, kVis + "embeddings.patch_embedding.weight", {C, v.channels, v.patch, v.patch}),
@@ -143,28 +144,21 @@ void SmolVLAModel::build_vision(Graph& g, int64_t n, bool emit_kv) const {
   x = g.permute(g.reshape(x, {n, C, L}), {0, 2, 1});
   // Identity position ids (row-major), as bf16 SmolVLA and the fixtures use.
   x = g.add(x, w(g, kVis + "embeddings.position_embedding.weight", {L, C}));
+  blocks::VitSpec vs;
+  vs.hidden = C;
+  vs.heads = v.heads;
+  vs.mlp = v.mlp;
+  vs.ln_eps = v.ln_eps;
+  vs.gelu_tanh = v.gelu_tanh;
+  vs.precision = attn_prec_;
+  const blocks::WeightFn wf = weight_fn(g);
   for (int64_t i = 0; i < v.layers; ++i) {
-    const std::string p = kVis + "encoder.layers." + std::to_string(i) + ".";
-    ValueId h = g.layer_norm(x, w(g, p + "layer_norm1.weight", {C}), w(g, p + "layer_norm1.bias", {C}), v.ln_eps);
-    auto proj = [&](const char* nm) {
-      return g.linear(h, wq(g, p + "self_attn." + nm + ".weight", {C, C}),
-                      w(g, p + "self_attn." + nm + ".bias", {C}));
-    };
-    const ValueId q = proj("q_proj"), k = proj("k_proj"), val = proj("v_proj");
+    const blocks::VitLayerOut o = blocks::vit_layer(g, x, vs, kVis + "encoder.layers." + std::to_string(i) + ".", wf);
     if (emit_kv) {  // vision_states(): every layer's K/V, for approximate reuse (vision_sparse.cpp)
-      g.mark_output(k);
-      g.mark_output(val);
+      g.mark_output(o.k);
+      g.mark_output(o.v);
     }
-    const Shape hs{n, L, v.heads, hd};
-    ValueId a = g.attention(g.reshape(q, hs), g.reshape(k, hs), g.reshape(val, hs), kNoValue, false, 0.f, attn_prec_);
-    a = g.linear(g.reshape(a, {n, L, C}), wq(g, p + "self_attn.out_proj.weight", {C, C}),
-                 w(g, p + "self_attn.out_proj.bias", {C}));
-    x = g.add(x, a);
-    h = g.layer_norm(x, w(g, p + "layer_norm2.weight", {C}), w(g, p + "layer_norm2.bias", {C}), v.ln_eps);
-    h = g.linear(h, wq(g, p + "mlp.fc1.weight", {v.mlp, C}), w(g, p + "mlp.fc1.bias", {v.mlp}),
-                 v.gelu_tanh ? Activation::kGeluTanh : Activation::kGeluErf);
-    h = g.linear(h, wq(g, p + "mlp.fc2.weight", {C, v.mlp}), w(g, p + "mlp.fc2.bias", {C}));
-    x = g.add(x, h);
+    x = o.x;
   }
   x = g.layer_norm(x, w(g, kVis + "post_layernorm.weight", {C}), w(g, kVis + "post_layernorm.bias", {C}), v.ln_eps);
   g.mark_output(x);
