@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "models/blocks/decoder.h"
+#include "models/blocks/masks.h"
 #include "models/blocks/vit.h"
 #include "models/flow_matching.h"
 #include "models/smolvla/preprocess.h"
@@ -351,24 +352,12 @@ PrefixState SmolVLAModel::run_prefix(Executor& ex, const PrefixInputs& in, const
   PrefixState ps;
   ps.len = P;
   ps.pad.assign(static_cast<size_t>(P), 1);
-  std::vector<int64_t> ar(static_cast<size_t>(P), 0);
   for (int64_t j = 0; j < lt; ++j) ps.pad[static_cast<size_t>(n * T + j)] = in.lang_mask[static_cast<size_t>(j)];
-  ar[static_cast<size_t>(P - 1)] = 1;  // the state token starts its own attention block
-  std::vector<int64_t> cum(static_cast<size_t>(P));
-  int64_t c = 0, cp = 0;
-  ps.positions.resize(static_cast<size_t>(P));
-  for (int64_t i = 0; i < P; ++i) {
-    c += ar[static_cast<size_t>(i)];
-    cum[static_cast<size_t>(i)] = c;
-    cp += ps.pad[static_cast<size_t>(i)];
-    ps.positions[static_cast<size_t>(i)] = cp - 1;
-  }
-  ps.att2d.resize(static_cast<size_t>(P * P));
-  for (int64_t i = 0; i < P; ++i)
-    for (int64_t j = 0; j < P; ++j)
-      ps.att2d[static_cast<size_t>(i * P + j)] =
-          cum[static_cast<size_t>(j)] <= cum[static_cast<size_t>(i)] && ps.pad[static_cast<size_t>(i)] &&
-          ps.pad[static_cast<size_t>(j)];
+  std::vector<uint8_t> starts(static_cast<size_t>(P), 0);
+  starts[static_cast<size_t>(P - 1)] = 1;  // the state token starts its own attention block
+  blocks::PrefixLayout lay = blocks::prefix_lm_layout(ps.pad, starts);
+  ps.positions = std::move(lay.positions);
+  ps.att2d = std::move(lay.att2d);
   fill(ex, "img", img.raw(), img.nbytes());
   const Tensor lang_emb = in.lang_emb.defined() ? in.lang_emb : lang_embedding(in.lang_ids);
   VLART_CHECK(lang_emb.numel() == lt * cfg_.text.hidden && lang_emb.dtype() == cdt_, InvalidArgument,
