@@ -78,21 +78,33 @@ size_t contraction_len(std::string_view s, size_t i) {
 
 }  // namespace
 
-void gpt2_split(std::string_view s, std::vector<Span>& out) {
-  // Pre-decode once: the alternatives look at classes of the next one or two characters.
-  struct Ch {
-    size_t pos;
-    Cls cls;
-  };
+namespace {
+
+struct Ch {
+  size_t pos;
+  Cls cls;
+  bool crlf;  // '\r' or '\n'
+};
+
+// Pre-decoded once: the split alternatives look at the classes of the next one or two characters.
+// One sentinel at the end holds the end position.
+std::vector<Ch> classify_chars(std::string_view s) {
   std::vector<Ch> chars;
   chars.reserve(s.size() + 1);
   for (size_t i = 0; i < s.size();) {
     const DecodedChar d = decode_utf8(s, i);
-    chars.push_back({i, classify(d.cp)});
+    chars.push_back({i, classify(d.cp), d.cp == '\r' || d.cp == '\n'});
     i += d.len;
   }
-  const size_t n = chars.size();
-  chars.push_back({s.size(), Cls::kOther});  // sentinel: position of the end
+  chars.push_back({s.size(), Cls::kOther, false});
+  return chars;
+}
+
+}  // namespace
+
+void gpt2_split(std::string_view s, std::vector<Span>& out) {
+  const std::vector<Ch> chars = classify_chars(s);
+  const size_t n = chars.size() - 1;
   // Consume a run of characters of class `c` (or, for kOther, of "not space/letter/number").
   const auto run = [&](size_t k, Cls c) {
     while (k < n && chars[k].cls == c) ++k;
@@ -143,20 +155,8 @@ size_t contraction_len_ci(std::string_view s, size_t i) {
 }  // namespace
 
 void qwen2_split(std::string_view s, std::vector<Span>& out) {
-  struct Ch {
-    size_t pos;
-    Cls cls;
-    bool crlf;
-  };
-  std::vector<Ch> chars;
-  chars.reserve(s.size() + 1);
-  for (size_t i = 0; i < s.size();) {
-    const DecodedChar d = decode_utf8(s, i);
-    chars.push_back({i, classify(d.cp), d.cp == '\r' || d.cp == '\n'});
-    i += d.len;
-  }
-  const size_t n = chars.size();
-  chars.push_back({s.size(), Cls::kOther, false});
+  const std::vector<Ch> chars = classify_chars(s);
+  const size_t n = chars.size() - 1;
   const auto run = [&](size_t k, Cls c) {
     while (k < n && chars[k].cls == c) ++k;
     return k;

@@ -99,18 +99,7 @@ class ReplaceDecoder final : public Decoder {
  public:
   ReplaceDecoder(std::string pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void chain(std::vector<std::string>& tokens) const override {
-    for (std::string& t : tokens) {
-      std::string out;
-      size_t last = 0;
-      for (size_t pos = t.find(pattern_); pos != std::string::npos; pos = t.find(pattern_, last)) {
-        out.append(t, last, pos - last);
-        out += content_;
-        last = pos + pattern_.size();
-      }
-      if (last == 0) continue;
-      out.append(t, last, std::string::npos);
-      t.swap(out);
-    }
+    for (std::string& t : tokens) replace_all(t, pattern_, content_);
   }
 
  private:
@@ -142,18 +131,8 @@ class MetaspaceDecoder final : public Decoder {
  public:
   MetaspaceDecoder(std::string rep, bool strip_first) : rep_(std::move(rep)), strip_first_(strip_first) {}
   void chain(std::vector<std::string>& tokens) const override {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      std::string& t = tokens[i];
-      std::string out;
-      size_t last = 0;
-      for (size_t pos = t.find(rep_); pos != std::string::npos; pos = t.find(rep_, last)) {
-        out.append(t, last, pos - last);
-        if (!(i == 0 && strip_first_)) out += ' ';
-        last = pos + rep_.size();
-      }
-      out.append(t, last, std::string::npos);
-      t.swap(out);
-    }
+    static const std::string kSpace = " ", kNothing;
+    for (size_t i = 0; i < tokens.size(); ++i) replace_all(tokens[i], rep_, i == 0 && strip_first_ ? kNothing : kSpace);
   }
 
  private:
@@ -197,17 +176,8 @@ std::unique_ptr<Decoder> parse_decoder(const Json* j, const JsonCtx& ctx, const 
   if (type == "Strip")
     return std::make_unique<StripDecoder>(one_char(ctx, *j, path, "content"), count_member(ctx, *j, path, "start"),
                                           count_member(ctx, *j, path, "stop"));
-  if (type == "Replace") {
-    const Json& pat = ctx.member(*j, path, "pattern");
-    const std::string content = ctx.string_member(*j, path, "content");
-    if (const Json* s = ctx.optional(pat, "String")) {
-      std::string lit = ctx.string_of(*s, path + ".pattern.String");
-      if (lit.empty()) ctx.unsupported(path + ".pattern.String", "'' (empty)");
-      return std::make_unique<ReplaceDecoder>(std::move(lit), content);
-    }
-    if (ctx.optional(pat, "Regex")) ctx.unsupported(path + ".pattern", "Regex");
-    ctx.fail(path + ".pattern", "must hold 'String' or 'Regex'");
-  }
+  if (type == "Replace")
+    return std::make_unique<ReplaceDecoder>(ctx.replace_literal(*j, path), ctx.string_member(*j, path, "content"));
   if (type == "Metaspace") {
     bool strip_first = true;
     if (const Json* ps = ctx.optional(*j, "prepend_scheme")) {

@@ -54,6 +54,17 @@ struct JsonCtx {
     if (id < 0 || id > INT32_MAX) fail(path, "is out of range: " + std::to_string(id));
     return id;
   }
+  // The literal of a Replace step's "pattern" ({"String": s}); a Regex pattern is unsupported.
+  std::string replace_literal(const Json& step, const std::string& path) const {
+    const Json& pat = member(step, path, "pattern");
+    if (const Json* s = optional(pat, "String")) {
+      std::string lit = string_of(*s, path + ".pattern.String");
+      if (lit.empty()) unsupported(path + ".pattern.String", "'' (empty)");
+      return lit;
+    }
+    if (optional(pat, "Regex")) unsupported(path + ".pattern", "Regex");
+    fail(path + ".pattern", "must hold 'String' or 'Regex'");
+  }
   static std::string join(const std::string& path, const char* key) {
     return path.empty() ? std::string(key) : path + "." + key;
   }

@@ -88,18 +88,7 @@ char32_t compose(char32_t a, char32_t b) {
 class ReplaceNorm final : public Normalizer {
  public:
   ReplaceNorm(std::string pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  void apply(std::string& s) const override {
-    std::string out;
-    size_t last = 0;
-    for (size_t pos = s.find(pattern_); pos != std::string::npos; pos = s.find(pattern_, last)) {
-      out.append(s, last, pos - last);
-      out += content_;
-      last = pos + pattern_.size();
-    }
-    if (last == 0) return;
-    out.append(s, last, std::string::npos);
-    s.swap(out);
-  }
+  void apply(std::string& s) const override { replace_all(s, pattern_, content_); }
 
  private:
   std::string pattern_, content_;
@@ -189,17 +178,8 @@ std::string nfc(const std::string& s) {
 std::unique_ptr<Normalizer> parse_normalizer(const Json* j, const JsonCtx& ctx, const std::string& path) {
   if (!j) return nullptr;
   const std::string type = ctx.string_member(*j, path, "type");
-  if (type == "Replace") {
-    const Json& pat = ctx.member(*j, path, "pattern");
-    const std::string content = ctx.string_member(*j, path, "content");
-    if (const Json* s = ctx.optional(pat, "String")) {
-      std::string lit = ctx.string_of(*s, path + ".pattern.String");
-      if (lit.empty()) ctx.unsupported(path + ".pattern.String", "'' (empty)");
-      return std::make_unique<ReplaceNorm>(std::move(lit), content);
-    }
-    if (ctx.optional(pat, "Regex")) ctx.unsupported(path + ".pattern", "Regex");
-    ctx.fail(path + ".pattern", "must hold 'String' or 'Regex'");
-  }
+  if (type == "Replace")
+    return std::make_unique<ReplaceNorm>(ctx.replace_literal(*j, path), ctx.string_member(*j, path, "content"));
   if (type == "Prepend") return std::make_unique<PrependNorm>(ctx.string_member(*j, path, "prepend"));
   if (type == "NFC") return std::make_unique<NfcNorm>();
   if (type == "Sequence") {

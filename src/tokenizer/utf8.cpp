@@ -76,4 +76,18 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  size_t pos = s.find(from);
+  if (pos == std::string::npos) return;
+  std::string out;
+  size_t last = 0;
+  for (; pos != std::string::npos; pos = s.find(from, last)) {
+    out.append(s, last, pos - last);
+    out += to;
+    last = pos + from.size();
+  }
+  out.append(s, last, std::string::npos);
+  s.swap(out);
+}
+
 }  // namespace vlart::tok

@@ -24,4 +24,7 @@ void append_utf8(std::string& out, char32_t cp);
 
 std::string utf8_lossy(std::string_view bytes);
 
+// Replaces every non-overlapping occurrence of `from` (non-empty), left to right, with `to`.
+void replace_all(std::string& s, const std::string& from, const std::string& to);
+
 }  // namespace vlart::tok
