@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "models/blocks/lerobot_stats.h"
 #include "vlart/error.h"
 
 namespace vlart::smolvla {
@@ -106,27 +107,28 @@ std::vector<float> stat(const SafetensorsFile& f, const std::string& name, int64
   return t.to_float_vector();
 }
 
-std::string find_file(const std::string& dir, const std::string& prefix) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind(prefix, 0) == 0 && e.path().extension() == ".safetensors") return e.path().string();
-  }
-  return "";
-}
 
 }  // namespace
 
 NormStats load_norm_stats(const std::string& dir, int64_t state_dim, int64_t action_dim) {
   NormStats s;
-  const std::string pre = find_file(dir, "policy_preprocessor");
-  const std::string post = find_file(dir, "policy_postprocessor");
-  if (!pre.empty() && !post.empty()) {
-    SafetensorsFile a = SafetensorsFile::open(pre), b = SafetensorsFile::open(post);
-    s.state_mean = stat(a, "observation.state.mean", state_dim);
-    s.state_std = stat(a, "observation.state.std", state_dim);
-    s.action_mean = stat(b, "action.mean", action_dim);
-    s.action_std = stat(b, "action.std", action_dim);
+  // LeRobot >= 0.4: the normaliser steps of the saved processor pipelines (models/blocks/lerobot_stats.h).
+  const auto pre = blocks::read_lerobot_norm_step(dir, "policy_preprocessor.json", "normalizer_processor");
+  const auto post = blocks::read_lerobot_norm_step(dir, "policy_postprocessor.json", "unnormalizer_processor");
+  if (pre && post) {
+    auto get = [](const blocks::LeRobotNormStep& st, const std::string& feature, const char* what, int64_t n) {
+      auto f = st.stats.find(feature);
+      VLART_CHECK(f != st.stats.end() && f->second.count(what), NotFoundError, "smolvla: ",
+                  st.state_path.empty() ? st.json_path : st.state_path, " has no tensor '", feature, ".", what, "'");
+      const std::vector<float>& v = f->second.at(what);
+      VLART_CHECK(static_cast<int64_t>(v.size()) == n, FormatError, "smolvla: ", st.state_path, ": '", feature, ".",
+                  what, "' has ", v.size(), " elements, expected ", n);
+      return v;
+    };
+    s.state_mean = get(*pre, "observation.state", "mean", state_dim);
+    s.state_std = get(*pre, "observation.state", "std", state_dim);
+    s.action_mean = get(*post, "action", "mean", action_dim);
+    s.action_std = get(*post, "action", "std", action_dim);
     return s;
   }
   // Legacy LeRobot checkpoints kept the stats as buffers inside model.safetensors.
