@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/blocks/image.h"
+#include "models/blocks/prompt.h"
 #include "vlart/error.h"
 #include "vlart/tokenizer.h"
 
@@ -31,20 +32,11 @@ std::vector<float> normalize_state(const std::vector<float>& state, const std::v
 
 LangTokens tokenize_task(const Tokenizer& tok, const std::string& task, int64_t max_length, bool pad_to_max,
                          int32_t pad_id) {
-  std::string text = task;
-  if (text.empty() || text.back() != '\n') text += '\n';
-  std::vector<int32_t> ids = tok.encode(text, true);
-  if (static_cast<int64_t>(ids.size()) > max_length) ids.resize(static_cast<size_t>(max_length));
+  blocks::PromptTokens p = blocks::tokenize_prompt(tok, blocks::with_trailing_newline(task), max_length, pad_to_max,
+                                                   pad_id);
   LangTokens t;
-  for (int32_t id : ids) {
-    t.ids.push_back(id);
-    t.mask.push_back(1);
-  }
-  if (pad_to_max)
-    while (static_cast<int64_t>(t.ids.size()) < max_length) {
-      t.ids.push_back(pad_id);
-      t.mask.push_back(0);
-    }
+  t.ids = std::move(p.ids);
+  t.mask = std::move(p.mask);
   return t;
 }
 
