@@ -325,9 +325,10 @@ TEST(TokenizerErrors, MalformedJson) {
        "decoder.start"},
       {[](Json& j) { j["decoder"] = {{"type", "Replace"}, {"pattern", {{"String", "x"}}}}; }, "decoder.content"},
   };
-  for (const auto& [edit, field] : bad) {
+  for (const auto& b : bad) {
+    const std::function<void(Json&)>& edit = b.first;
     msg = error_of<vlart::FormatError>([&] { Tokenizer::from_json_string(fixture_with(edit), "sp.json"); });
-    EXPECT_NE(msg.find(field), std::string::npos) << msg;
+    EXPECT_NE(msg.find(b.second), std::string::npos) << msg;
   }
 }
 
