@@ -1,6 +1,6 @@
-// `vlart prune <in_dir> <out_dir> [options]`: writes a structurally pruned copy of a SmolVLA
-// checkpoint (compress/prune.h; format and measured costs in docs/compression.md) and prints the
-// per-layer shapes it kept.
+// `vlart prune <in_dir> <out_dir> [options]`: writes a structurally pruned copy of a checkpoint whose
+// family describes prunable layer stacks (SmolVLA today; compress/prune.h; format and measured costs in
+// docs/compression.md) and prints the per-layer shapes it kept.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
