@@ -82,8 +82,8 @@ else
 fi
 
 # ---------------------------------------------------------------- cross build
-SUITES=(test_tensor test_ops_basic test_ops_gemm test_ops_attention test_qgemm test_executor test_safetensors
-        test_tokenizer test_smolvla)
+SUITES=(test_tensor test_ops_basic test_ops_gemm test_ops_attention test_ops_decode test_decode_loop test_vit_block
+        test_normalize test_preprocess test_qgemm test_executor test_safetensors test_tokenizer test_smolvla)
 LAUNCHER=()
 command -v ccache >/dev/null 2>&1 && LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -127,7 +127,8 @@ run_suite() {  # name, extra gtest args...
   fi
 }
 
-for s in test_tensor test_ops_basic test_ops_attention test_qgemm test_executor test_safetensors test_tokenizer; do
+for s in test_tensor test_ops_basic test_ops_attention test_ops_decode test_decode_loop test_vit_block test_normalize \
+         test_preprocess test_qgemm test_executor test_safetensors test_tokenizer; do
   run_suite "$s"
 done
 run_suite test_ops_gemm
