@@ -29,7 +29,9 @@ struct TinyDecoder {
   std::map<std::string, Tensor> w;
   blocks::DecoderSpec spec;
 
-  explicit TinyDecoder(bool qkv_bias, bool gemma) {
+  int64_t cond_dim = 0;  // > 0: adaptive RMSNorm (pi0.5 expert style) conditioned on input "cond"
+
+  explicit TinyDecoder(bool qkv_bias, bool gemma, int64_t ada_cond = 0) : cond_dim(ada_cond) {
     spec.hidden = kD;
     spec.heads = kHeads;
     spec.kv_heads = kKv;
@@ -45,11 +47,17 @@ struct TinyDecoder {
       w[n] = vlart::testing::random_tensor(s, DType::kF32, seed++, lo, hi);
     };
     const float sc = 1.f / std::sqrt(static_cast<float>(kD));
+    spec.ada_cond_dim = ada_cond;
     rnd("embed_tokens.weight", {kVocab, kD}, -1.f, 1.f);
     for (int64_t i = 0; i < kLayers; ++i) {
       const std::string p = "layers." + std::to_string(i) + ".";
       rnd(p + "input_layernorm.weight", {kD}, 0.5f, 1.5f);
       rnd(p + "post_attention_layernorm.weight", {kD}, 0.5f, 1.5f);
+      for (const char* n : {"input_layernorm", "post_attention_layernorm"})
+        if (ada_cond > 0) {
+          rnd(p + n + ".dense.weight", {3 * kD, ada_cond}, -0.3f, 0.3f);
+          rnd(p + n + ".dense.bias", {3 * kD}, -0.3f, 0.3f);
+        }
       rnd(p + "self_attn.q_proj.weight", {kHeads * kHd, kD}, -sc, sc);
       rnd(p + "self_attn.k_proj.weight", {kKv * kHd, kD}, -sc, sc);
       rnd(p + "self_attn.v_proj.weight", {kKv * kHd, kD}, -sc, sc);
@@ -84,6 +92,7 @@ struct TinyDecoder {
     const ValueId pos = g.input("pos", {B, L}, DType::kI32);
     blocks::SelfAttention att;
     att.causal = true;
+    if (cond_dim > 0) att.cond = g.input("cond", {B, cond_dim}, DType::kF32);
     if (cached) {
       att.write_pos = g.input("write_pos", {B}, DType::kI32);
       att.kv_len = g.input("kv_len", {B}, DType::kI32);
@@ -108,6 +117,15 @@ void fill_i32(Executor& ex, const std::string& name, const std::vector<int32_t>&
   Tensor& t = ex.input(name);
   ASSERT_EQ(t.nbytes(), v.size() * sizeof(int32_t)) << name;
   std::memcpy(t.raw(), v.data(), t.nbytes());
+}
+
+// The adaptive-norm conditioning of sequence b (a fixed vector per sequence, as pi0.5's time embedding
+// is fixed within one denoise step).
+void fill_cond(Executor& ex, const TinyDecoder& m, int64_t B) {
+  if (m.cond_dim == 0) return;
+  float* c = static_cast<float*>(ex.input("cond").raw());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < m.cond_dim; ++i) c[b * m.cond_dim + i] = 0.5f * std::sin(static_cast<float>(7 * b + i));
 }
 
 struct Decoded {
@@ -135,6 +153,7 @@ Decoded decode_cached(const TinyDecoder& m, const std::vector<std::vector<int32_
     for (int64_t i = 0; i < P; ++i) pos.push_back(static_cast<int32_t>(i));
   fill_i32(prefill, "ids", ids);
   fill_i32(prefill, "pos", pos);
+  fill_cond(prefill, m, B);
   cache.fill_step(prefill, P);
   prefill.run();
   cache.advance(P);
@@ -144,6 +163,7 @@ Decoded decode_cached(const TinyDecoder& m, const std::vector<std::vector<int32_
   Graph dg = m.build(B, 1, lmax, true);
   Executor step(dg, {&cpu}, eo);
   cache.bind(step);
+  fill_cond(step, m, B);
   Decoded out;
   out.tokens.resize(static_cast<size_t>(B));
   const Executor* last = &prefill;
@@ -184,6 +204,7 @@ Decoded decode_recompute(const TinyDecoder& m, const std::vector<int32_t>& promp
     for (int64_t i = 0; i < L; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(i);
     fill_i32(ex, "ids", seq);
     fill_i32(ex, "pos", pos);
+    fill_cond(ex, m, 1);
     ex.run();
     const int32_t next = *static_cast<const int32_t*>(ex.output("next").raw());
     out.tokens[0].push_back(next);
@@ -199,8 +220,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-void expect_same_decode(bool qkv_bias, bool gemma) {
-  const TinyDecoder m(qkv_bias, gemma);
+void expect_same_decode(bool qkv_bias, bool gemma, int64_t ada_cond = 0) {
+  const TinyDecoder m(qkv_bias, gemma, ada_cond);
   auto cpu = make_cpu_backend({2});
   const std::vector<int32_t> prompt = {3, 17, 42, 8, 60};
   constexpr int64_t kSteps = 32;
@@ -221,6 +242,7 @@ void expect_same_decode(bool qkv_bias, bool gemma) {
 TEST(DecodeLoop, LlamaBlock32GreedyStepsMatchFullRecompute) { expect_same_decode(false, false); }
 TEST(DecodeLoop, Qwen2QkvBias32GreedyStepsMatchFullRecompute) { expect_same_decode(true, false); }
 TEST(DecodeLoop, GemmaNormAndGeGLU32GreedyStepsMatchFullRecompute) { expect_same_decode(false, true); }
+TEST(DecodeLoop, AdaptiveRmsNormWithGate32GreedyStepsMatchFullRecompute) { expect_same_decode(false, true, 12); }
 
 TEST(DecodeLoop, BatchedSequencesDecodeAsIfAlone) {
   const TinyDecoder m(false, false);

@@ -1,5 +1,6 @@
 #include "models/blocks/decoder.h"
 
+#include <cstring>
 #include <utility>
 
 #include "vlart/error.h"
@@ -28,6 +29,43 @@ ValueId norm(Graph& g, ValueId x, const std::string& weight, const DecoderSpec& 
   return g.rms_norm(x, w(weight, {s.hidden}, false), s.rms_eps, s.gemma_norm);
 }
 
+NormOut ada_rms_norm(Graph& g, ValueId x, ValueId cond, const std::string& norm_prefix, const DecoderSpec& s,
+                     const WeightFn& w) {
+  NormOut o;
+  if (s.ada_cond_dim <= 0) {
+    o.y = norm(g, x, norm_prefix + ".weight", s, w);
+    return o;
+  }
+  VLART_CHECK(cond != kNoValue, InvalidArgument, "decoder norm '", norm_prefix,
+              "': adaptive RMSNorm needs a conditioning input");
+  const Shape xs = g.value(x).shape;  // copies: the graph's value table grows below
+  const Shape cs = g.value(cond).shape;
+  VLART_CHECK(xs.rank() == 3 && cs == Shape({xs[0], s.ada_cond_dim}), InvalidArgument, "decoder norm '", norm_prefix,
+              "': x ", xs.str(), " and cond ", cs.str(), " must be [B, L, D] and [B, ", s.ada_cond_dim, "]");
+  const int64_t D = s.hidden;
+  // rms(x) without a learned scale: RMSNorm against a zero weight in the (1 + w) form is x * rsqrt(...) * 1
+  // exactly. One such constant per graph and width.
+  const std::string unit_name = "blocks.ada_rms_zero_" + std::to_string(D);
+  ValueId unit = g.find(unit_name);
+  if (unit == kNoValue) {
+    Tensor z = Tensor::empty({D}, DType::kF32);
+    std::memset(z.raw(), 0, z.nbytes());
+    unit = g.weight(unit_name, z);
+  }
+  const ValueId r = g.rms_norm(x, unit, s.rms_eps, /*gemma_plus_one=*/true);
+  ValueId m = g.linear(cond, w(norm_prefix + ".dense.weight", {3 * D, s.ada_cond_dim}, true),
+                       w(norm_prefix + ".dense.bias", {3 * D}, false));
+  m = g.reshape(m, {xs[0], 1, 3 * D});
+  const ValueId scale = g.slice(m, 2, 0, D), shift = g.slice(m, 2, D, 2 * D);
+  o.gate = g.slice(m, 2, 2 * D, 3 * D);
+  o.y = g.add(g.mul(r, g.scale(scale, 1.f, 1.f)), shift);
+  return o;
+}
+
+ValueId gated_residual(Graph& g, ValueId x, ValueId y, ValueId gate) {
+  return g.add(x, gate == kNoValue ? y : g.mul(y, gate));
+}
+
 ValueId project_q(Graph& g, ValueId h, ValueId pos, const DecoderSpec& s, const std::string& prefix,
                   const WeightFn& w) {
   const auto [B, L] = batch_len(g, h);
@@ -47,18 +85,20 @@ KV project_kv(Graph& g, ValueId h, ValueId pos, const DecoderSpec& s, const std:
 }
 
 ValueId attention_residual(Graph& g, ValueId x, ValueId att, const DecoderSpec& s, const std::string& prefix,
-                           const WeightFn& w) {
+                           const WeightFn& w, ValueId gate) {
   const auto [B, L] = batch_len(g, x);
   const int64_t qw = s.heads * s.head_dim;
-  return g.add(x, g.linear(g.reshape(att, {B, L, qw}), w(prefix + "self_attn.o_proj.weight", {s.hidden, qw}, true)));
+  return gated_residual(
+      g, x, g.linear(g.reshape(att, {B, L, qw}), w(prefix + "self_attn.o_proj.weight", {s.hidden, qw}, true)), gate);
 }
 
-ValueId mlp_residual(Graph& g, ValueId x, const DecoderSpec& s, const std::string& prefix, const WeightFn& w) {
-  const ValueId h = norm(g, x, prefix + "post_attention_layernorm.weight", s, w);
-  const ValueId gate = g.linear(h, w(prefix + "mlp.gate_proj.weight", {s.mlp, s.hidden}, true));
-  const ValueId up = g.linear(h, w(prefix + "mlp.up_proj.weight", {s.mlp, s.hidden}, true));
+ValueId mlp_residual(Graph& g, ValueId x, const DecoderSpec& s, const std::string& prefix, const WeightFn& w,
+                     ValueId cond) {
+  const NormOut n = ada_rms_norm(g, x, cond, prefix + "post_attention_layernorm", s, w);
+  const ValueId gate = g.linear(n.y, w(prefix + "mlp.gate_proj.weight", {s.mlp, s.hidden}, true));
+  const ValueId up = g.linear(n.y, w(prefix + "mlp.up_proj.weight", {s.mlp, s.hidden}, true));
   const ValueId m = s.gelu_mlp ? g.geglu(gate, up) : g.swiglu(gate, up);
-  return g.add(x, g.linear(m, w(prefix + "mlp.down_proj.weight", {s.hidden, s.mlp}, true)));
+  return gated_residual(g, x, g.linear(m, w(prefix + "mlp.down_proj.weight", {s.hidden, s.mlp}, true)), n.gate);
 }
 
 LayerOut decoder_layer(Graph& g, ValueId x, ValueId pos, const DecoderSpec& s, const std::string& prefix,
@@ -69,7 +109,8 @@ LayerOut decoder_layer(Graph& g, ValueId x, ValueId pos, const DecoderSpec& s, c
               InvalidArgument, "decoder layer '", prefix,
               "': a KV cache needs all of k_cache, v_cache, write_pos and kv_len");
   LayerOut out;
-  const ValueId h = norm(g, x, prefix + "input_layernorm.weight", s, w);
+  const NormOut n = ada_rms_norm(g, x, a.cond, prefix + "input_layernorm", s, w);
+  const ValueId h = n.y;
   const ValueId q = project_q(g, h, pos, s, prefix, w);
   out.kv = project_kv(g, h, pos, s, prefix, w);
   ValueId k = out.kv.k, v = out.kv.v;
@@ -78,7 +119,7 @@ LayerOut decoder_layer(Graph& g, ValueId x, ValueId pos, const DecoderSpec& s, c
     v = g.kv_write(a.v_cache, v, a.write_pos);
   }
   const ValueId att = g.attention(q, k, v, a.mask, a.causal, s.attn_scale, s.precision, cached ? a.kv_len : kNoValue);
-  out.x = mlp_residual(g, attention_residual(g, x, att, s, prefix, w), s, prefix, w);
+  out.x = mlp_residual(g, attention_residual(g, x, att, s, prefix, w, n.gate), s, prefix, w, a.cond);
   return out;
 }
 

@@ -30,7 +30,24 @@ struct DecoderSpec {
   float rope_theta = 10000.f;
   float attn_scale = 0.f;   // 0 = 1/sqrt(head_dim)
   AttnPrecision precision = AttnPrecision::kF32;
+  // Adaptive RMSNorm (pi0.5's action expert, openpi's GemmaRMSNorm with cond_dim): > 0 = every norm
+  // of the layer is <norm>.dense (Linear cond_dim -> 3 * hidden, with bias) applied to a conditioning
+  // vector [B, cond_dim], split into scale | shift | gate: y = rms(x) * (1 + scale) + shift, and the
+  // residual it feeds is gated: x + f(y) * gate (see ada_rms_norm).
+  int64_t ada_cond_dim = 0;
 };
+
+// An adaptive RMSNorm's output and the gate for the residual it feeds (kNoValue: plain residual).
+struct NormOut {
+  ValueId y = kNoValue;
+  ValueId gate = kNoValue;
+};
+// `norm_prefix` names the norm module ("<layer>input_layernorm"): its ".weight" for a plain norm
+// (spec's convention), or its ".dense.weight" / ".dense.bias" with `cond` [B, ada_cond_dim].
+NormOut ada_rms_norm(Graph& g, ValueId x, ValueId cond, const std::string& norm_prefix, const DecoderSpec& s,
+                     const WeightFn& w);
+// x + y, or x + y * gate.
+ValueId gated_residual(Graph& g, ValueId x, ValueId y, ValueId gate);
 
 // RMSNorm with the spec's eps and convention; `weight` is the full weight name.
 ValueId norm(Graph& g, ValueId x, const std::string& weight, const DecoderSpec& s, const WeightFn& w);
@@ -47,12 +64,13 @@ struct KV {
 };
 KV project_kv(Graph& g, ValueId h, ValueId pos, const DecoderSpec& s, const std::string& prefix, const WeightFn& w);
 
-// x + o_proj(att), att [B, L, heads, head_dim].
+// x + o_proj(att) [* gate], att [B, L, heads, head_dim]; `gate` from the input norm (adaptive RMSNorm).
 ValueId attention_residual(Graph& g, ValueId x, ValueId att, const DecoderSpec& s, const std::string& prefix,
-                           const WeightFn& w);
+                           const WeightFn& w, ValueId gate = kNoValue);
 
-// x + down(glu(gate(n), up(n))), n = post_attention_layernorm(x).
-ValueId mlp_residual(Graph& g, ValueId x, const DecoderSpec& s, const std::string& prefix, const WeightFn& w);
+// x + down(glu(gate(n), up(n))) [* gate], n = post_attention_layernorm(x) (adaptive with `cond`).
+ValueId mlp_residual(Graph& g, ValueId x, const DecoderSpec& s, const std::string& prefix, const WeightFn& w,
+                     ValueId cond = kNoValue);
 
 // How a self-attention layer sees its keys.
 struct SelfAttention {
@@ -62,6 +80,7 @@ struct SelfAttention {
   // step's K/V written at rows write_pos[b] (i32 [B]) and attention runs over the first kv_len[b]
   // (i32 [B]) rows of the cache (the causal limit counts from kv_len).
   ValueId k_cache = kNoValue, v_cache = kNoValue, write_pos = kNoValue, kv_len = kNoValue;
+  ValueId cond = kNoValue;  // adaptive RMSNorm conditioning [B, ada_cond_dim] (DecoderSpec::ada_cond_dim > 0)
 };
 
 struct LayerOut {

@@ -5,7 +5,7 @@
 namespace vlart::blocks {
 
 VitLayerOut vit_layer(Graph& g, ValueId x, const VitSpec& s, const std::string& prefix, const WeightFn& w) {
-  const Shape& xs = g.value(x).shape;
+  const Shape xs = g.value(x).shape;
   VLART_CHECK(xs.rank() == 3 && xs[2] == s.hidden, InvalidArgument, "vit layer '", prefix, "': x must be [B, L, ",
               s.hidden, "], got ", xs.str());
   VLART_CHECK(s.heads > 0 && s.hidden % s.heads == 0, InvalidArgument, "vit layer '", prefix, "': ", s.heads,
@@ -46,11 +46,11 @@ VitLayerOut vit_layer(Graph& g, ValueId x, const VitSpec& s, const std::string& 
 }
 
 ValueId prepend_tokens(Graph& g, ValueId x, const std::vector<ValueId>& tokens) {
-  const Shape& xs = g.value(x).shape;
+  const Shape xs = g.value(x).shape;  // a copy: expand() below grows the graph's value table
   VLART_CHECK(xs.rank() == 3, InvalidArgument, "prepend_tokens: x must be [B, L, D], got ", xs.str());
   std::vector<ValueId> parts;
   for (ValueId t : tokens) {
-    const Shape& ts = g.value(t).shape;
+    const Shape ts = g.value(t).shape;
     VLART_CHECK(ts.rank() == 3 && ts[0] == 1 && ts[2] == xs[2], InvalidArgument,
                 "prepend_tokens: a token block must be [1, n, ", xs[2], "], got ", ts.str());
     parts.push_back(xs[0] == 1 ? t : g.expand(t, {xs[0], ts[1], xs[2]}));
