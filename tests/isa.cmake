@@ -3,8 +3,8 @@
 # kernels (cpu/isa.h), ONEDNN_MAX_CPU_ISA oneDNN's (with an AVX2 cap oneDNN has no bf16 primitives and
 # no VNNI, so the bf16 conversion bridge and the int8 fallbacks run too). On an AVX2-only CPU the avx2
 # runs repeat the default ones (cheap); on an AVX-512 CPU they are the only AVX2 coverage.
-set(VLART_ISA_OP_SUITES test_ops_basic test_ops_gemm test_ops_attention test_transformer_block test_qgemm
-    test_executor)
+set(VLART_ISA_OP_SUITES test_ops_basic test_ops_gemm test_ops_attention test_ops_decode test_decode_loop
+    test_vit_block test_transformer_block test_qgemm test_executor)
 foreach(level avx2 portable)
   if(level STREQUAL "avx2")
     set(dnnl_cap AVX2)
