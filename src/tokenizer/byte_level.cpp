@@ -100,16 +100,19 @@ std::vector<Ch> classify_chars(std::string_view s) {
   return chars;
 }
 
+// End of the run of characters of class `c` starting at k (n = characters before the sentinel).
+size_t run_end(const std::vector<Ch>& chars, size_t n, size_t k, Cls c) {
+  while (k < n && chars[k].cls == c) ++k;
+  return k;
+}
+
 }  // namespace
 
 void gpt2_split(std::string_view s, std::vector<Span>& out) {
   const std::vector<Ch> chars = classify_chars(s);
   const size_t n = chars.size() - 1;
-  // Consume a run of characters of class `c` (or, for kOther, of "not space/letter/number").
-  const auto run = [&](size_t k, Cls c) {
-    while (k < n && chars[k].cls == c) ++k;
-    return k;
-  };
+  // A run of characters of class `c` (for kOther: "not space/letter/number").
+  const auto run = [&](size_t k, Cls c) { return run_end(chars, n, k, c); };
   size_t k = 0;
   while (k < n) {
     const size_t begin = chars[k].pos;
@@ -157,10 +160,8 @@ size_t contraction_len_ci(std::string_view s, size_t i) {
 void qwen2_split(std::string_view s, std::vector<Span>& out) {
   const std::vector<Ch> chars = classify_chars(s);
   const size_t n = chars.size() - 1;
-  const auto run = [&](size_t k, Cls c) {
-    while (k < n && chars[k].cls == c) ++k;
-    return k;
-  };
+  // A run of characters of class `c` (for kOther: "not space/letter/number").
+  const auto run = [&](size_t k, Cls c) { return run_end(chars, n, k, c); };
   size_t k = 0;
   while (k < n) {
     const Ch& c = chars[k];
