@@ -5,10 +5,16 @@
 // x <- x + f32(dt * v) with two roundings (no fused multiply-add), as PyTorch's `x_t + dt * v_t`.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace vlart {
+
+// The sinusoidal time embedding of openpi / LeRobot (create_sinusoidal_pos_embedding), [width] =
+// [sin | cos] of t * 2pi / period, periods geometric from min_period to max_period over width / 2:
+// f64 math on the f32-rounded t, cast to f32.
+std::vector<float> time_embedding(float t, int64_t width, double min_period, double max_period);
 
 struct FlowSchedule {
   double t0 = 1.0;

@@ -1,5 +1,6 @@
 #include "models/smolvla/config.h"
 
+#include "core/json_fields.h"
 #include "core/json_file.h"
 
 #include <algorithm>
@@ -28,105 +29,31 @@ json read_json(const std::string& path) {
   return j;
 }
 
-// JSON type names in errors: "integer" rather than nlohmann's "number" for integer fields.
-std::string got_of(const json& v) {
-  if (v.is_number_integer()) return "integer " + v.dump();
-  if (v.is_number()) return "number " + v.dump();
-  if (v.is_string()) return "string " + v.dump();
-  if (v.is_boolean()) return std::string("boolean ") + (v.get<bool>() ? "true" : "false");
-  return v.type_name();
-}
-
-template <typename T>
-struct JsonKind;
-template <>
-struct JsonKind<int64_t> {
-  static constexpr const char* name = "an integer";
-  static bool ok(const json& v) { return v.is_number_integer(); }
-};
-template <>
-struct JsonKind<int> {
-  static constexpr const char* name = "an integer";
-  static bool ok(const json& v) {
-    return v.is_number_unsigned() ? v.get<uint64_t>() <= 0x7fffffffull
-                                  : v.is_number_integer() && v.get<int64_t>() >= -0x7fffffffll - 1 &&
-                                        v.get<int64_t>() <= 0x7fffffffll;
-  }
-};
-template <>
-struct JsonKind<double> {
-  static constexpr const char* name = "a number";
-  static bool ok(const json& v) { return v.is_number(); }
-};
-template <>
-struct JsonKind<bool> {
-  static constexpr const char* name = "a boolean";
-  static bool ok(const json& v) { return v.is_boolean(); }
-};
-template <>
-struct JsonKind<std::string> {
-  static constexpr const char* name = "a string";
-  static bool ok(const json& v) { return v.is_string(); }
-};
-
-// Typed field access with errors naming the file, the field and expected vs got; `def` is used when
-// the field is absent or null. `where` is the file path, optionally followed by the enclosing
-// object (": \"pruning\".vlm_layers[2]").
+// The shared field readers (core/json_fields.h), with SmolVLA's message prefix.
+using jsonf::got_of;
 template <typename T>
 T field(const json& j, const char* key, const std::string& where, const T* def = nullptr) {
-  VLART_CHECK(j.is_object(), FormatError, "smolvla: ", where, ": expected an object holding '", key, "', got ",
-              got_of(j));
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (def) return *def;
-    throw FormatError("smolvla: " + where + ": missing field '" + key + "' (expected " + JsonKind<T>::name + ")");
-  }
-  VLART_CHECK(JsonKind<T>::ok(*it), FormatError, "smolvla: ", where, ": field '", key, "' is ", got_of(*it),
-              ", expected ", JsonKind<T>::name);
-  if (it->is_number_unsigned() && it->template get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-    throw FormatError("smolvla: " + where + ": field '" + key + "' is " + it->dump() + ", out of range");
-  return it->template get<T>();
+  return jsonf::field<T>("smolvla", j, key, where, def);
 }
 template <typename T>
 T field_or(const json& j, const char* key, const std::string& where, T def) {
-  return field<T>(j, key, where, &def);
+  return jsonf::field_or<T>("smolvla", j, key, where, def);
 }
-
-// An integer field that must be >= lo (">= 1" for sizes).
 int64_t int_at_least(const json& j, const char* key, const std::string& where, int64_t lo, const int64_t* def = nullptr) {
-  const int64_t v = field<int64_t>(j, key, where, def);
-  VLART_CHECK(v >= lo, FormatError, "smolvla: ", where, ": field '", key, "' is ", v, ", expected an integer >= ", lo);
-  return v;
+  return jsonf::int_at_least("smolvla", j, key, where, lo, def);
 }
 int64_t size_or(const json& j, const char* key, const std::string& where, int64_t def) {
-  return int_at_least(j, key, where, 1, &def);
+  return jsonf::size_or("smolvla", j, key, where, def);
 }
-int64_t size_field(const json& j, const char* key, const std::string& where) { return int_at_least(j, key, where, 1); }
+int64_t size_field(const json& j, const char* key, const std::string& where) {
+  return jsonf::size_field("smolvla", j, key, where);
+}
 double positive_number(const json& j, const char* key, const std::string& where, double def) {
-  const double v = field_or<double>(j, key, where, def);
-  VLART_CHECK(std::isfinite(v) && v > 0, FormatError, "smolvla: ", where, ": field '", key, "' is ", v,
-              ", expected a finite number > 0");
-  return v;
+  return jsonf::positive_number("smolvla", j, key, where, def);
 }
-
-// `shape` of feature `name` (at `path`, e.g. "input_features.observation.state"): an array of `rank`
-// integers >= 1.
 std::vector<int64_t> feature_shape(const json& feat, const std::string& path, size_t rank, const std::string& pf,
                                    const char* what) {
-  auto it = feat.find("shape");
-  VLART_CHECK(it != feat.end() && !it->is_null(), FormatError, "smolvla: ", pf, ": missing field '", path,
-              ".shape' (expected ", what, ")");
-  VLART_CHECK(it->is_array(), FormatError, "smolvla: ", pf, ": field '", path, ".shape' is ", got_of(*it),
-              ", expected ", what);
-  VLART_CHECK(it->size() == rank, FormatError, "smolvla: ", pf, ": field '", path, ".shape' is ", it->dump(),
-              ", expected ", what);
-  std::vector<int64_t> s;
-  for (const json& d : *it) {
-    VLART_CHECK(d.is_number_integer() && d.get<int64_t>() >= 1, FormatError, "smolvla: ", pf, ": field '", path,
-                ".shape' is ", it->dump(), ", expected ", what);
-    s.push_back(d.get<int64_t>());
-  }
-  return s;
+  return jsonf::feature_shape("smolvla", feat, path, rank, pf, what);
 }
 
 // Families vlart can load, by the name LeRobot's config.json gives in "type".
@@ -163,12 +90,7 @@ void check_family(const json& j, const std::string& pf) {
   // No family marker at all: read it as SmolVLA (old LeRobot configs); the fields below decide.
 }
 
-// LeRobot's FeatureType names.
-bool known_feature_type(const std::string& t) {
-  for (const char* k : {"VISUAL", "STATE", "ENV", "ACTION", "REWARD", "LANGUAGE"})
-    if (t == k) return true;
-  return false;
-}
+using jsonf::known_feature_type;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "models/blocks/frames.h"
 #include "models/smolvla/config.h"
 #include "models/smolvla/model.h"
 #include "models/smolvla/preprocess.h"
@@ -25,46 +26,6 @@ constexpr const char* kImagePrefix = "observation.images.";
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Pad token named by tokenizer_config.json / special_tokens_map.json next to tokenizer.json
-// (a plain string or an AddedToken object); -1 when none is found.
-int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir) {
-  for (const char* f : {"tokenizer_config.json", "special_tokens_map.json"}) {
-    std::ifstream in(dir / f);
-    if (!in) continue;
-    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.contains("pad_token")) continue;
-    const auto& p = j["pad_token"];
-    std::string s;
-    if (p.is_string()) s = p.get<std::string>();
-    else if (p.is_object() && p.contains("content") && p["content"].is_string()) s = p["content"].get<std::string>();
-    else continue;  // null or malformed: no pad token named here
-    if (auto id = tok.token_to_id(s)) return *id;
-  }
-  return -1;
-}
-
-// 64-bit content hash of a frame (multiply-xorshift over 8-byte words; not cryptographic).
-uint64_t frame_hash(const Image& im) {
-  // Row by row (a view may pad its rows); a contiguous frame is one long row. The same pixels as a
-  // padded view and packed hash differently: a vision-cache miss, never a wrong hit.
-  const bool packed = im.stride() == im.width * 3;
-  const size_t n = static_cast<size_t>(packed ? im.height * im.width * 3 : im.width * 3);
-  const int64_t rows = packed ? 1 : im.height;
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(im.height) << 32) ^ static_cast<uint64_t>(im.width);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* p = im.pixels() + r * im.stride();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      h = (h ^ (w * 0xbf58476d1ce4e5b9ull)) * 0x94d049bb133111ebull;
-      h ^= h >> 29;
-    }
-    for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  }
-  return h ^ (h >> 31);
 }
 
 // An observation validated and preprocessed: model inputs plus the initial noise.
@@ -160,7 +121,7 @@ SmolVLAPolicyModel::SmolVLAPolicyModel(const std::string& dir, const ModelContex
   for (const fs::path& p : cands)
     if (fs::exists(p)) {
       tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file(p.string()));
-      pad_id_ = find_pad_id(*tok_, p.parent_path());
+      pad_id_ = blocks::find_pad_id(*tok_, p.parent_path());
       break;
     }
 
@@ -195,18 +156,7 @@ std::vector<const Image*> SmolVLAPolicyModel::check(const Observation& obs, cons
     if (it == obs.images.end()) it = obs.images.find(cam.substr(std::string(kImagePrefix).size()));
     VLART_CHECK(it != obs.images.end(), InvalidArgument, where, ": missing camera '", cam, "'");
     const Image& im = it->second;
-    VLART_CHECK(im.height > 0 && im.width > 0 && (im.view != nullptr || !im.data.empty()), InvalidArgument, where,
-                ": camera '", cam, "' has an empty frame (", im.height, "x", im.width, ")");
-    if (im.view) {
-      VLART_CHECK(im.data.empty(), InvalidArgument, where, ": camera '", cam,
-                  "' has both owned bytes and a view; set one of them");
-      VLART_CHECK(im.row_stride == 0 || im.row_stride >= im.width * 3, InvalidArgument, where, ": camera '", cam,
-                  "' view has row_stride ", im.row_stride, " bytes, less than a row of ", im.width, "x3");
-    } else {
-      VLART_CHECK(static_cast<int64_t>(im.data.size()) == im.height * im.width * 3, InvalidArgument, where,
-                  ": camera '", cam, "' frame has ", im.data.size(), " bytes, expected ", im.height, "x", im.width,
-                  "x3");
-    }
+    blocks::check_frame(im, cam, where);
     frames.push_back(&im);
   }
   VLART_CHECK(static_cast<int64_t>(obs.state.size()) == c.state_dim, InvalidArgument, where, ": state has ",
@@ -238,7 +188,7 @@ Prepared SmolVLAPolicyModel::prepare(const Observation& obs, const float* noise,
   if (caches.vision && caches.vision->enabled())
     for (size_t i = 0; i < frames.size(); ++i)
       p.cache_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i) + ':' + std::to_string(frames[i]->height) +
-                             'x' + std::to_string(frames[i]->width) + ':' + std::to_string(frame_hash(*frames[i])));
+                             'x' + std::to_string(frames[i]->width) + ':' + std::to_string(blocks::frame_hash(*frames[i])));
   if (reuse_.enabled())
     for (size_t i = 0; i < frames.size(); ++i) p.reuse_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i));
   PrefixInputs& in = p.in;

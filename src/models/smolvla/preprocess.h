@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "models/flow_matching.h"
+
 namespace vlart {
 class Tokenizer;
 }
@@ -30,7 +32,7 @@ struct LangTokens {
 LangTokens tokenize_task(const Tokenizer& tok, const std::string& task, int64_t max_length, bool pad_to_max,
                          int32_t pad_id);
 
-// Sinusoidal time embedding [width]: f64 math on the f32-rounded t, cast to f32.
-std::vector<float> time_embedding(float t, int64_t width, double min_period, double max_period);
+// The shared sinusoidal time embedding (models/flow_matching.h).
+using vlart::time_embedding;
 
 }  // namespace vlart::smolvla
