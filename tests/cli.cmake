@@ -58,17 +58,17 @@ if(TARGET vlart_cli)
     PASS_REGULAR_EXPRESSION "--state has 3 values, this policy expects 5")
   # A checkpoint of another architecture, and a SmolVLA config with an invalid size: the error names
   # the file, the field, what was found and what vlart expects (configure-time copies in the build tree).
-  set(_cli_pi0 ${CMAKE_CURRENT_BINARY_DIR}/cli_pi0_policy)
-  file(WRITE ${_cli_pi0}/config.json "{\"type\": \"pi0\", \"vlm_model_name\": \"google/paligemma-3b-pt-224\"}\n")
-  add_test(NAME cli_info_other_architecture_fails COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_pi0})
+  set(_cli_other ${CMAKE_CURRENT_BINARY_DIR}/cli_other_policy)
+  file(WRITE ${_cli_other}/config.json "{\"type\": \"groot\", \"vlm_model_name\": \"nvidia/GR00T-N1.7-3B\"}\n")
+  add_test(NAME cli_info_other_architecture_fails COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_other})
   set_tests_properties(cli_info_other_architecture_fails PROPERTIES WILL_FAIL TRUE)
-  add_test(NAME cli_info_other_architecture_message COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_pi0})
+  add_test(NAME cli_info_other_architecture_message COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_other})
   set_tests_properties(cli_info_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION
-    "cli_pi0_policy/config.json: field 'type' is 'pi0': this policy architecture is not supported \\(vlart loads: smolvla\\)")
+    "cli_other_policy/config.json: field 'type' is 'groot': this policy architecture is not supported \\(vlart loads: smolvla, pi0, pi05\\)")
   add_test(NAME cli_run_other_architecture_message
-    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_pi0} ${_cli_images} --state 0,0,0,0,0 --task x)
+    COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_other} ${_cli_images} --state 0,0,0,0,0 --task x)
   set_tests_properties(cli_run_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION
-    "cli_pi0_policy/config.json: field 'type' is 'pi0'")
+    "cli_other_policy/config.json: field 'type' is 'groot'")
   set(_cli_badsteps ${CMAKE_CURRENT_BINARY_DIR}/cli_bad_num_steps_policy)
   file(READ ${_cli_policy}/config.json _cli_cfg)
   string(REGEX REPLACE "\"num_steps\": *[0-9]+" "\"num_steps\": -3" _cli_cfg "${_cli_cfg}")

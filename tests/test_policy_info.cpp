@@ -63,7 +63,7 @@ TEST(ModelRegistry, UnknownFamiliesAreFormatErrorsThatListTheKnownOnes) {
   const std::string file = (d / "config.json").string();
   EXPECT_NE(load_error(d.string(), ErrorCode::kIo).find("config.json"), std::string::npos);
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
-      {R"({"type": "pi0"})", {file, "field 'type' is 'pi0'", "vlart loads: smolvla"}},
+      {R"({"type": "groot"})", {file, "field 'type' is 'groot'", "vlart loads: smolvla, pi0, pi05"}},
       {R"({"model_type": "openvla", "architectures": ["OpenVLAForActionPrediction"]})",
        {file, "no field 'type'", "model_type \"openvla\"", "OpenVLAForActionPrediction", "vlart loads: smolvla"}},
       {R"({"hidden_size": 4})", {file, "no field 'type'", "vlart loads: smolvla"}},

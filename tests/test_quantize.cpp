@@ -430,7 +430,7 @@ TEST(QuantizeCheckpoint, UnknownWeightsAndFamiliesAreRefused) {
   EXPECT_TRUE(SafetensorsCheckpoint::open(out.string()).has("model.mystery_head.proj.weight"));
   // A family vlart does not know at all.
   nlohmann::json c = nlohmann::json::parse(read_file(d / "config.json"));
-  c["type"] = "pi0";
+  c["type"] = "groot";
   std::ofstream(d / "config.json") << c.dump();
   const fs::path out2 = temp_dir("unknown_out2");
   EXPECT_THROW(quantize_checkpoint(d.string(), out2.string(), o), FormatError);

@@ -249,7 +249,7 @@ TEST(SmolVLAConfig, OtherArchitecturesAreNamedAsUnsupported) {
   const std::string file = (dir / "config.json").string();
   using J = nlohmann::ordered_json;
   const std::vector<std::pair<J, std::vector<std::string>>> cases = {
-      {J{{"type", "pi0"}}, {"field 'type' is 'pi0'", "not supported", "vlart loads: smolvla"}},
+      {J{{"type", "groot"}}, {"field 'type' is 'groot'", "not supported", "vlart loads: smolvla"}},
       {J{{"model_type", "openvla"}}, {"model_type \"openvla\"", "vlart loads: smolvla", "\"type\": \"smolvla\""}},
       {J{{"architectures", J::array({"OpenVLAForActionPrediction"})}, {"model_type", "openvla"}},
        {"model_type \"openvla\"", "architectures [\"OpenVLAForActionPrediction\"]", "vlart loads: smolvla"}},

@@ -148,10 +148,12 @@ void load_observations(const std::vector<ObsSpec>& specs, const Policy& policy, 
   for (size_t i = 0; i < specs.size(); ++i) {
     const ObsSpec& s = specs[i];
     Observation o;
-    for (const std::string& cam : policy.camera_names()) {
+    for (const CameraInfo& ci : policy.info().cameras) {
+      const std::string& cam = ci.name;
       const std::string sn = cam.substr(cam.rfind('.') + 1);
       auto it = s.images.find(sn);
       if (it == s.images.end()) it = s.images.find(cam);
+      if (it == s.images.end() && ci.optional) continue;  // the family runs without it (pi0: masked)
       VLART_CHECK(it != s.images.end(), NotFoundError, "observation '", s.name, "' has no image ", sn,
                   ".png for camera ", cam);
       o.images[sn] = io::load_image_rgb(it->second);

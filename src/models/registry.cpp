@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "models/pi0/policy_model.h"
 #include "models/smolvla/policy_model.h"
 #include "vlart/error.h"
 
@@ -18,6 +19,10 @@ std::vector<ModelFamily>& registry() {
        {"flow_steps", "attention", "max_batch", "vision_cache_bytes", "visual_tokens_keep", "vision_reuse",
         "tokenizer_path", "vlm_config_dir"},
        &smolvla::family_weights, &smolvla::describe_checkpoint},
+      {"pi0", "pi0 (openpi, LeRobot port): SigLIP + PaliGemma (Gemma) prefix, Gemma action expert, state token",
+       &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"}, &pi0::family_weights_pi0, &pi0::describe_checkpoint},
+      {"pi05", "pi0.5 (openpi, LeRobot port): pi0 with the state as prompt tokens and adaRMS time conditioning",
+       &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"}, &pi0::family_weights_pi05, &pi0::describe_checkpoint},
   };
   return families;
 }

@@ -3,9 +3,11 @@
 // align_corners=False, no antialias; resized to int(h / r) x int(w / r) with r = max(w / out_w,
 // h / out_h)), then an affine map of the [0, 1] values:
 //   SmolVLA  pad left/top with 0, then x * 2 - 1            (padding ends at -1)
-//   pi0      pad centred (extra row/column at the bottom/right) with -1, then x * 2 - 1
-//            (padding ends at -3: LeRobot pads float frames with -1 before the map)
-// Verified against LeRobot's own functions (tests/data/preprocess, tools/make_preprocess_fixtures.py).
+//   pi0      pad centred (extra row/column at the bottom/right), then x * 2 - 1: LeRobot 0.4.4 pads
+//            float frames with -1 before the map (padding ends at -3); LeRobot 0.6.1, whose pi0 /
+//            pi0.5 vlart loads (src/models/pi0), pads with 0 (padding ends at -1)
+// Verified against LeRobot's own functions (tests/data/preprocess for 0.4.4, tools/make_preprocess_fixtures.py;
+// tests/data/pi0 end to end for 0.6.1).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,81 @@
+// pi0 / pi0.5 inference engine: SigLIP tower + linear projector per camera, the PaliGemma (Gemma)
+// prefix over [image tokens; prompt tokens] with prefix-LM masks giving per-layer K/V, and the Gemma
+// action expert over the suffix (pi0: [state token; action tokens], pi0.5: action tokens with adaRMS
+// time conditioning), attending to the cached prefix K/V and to itself, integrated by Euler steps
+// from t = 1 to 0. Each stage is a graph run by an Executor, cached per shape bucket.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/executor.h"
+#include "core/graph.h"
+#include "models/blocks/decoder.h"
+#include "models/pi0/config.h"
+#include "models/policy_weights.h"
+#include "models/stage_cache.h"
+
+namespace vlart::pi0 {
+
+struct PrefixState {
+  int64_t len = 0;             // prefix tokens P (image tokens of the present cameras + prompt tokens)
+  int64_t valid = 0;           // real (unpadded) tokens: the suffix positions start here
+  std::vector<uint8_t> pad;    // [P]
+  std::vector<Tensor> k, v;    // post-RoPE K / V per language-model layer, [1, P, kv_heads, head_dim]
+};
+
+class Pi0Model {
+ public:
+  // `compute`: f32, or bf16 (weights converted once per graph; activations and prefix K/V in bf16,
+  // the flow state, the action/time MLPs and action_out_proj in f32).
+  Pi0Model(Pi0Config cfg, PolicyWeights w, DType compute, std::vector<Backend*> placement, std::string backend_names);
+  ~Pi0Model();
+
+  const Pi0Config& config() const { return cfg_; }
+  DType compute_dtype() const { return cdt_; }
+  const std::string& backend_names() const { return backend_names_; }
+  const std::optional<compress::QuantConfig>& quantization() const { return weights_.quantization(); }
+  void set_dequantize_weights(bool on) { dequantize_ = on; }
+  void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
+
+  // Projector output for `n` preprocessed frames ([n, 3, S, S] in [-1, 1]): [n, T, width], compute dtype.
+  Tensor vision(const std::vector<float>& images, int64_t n);
+  // Prompt embeddings (table lookup * sqrt(width)), [1, L, width], compute dtype.
+  Tensor lang_embedding(const std::vector<int64_t>& ids);
+  // Prefix pass over [img tokens; prompt tokens]; `img` is [n, T, width] (the present cameras).
+  PrefixState prefix(const Tensor& img, const Tensor& lang_emb, const std::vector<uint8_t>& lang_mask);
+  // Euler integration from `noise` ([chunk, max_action_dim]); `state` is the normalised state padded
+  // to max_state_dim (pi0's state token; unused by pi0.5). Returns x_0. `velocities` optionally gets v_t per step.
+  std::vector<float> denoise(const PrefixState& p, const std::vector<float>& state, const std::vector<float>& noise,
+                             int64_t steps, std::vector<std::vector<float>>* velocities = nullptr);
+
+ private:
+  template <class Build>
+  std::unique_ptr<Stage> make_stage(Build&& build);
+  void build_vision(Graph& g, int64_t n) const;
+  void build_embed(Graph& g, int64_t lt) const;
+  void build_prefix(Graph& g, int64_t nt, int64_t lt) const;
+  void build_denoise(Graph& g, int64_t P) const;
+  ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
+  ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
+  blocks::WeightFn weight_fn(Graph& g) const;
+  blocks::DecoderSpec spec(const GemmaDims& d, bool adaptive) const;
+  int64_t suffix_len() const { return cfg_.chunk_size + (cfg_.pi05 ? 0 : 1); }
+
+  Pi0Config cfg_;
+  PolicyWeights weights_;
+  DType cdt_ = DType::kF32;
+  bool dequantize_ = false;
+  ExecutorOptions exec_opts_;
+  std::vector<Backend*> placement_;
+  std::string backend_names_;
+  StageCache<int64_t> vision_;                      // by frames
+  StageCache<int64_t> embed_;                       // by prompt length
+  StageCache<std::pair<int64_t, int64_t>> prefix_;  // by (image tokens, prompt length)
+  StageCache<int64_t> denoise_;                     // by prefix length
+};
+
+}  // namespace vlart::pi0

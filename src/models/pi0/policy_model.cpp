@@ -1,0 +1,319 @@
+#include "models/pi0/policy_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "models/blocks/frames.h"
+#include "models/blocks/image.h"
+#include "models/blocks/lerobot_stats.h"
+#include "models/blocks/prompt.h"
+#include "models/pi0/config.h"
+#include "models/pi0/model.h"
+#include "vlart/error.h"
+#include "vlart/tokenizer.h"
+
+namespace vlart::pi0 {
+namespace fs = std::filesystem;
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Python's str.strip() for the whitespace a task string carries.
+std::string strip(const std::string& s) {
+  const char* ws = " \t\n\r\v\f";
+  const size_t a = s.find_first_not_of(ws);
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(ws) - a + 1);
+}
+
+}  // namespace
+
+// pi0.5's prompt (LeRobot's Pi05PrepareStateTokenizerProcessorStep): the normalised state cut into
+// 256 bins over [-1, 1] (np.digitize against linspace(-1, 1, 257)[:-1], minus 1: below -1 gives -1,
+// from the last edge up 255), written after the cleaned task.
+std::string pi05_prompt(const std::string& task, const std::vector<float>& state_norm) {
+  std::string t = strip(task);
+  for (char& ch : t)
+    if (ch == '_' || ch == '\n') ch = ' ';
+  std::string p = "Task: " + t + ", State: ";
+  for (size_t i = 0; i < state_norm.size(); ++i) {
+    const double x = static_cast<double>(state_norm[i]);
+    // bins[k] = -1 + k / 128 exactly in double; digitize = #edges <= x.
+    int64_t bin;
+    if (x < -1.0) bin = -1;
+    else bin = std::min<int64_t>(255, static_cast<int64_t>(std::floor((x + 1.0) * 128.0)));
+    p += (i ? " " : "") + std::to_string(bin);
+  }
+  return p + ";\nAction: ";
+}
+
+namespace {
+
+struct Prepared {
+  std::vector<float> images;        // present cameras, [n, 3, S, S]
+  std::vector<size_t> cams;         // their indices in the checkpoint's camera list
+  std::vector<std::string> cache_keys;
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> mask;
+  Tensor lang_emb;
+  std::vector<float> state;  // pi0: normalised, padded to max_state_dim
+  std::vector<float> noise;
+  double preprocess_ms = 0;
+};
+
+class Pi0PolicyModel final : public PolicyModel {
+ public:
+  Pi0PolicyModel(const std::string& dir, const ModelContext& ctx);
+  const PolicyInfo& info() const override { return info_; }
+  void validate(const Observation& obs, const std::string& where) const override { (void)frames(obs, where); }
+  std::vector<ActionChunk> infer(const std::vector<InferItem>& items, const InferCaches& caches,
+                                 const std::function<std::string(size_t)>& where) override;
+  void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn) override {
+    model_->set_linear_observer(std::move(fn));
+  }
+
+ private:
+  // The present cameras' frames in checkpoint order (null where absent), after validating `obs`.
+  std::vector<const Image*> frames(const Observation& obs, const std::string& where) const;
+  Prepared prepare(const Observation& obs, const float* noise, const InferCaches& caches, const std::string& where);
+  Tensor vision(const Prepared& p, const InferCaches& caches);
+
+  Pi0Config cfg_;
+  blocks::FeatureNormalizer state_norm_, action_norm_;
+  std::unique_ptr<Pi0Model> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  int32_t pad_id_ = -1;
+  int64_t steps_ = 0;
+  PolicyInfo info_;
+};
+
+Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) {
+  const PolicyOptions& opts = *ctx.options;
+  cfg_ = load_config(dir);
+  const auto pre = blocks::read_lerobot_norm_step(dir, "policy_preprocessor.json", "normalizer_processor");
+  const auto post = blocks::read_lerobot_norm_step(dir, "policy_postprocessor.json", "unnormalizer_processor");
+  VLART_CHECK(pre && post, NotFoundError, "pi0: ", dir,
+              " lacks policy_preprocessor.json / policy_postprocessor.json with the normaliser steps "
+              "(LeRobot's save_pretrained of the pre/post-processors writes them)");
+  state_norm_ = pre->normalizer(cfg_.state_feature, cfg_.state_dim);
+  action_norm_ = post->normalizer("action", cfg_.action_dim);
+  model_ = std::make_unique<Pi0Model>(cfg_, PolicyWeights::open(dir, kPrefix, "pi0"), opts.compute_dtype,
+                                      ctx.placement, ctx.backend_names);
+  if (opts.dequantize_weights) model_->set_dequantize_weights(true);
+  steps_ = opts.flow_steps > 0 ? opts.flow_steps : cfg_.num_steps;
+
+  // The PaliGemma tokenizer: the override, then beside the checkpoint (LeRobot names the hub repo
+  // google/paligemma-3b-pt-224 and downloads it; vlart never downloads).
+  std::vector<fs::path> cands;
+  if (!opts.tokenizer_path.empty()) {
+    fs::path p(opts.tokenizer_path);
+    cands.push_back(fs::is_directory(p) ? p / "tokenizer.json" : p);
+    VLART_CHECK(fs::exists(cands.back()), NotFoundError, "Policy::load: tokenizer override ", cands.back().string(),
+                " does not exist");
+  }
+  cands.push_back(fs::path(dir) / "tokenizer.json");
+  cands.push_back(fs::path(dir) / "tokenizer" / "tokenizer.json");
+  for (const fs::path& p : cands)
+    if (fs::exists(p)) {
+      tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file(p.string()));
+      pad_id_ = blocks::find_pad_id(*tok_, p.parent_path(), "<pad>");
+      break;
+    }
+
+  info_.family = cfg_.type;
+  for (const std::string& cam : cfg_.cameras)
+    info_.cameras.push_back({cam, cam.substr(std::string(kImagePrefix).size()), cfg_.image_h, cfg_.image_w, true});
+  info_.state_dim = cfg_.state_dim;
+  info_.action_dim = cfg_.action_dim;
+  info_.horizon = cfg_.chunk_size;
+  info_.noise_shape = {cfg_.chunk_size, cfg_.max_action_dim};
+  info_.flow_steps = steps_;
+  info_.has_language = true;
+  info_.emits_text = false;
+  info_.stages = {"preprocess", "vision", "prefix", "denoise"};
+  info_.compute_dtype = model_->compute_dtype();
+  info_.backend = model_->backend_names();
+}
+
+std::vector<const Image*> Pi0PolicyModel::frames(const Observation& obs, const std::string& where) const {
+  for (const auto& kv : obs.images) {
+    const std::string full = kv.first.rfind(kImagePrefix, 0) == 0 ? kv.first : kImagePrefix + kv.first;
+    bool known = false;
+    for (const std::string& cam : cfg_.cameras) known = known || cam == full;
+    VLART_CHECK(known, InvalidArgument, where, ": unknown camera '", kv.first, "'");
+  }
+  std::vector<const Image*> out;
+  bool any = false;
+  for (const std::string& cam : cfg_.cameras) {
+    auto it = obs.images.find(cam);
+    if (it == obs.images.end()) it = obs.images.find(cam.substr(std::string(kImagePrefix).size()));
+    if (it == obs.images.end()) {
+      out.push_back(nullptr);  // LeRobot: an all -1 image with mask 0, i.e. tokens nothing attends to
+      continue;
+    }
+    blocks::check_frame(it->second, cam, where);
+    out.push_back(&it->second);
+    any = true;
+  }
+  VLART_CHECK(any, InvalidArgument, where, ": no camera frame given (", cfg_.type, " needs at least one of ",
+              cfg_.cameras.size(), " cameras)");
+  VLART_CHECK(static_cast<int64_t>(obs.state.size()) == cfg_.state_dim, InvalidArgument, where, ": state has ",
+              obs.state.size(), " values, expected ", cfg_.state_dim);
+  for (size_t i = 0; i < obs.state.size(); ++i)
+    VLART_CHECK(std::isfinite(obs.state[i]), InvalidArgument, where, ": state[", i, "] is not finite (",
+                obs.state[i], ")");
+  if (obs.token_ids) {
+    VLART_CHECK(!obs.token_ids->empty(), InvalidArgument, where, ": token_ids is empty");
+    for (size_t i = 0; i < obs.token_ids->size(); ++i)
+      VLART_CHECK((*obs.token_ids)[i] >= 0 && (*obs.token_ids)[i] < cfg_.vocab, InvalidArgument, where,
+                  ": token_ids[", i, "] = ", (*obs.token_ids)[i], " is outside the vocabulary [0, ", cfg_.vocab, ")");
+    VLART_CHECK(pad_id_ >= 0 || static_cast<int64_t>(obs.token_ids->size()) >= cfg_.tokenizer_max_length,
+                InvalidArgument, where, ": token_ids need padding but no pad token is known");
+  } else {
+    VLART_CHECK(tok_ != nullptr, NotFoundError, where,
+                ": no PaliGemma tokenizer.json found (checkpoint dir or its tokenizer/ folder); set "
+                "PolicyOptions::tokenizer_path or pass Observation::token_ids");
+    VLART_CHECK(pad_id_ >= 0, NotFoundError, where, ": the tokenizer has no pad token ('<pad>')");
+  }
+  return out;
+}
+
+Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, const InferCaches& caches,
+                                 const std::string& where) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<const Image*> fr = frames(obs, where);
+  Prepared p;
+  blocks::ResizePad rp;
+  rp.out_h = cfg_.image_h;
+  rp.out_w = cfg_.image_w;
+  rp.place = blocks::PadPlace::kCenter;
+  rp.pad = 0.f;  // LeRobot 0.6.1 pads float frames with 0 (black), then maps x * 2 - 1
+  for (size_t i = 0; i < fr.size(); ++i) {
+    if (!fr[i]) continue;
+    const Image& im = *fr[i];
+    std::vector<float> px = blocks::resize_with_pad(im.pixels(), im.height, im.width, im.stride(), rp);
+    p.images.insert(p.images.end(), px.begin(), px.end());
+    p.cams.push_back(i);
+    if (caches.vision && caches.vision->enabled())
+      p.cache_keys.push_back(obs.robot_id + '\x1f' + std::to_string(i) + ':' + std::to_string(im.height) + 'x' +
+                             std::to_string(im.width) + ':' + std::to_string(blocks::frame_hash(im)));
+  }
+  std::vector<float> sn(static_cast<size_t>(cfg_.state_dim));
+  state_norm_.normalize(obs.state.data(), sn.data(), 1);
+  std::string text;
+  if (cfg_.pi05) {
+    text = pi05_prompt(obs.task, sn);
+  } else {
+    p.state.assign(static_cast<size_t>(cfg_.max_state_dim), 0.f);
+    std::copy(sn.begin(), sn.end(), p.state.begin());
+    text = blocks::with_trailing_newline(obs.task);  // LeRobot's Pi0NewLineProcessor
+  }
+  TaskCache* tcache = caches.task && caches.task->enabled() ? caches.task : nullptr;
+  std::string key;
+  if (obs.token_ids) {
+    key.assign(1, 'i');
+    key.append(reinterpret_cast<const char*>(obs.token_ids->data()), obs.token_ids->size() * sizeof(int64_t));
+  } else {
+    key = 't' + text;
+  }
+  if (tcache)
+    if (std::shared_ptr<TaskEntry> e = tcache->find(key)) {
+      p.ids = e->ids;
+      p.mask = e->mask;
+      p.lang_emb = e->emb;
+    }
+  if (!p.lang_emb.defined()) {
+    if (obs.token_ids) {
+      p.ids = *obs.token_ids;
+      if (static_cast<int64_t>(p.ids.size()) > cfg_.tokenizer_max_length)
+        p.ids.resize(static_cast<size_t>(cfg_.tokenizer_max_length));
+      p.mask.assign(p.ids.size(), 1);
+      while (static_cast<int64_t>(p.ids.size()) < cfg_.tokenizer_max_length) {
+        p.ids.push_back(pad_id_);
+        p.mask.push_back(0);
+      }
+    } else {
+      blocks::PromptTokens t = blocks::tokenize_prompt(*tok_, text, cfg_.tokenizer_max_length, true, pad_id_);
+      p.ids = std::move(t.ids);
+      p.mask = std::move(t.mask);
+    }
+    p.lang_emb = model_->lang_embedding(p.ids);
+    if (tcache) {
+      auto e = std::make_shared<TaskEntry>(TaskEntry{p.ids, p.mask, p.lang_emb});
+      const size_t nb = key.size() + e->ids.size() * sizeof(int64_t) + e->mask.size() + e->emb.nbytes();
+      tcache->insert(key, std::move(e), nb);
+    }
+  }
+  VLART_CHECK(noise != nullptr, InternalError, where, ": no initial noise");
+  p.noise.assign(noise, noise + info_.noise_numel());
+  p.preprocess_ms = ms_since(t0);
+  return p;
+}
+
+// Projector output of the present cameras [n, T, D], camera by camera through the exact vision cache
+// when it is on, else all frames in one run.
+Tensor Pi0PolicyModel::vision(const Prepared& p, const InferCaches& caches) {
+  const int64_t n = static_cast<int64_t>(p.cams.size());
+  VisionFeatureCache* vc = caches.vision && caches.vision->enabled() ? caches.vision : nullptr;
+  if (!vc) return model_->vision(p.images, n);
+  const size_t per = p.images.size() / static_cast<size_t>(n);
+  std::vector<Tensor> feats;
+  for (size_t u = 0; u < p.cams.size(); ++u) {
+    if (std::shared_ptr<Tensor> hit = vc->find(p.cache_keys[u])) {
+      feats.push_back(*hit);
+      continue;
+    }
+    Tensor f = model_->vision(std::vector<float>(p.images.begin() + static_cast<std::ptrdiff_t>(per * u),
+                                                 p.images.begin() + static_cast<std::ptrdiff_t>(per * (u + 1))),
+                              1);
+    vc->insert(p.cache_keys[u], std::make_shared<Tensor>(f), f.nbytes());
+    feats.push_back(std::move(f));
+  }
+  Tensor out = Tensor::empty(Shape{n, feats[0].dim(1), feats[0].dim(2)}, feats[0].dtype());
+  for (size_t u = 0; u < feats.size(); ++u)
+    std::memcpy(static_cast<char*>(out.raw()) + u * feats[u].nbytes(), feats[u].raw(), feats[u].nbytes());
+  return out;
+}
+
+std::vector<ActionChunk> Pi0PolicyModel::infer(const std::vector<InferItem>& items, const InferCaches& caches,
+                                               const std::function<std::string(size_t)>& where) {
+  std::vector<ActionChunk> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Prepared p = prepare(*items[i].obs, items[i].noise, caches, where(i));
+    ActionChunk c;
+    c.timings.set("preprocess", p.preprocess_ms);
+    auto t1 = std::chrono::steady_clock::now();
+    const Tensor img = vision(p, caches);
+    c.timings.set("vision", ms_since(t1));
+    t1 = std::chrono::steady_clock::now();
+    const PrefixState ps = model_->prefix(img, p.lang_emb, p.mask);
+    c.timings.set("prefix", ms_since(t1));
+    t1 = std::chrono::steady_clock::now();
+    const std::vector<float> x0 = model_->denoise(ps, p.state, p.noise, steps_);
+    c.timings.set("denoise", ms_since(t1));
+    const int64_t C = cfg_.chunk_size, A = cfg_.action_dim, M = cfg_.max_action_dim;
+    c.horizon = C;
+    c.action_dim = A;
+    c.data.resize(static_cast<size_t>(C * A));
+    for (int64_t r = 0; r < C; ++r)
+      action_norm_.unnormalize(x0.data() + r * M, c.data.data() + r * A, 1);
+    c.timings.total_ms = ms_since(t0);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<PolicyModel> load_policy_model(const std::string& dir, const ModelContext& ctx) {
+  return std::make_unique<Pi0PolicyModel>(dir, ctx);
+}
+
+}  // namespace vlart::pi0
