@@ -332,3 +332,55 @@ TEST(Executor, RepackedWeightsAreReleased) {
   ex2->run();
   EXPECT_EQ(ex2->output(1).data<float>()[5], 2.f * wv[5]);
 }
+
+// Executor::consume drops the graph's reference to a repacked weight while the executor is built
+// (before the next node is prepared), so a stage of converted weights never holds them all at once;
+// a weight that any node reads in place stays; results equal a plain executor's.
+TEST(Executor, ConsumeReleasesRepackedWeightsDuringTheBuild) {
+  auto cpu = make_cpu_backend({});
+  const int64_t M = 32, K = 48, N = 48;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> ud(-1.f, 1.f);
+  std::vector<float> xv(static_cast<size_t>(M * K));
+  for (float& v : xv) v = ud(rng);
+  std::vector<std::weak_ptr<void>> watch(3);
+  auto make_weight = [&](std::weak_ptr<void>* w) {
+    auto holder = std::make_shared<std::vector<float>>(static_cast<size_t>(N * K));
+    for (float& v : *holder) v = ud(rng);
+    *w = holder;
+    return Tensor::from_blob(holder->data(), Shape{N, K}, DType::kF32, Device::cpu(), holder);
+  };
+  auto build = [&](Graph& g) {
+    ValueId x = g.input("x", {M, K}, DType::kF32);
+    ValueId w0 = g.weight("w0", make_weight(&watch[0]));
+    ValueId w1 = g.weight("w1", make_weight(&watch[1]));
+    ValueId w2 = g.weight("w2", make_weight(&watch[2]));
+    x = g.linear(g.linear(x, w0), w1);
+    g.mark_output(g.linear(x, w0));         // w0 read twice, both repacked
+    g.mark_output(g.add(g.linear(x, w2), g.reshape(g.slice(w2, 0, 0, 1), {1, K})));  // w2 also read in place
+  };
+  rng.seed(5);
+  for (float& v : xv) v = ud(rng);
+  Graph ga;
+  build(ga);
+  Executor plain(ga, {cpu.get()});
+  rng.seed(5);
+  for (float& v : xv) v = ud(rng);
+  Graph gb;
+  build(gb);
+  std::unique_ptr<Executor> consumed = Executor::consume(gb, {cpu.get()});
+  EXPECT_FALSE(gb.value(gb.find("w0")).constant.defined());
+  EXPECT_FALSE(gb.value(gb.find("w1")).constant.defined());
+  EXPECT_TRUE(gb.value(gb.find("w2")).constant.defined()) << "a weight read in place was dropped";
+  EXPECT_TRUE(watch[0].expired() && watch[1].expired()) << "repacked weights still alive after consume()";
+  EXPECT_FALSE(watch[2].expired());
+  for (Executor* e : {&plain, consumed.get()}) {
+    std::memcpy(e->input("x").raw(), xv.data(), xv.size() * sizeof(float));
+    e->run();
+  }
+  for (int o = 0; o < 2; ++o) {
+    const Tensor a = plain.output(o), b = consumed->output(o);
+    ASSERT_EQ(a.numel(), b.numel());
+    EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), a.nbytes())) << "output " << o;
+  }
+}

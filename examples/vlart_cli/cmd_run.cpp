@@ -241,9 +241,9 @@ Observation make_observation(const RunArgs& a, const Policy& p) {
     VLART_CHECK(obs.images.count(key) == 0, InvalidArgument, "--image: camera '", key, "' given twice");
     obs.images[key] = io::load_image_rgb(path);
   }
-  for (const std::string& c : cams)
-    VLART_CHECK(obs.images.count(short_name(c)) != 0, InvalidArgument, "missing --image ", short_name(c),
-                "=FILE (this policy expects: ", join(shorts), ")");
+  for (const CameraInfo& c : policy->info().cameras)  // optional cameras (pi0: masked) may be left out
+    VLART_CHECK(c.optional || obs.images.count(short_name(c.name)) != 0, InvalidArgument, "missing --image ",
+                short_name(c.name), "=FILE (this policy expects: ", join(shorts), ")");
   VLART_CHECK(a.has_state, InvalidArgument, "missing --state (", policy->state_dim(), " comma-separated values)");
   obs.state = parse_floats(a.state);
   VLART_CHECK(static_cast<int64_t>(obs.state.size()) == policy->state_dim(), InvalidArgument, "--state has ",

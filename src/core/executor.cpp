@@ -106,6 +106,13 @@ struct Executor::Impl {
 Executor::~Executor() = default;
 
 Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const ExecutorOptions& opts)
+    : Executor(graph, nullptr, std::move(backends), opts) {}
+
+std::unique_ptr<Executor> Executor::consume(Graph& graph, std::vector<Backend*> backends, const ExecutorOptions& opts) {
+  return std::unique_ptr<Executor>(new Executor(graph, &graph, std::move(backends), opts));
+}
+
+Executor::Executor(const Graph& graph, Graph* release, std::vector<Backend*> backends, const ExecutorOptions& opts)
     : impl_(std::make_unique<Impl>()), opts_(opts) {
   Impl& m = *impl_;
   VLART_CHECK(!backends.empty(), InvalidArgument, "executor needs at least one backend");
@@ -159,6 +166,13 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
     return id;
   };
 
+  // consume(): weight uses still to prepare, and those whose kernel repacked the weight.
+  std::vector<int> uses_left(graph.values().size(), 0), repacked(graph.values().size(), 0);
+  if (release)
+    for (const Node& n : graph.nodes())
+      for (ValueId v : n.inputs)
+        if (v != kNoValue && graph.value(v).kind == ValueKind::kWeight) ++uses_left[static_cast<size_t>(v)];
+  const std::vector<int> uses_total = uses_left;
   for (const Node& n : graph.nodes()) {
     if (n.op == OpKind::kReshape) {
       const int src = n.inputs.at(0);
@@ -234,6 +248,18 @@ Executor::Executor(const Graph& graph, std::vector<Backend*> backends, const Exe
                   ": a cache must live on the device of its writer");
       m.values[static_cast<size_t>(n.output)].alias_of = st.ins[0];
     }
+    if (release)
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        const ValueId v = n.inputs[i];
+        if (v == kNoValue || graph.value(v).kind != ValueKind::kWeight) continue;
+        const size_t u = static_cast<size_t>(v);
+        --uses_left[u];
+        if (kernel->owns_input(static_cast<int>(i))) ++repacked[u];
+        if (uses_left[u] == 0 && repacked[u] == uses_total[u]) {  // every reader repacked it
+          m.values[u].tensor = Tensor();
+          release->value(v).constant = Tensor();
+        }
+      }
     st.kernel = std::move(kernel);
     m.steps.push_back(std::move(st));
     step_info_.push_back({n.name, op_name(n.op), chosen->name()});

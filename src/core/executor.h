@@ -36,6 +36,12 @@ class Executor {
   // `backends` in priority order; each node goes to the first one whose supports() accepts it.
   // Nodes no backend supports raise UnsupportedError naming the node.
   Executor(const Graph& graph, std::vector<Backend*> backends, const ExecutorOptions& opts = {});
+  // Same, and drops `graph`'s reference to each weight as soon as every kernel reading it has
+  // repacked it into its own copy, while the executor is built: a stage whose weights were converted
+  // (bf16 checkpoint, f32 compute) then peaks at about one converted layer beside the packed ones,
+  // not all of them. The graph cannot build another executor afterwards.
+  static std::unique_ptr<Executor> consume(Graph& graph, std::vector<Backend*> backends,
+                                           const ExecutorOptions& opts = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -74,6 +80,7 @@ class Executor {
 
  private:
   struct Impl;
+  Executor(const Graph& graph, Graph* release, std::vector<Backend*> backends, const ExecutorOptions& opts);
   std::unique_ptr<Impl> impl_;
   std::vector<StepInfo> step_info_;
   std::vector<double> step_times_us_;

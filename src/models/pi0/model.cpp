@@ -84,7 +84,7 @@ template <class Build>
 std::unique_ptr<Stage> Pi0Model::make_stage(Build&& build) {
   auto s = std::make_unique<Stage>();
   build(s->graph);
-  s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+  s->exec = Executor::consume(s->graph, placement_, exec_opts_);
   s->graph = Graph();
   weights_.release_resident_pages();
   return s;

@@ -275,7 +275,7 @@ template <class Build>
 std::unique_ptr<Stage> SmolVLAModel::make_stage(Build&& build, bool release_pages) {
   auto s = std::make_unique<Stage>();
   build(s->graph);
-  s->exec = std::make_unique<Executor>(s->graph, placement_, exec_opts_);
+  s->exec = Executor::consume(s->graph, placement_, exec_opts_);
   s->graph = Graph();  // kernels hold the (repacked) weights they need
   if (release_pages) weights_.release_resident_pages();
   return s;
