@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "compress/prune.h"
+#include "compress/quantize.h"
 #include "core/safetensors.h"
 #include "models/pi0/config.h"
 #include "models/pi0/model.h"
@@ -272,6 +276,78 @@ TEST(Pi0Policy, CachesGiveTheSameActions) {
     EXPECT_GE(cached->vision_cache_stats().hits, 7u) << c;  // round 2: every frame of 3 samples (8 frames)
     if (c == std::string("pi0_b_three_cam")) {
       EXPECT_GE(cached->task_cache_stats().hits, 3u) << c;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vlart
+
+namespace vlart {
+namespace {
+
+std::string temp_out(const std::string& tag) {
+  const std::string d = ::testing::TempDir() + "vlart_pi0_" + tag + "_" + std::to_string(::getpid());
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+// vlart prune on pi0 / pi0.5: a copy that removes nothing gives the same actions bit for bit; a cut
+// (one language-model layer, which takes its expert layer along, a quarter of the heads and MLP
+// channels) loads with per-layer shapes read from its tensors and runs.
+TEST(Pi0Prune, CutsBothGemmaStacksAndStillRuns) {
+  for (const std::string c : {"pi0_c_bf16", "pi05_c_bf16"}) {
+    const std::string in = kRoot + c + "/checkpoint";
+    const Sample s = samples(c)[0];
+    PolicyOptions po;
+    po.threads = 2;
+    const ActionChunk ref = Policy::load(in, po)->infer(s.obs, s.noise.data());
+    compress::PruneOptions keep;
+    const std::string same = temp_out("same");
+    compress::prune_checkpoint(in, same, keep);
+    EXPECT_EQ(Policy::load(same, po)->infer(s.obs, s.noise.data()).data, ref.data) << c;
+    compress::PruneOptions o;
+    o.drop_vlm_layers = {1};
+    o.heads_frac = 0.25;
+    o.mlp_frac = 0.25;
+    const std::string out = temp_out("cut");
+    const compress::PruneSummary sum = compress::prune_checkpoint(in, out, o);
+    ASSERT_EQ(sum.vlm.size(), 2u) << c;
+    ASSERT_EQ(sum.expert.size(), 2u) << c << ": the expert layer paired with the dropped one goes too";
+    const pi0::Pi0Config pc = pi0::load_config(out);
+    EXPECT_EQ(pc.vlm.depth, 2);
+    EXPECT_EQ(pc.vlm.layer_heads, (std::vector<int64_t>{6, 6}));
+    EXPECT_EQ(pc.expert.layer_mlp, (std::vector<int64_t>{72, 72}));
+    const ActionChunk a = Policy::load(out, po)->infer(s.obs, s.noise.data());
+    ASSERT_EQ(a.data.size(), ref.data.size());
+    for (float v : a.data) ASSERT_TRUE(std::isfinite(v)) << c;
+    EXPECT_NE(a.data, ref.data) << c;
+    std::filesystem::remove_all(same);
+    std::filesystem::remove_all(out);
+  }
+}
+
+// vlart quantize on pi0 / pi0.5: int8 weight-only, w8a8 and int4 copies load and stay close to the
+// float actions (the action-space gate numbers of the note come from vlart compare on these).
+TEST(Pi0Quantize, Int8W8A8Int4CopiesRun) {
+  for (const std::string c : {"pi0_b_three_cam", "pi05_b_three_cam"}) {
+    const std::string in = kRoot + c + "/checkpoint";
+    PolicyOptions po;
+    po.threads = 2;
+    auto ref = Policy::load(in, po);
+    for (const char* scheme : {"int8", "w8a8", "int4-g32"}) {
+      compress::QuantizeOptions qo;
+      qo.scheme = compress::parse_scheme(scheme);
+      const std::string out = temp_out(std::string("q_") + scheme);
+      compress::quantize_checkpoint(in, out, qo);
+      auto q = Policy::load(out, po);
+      double worst = 0;
+      for (const Sample& s : samples(c))
+        worst = std::max(worst, rel_l2(q->infer(s.obs, s.noise.data()).data, ref->infer(s.obs, s.noise.data()).data));
+      std::printf("%s %s: worst rel L2 vs float %.3g\n", c.c_str(), scheme, worst);
+      EXPECT_LE(worst, std::string(scheme) == "int4-g32" ? 0.5 : 0.05) << c << " " << scheme;
+      EXPECT_GT(worst, 0.0) << c << " " << scheme << ": the quantized copy ran the float weights";
+      std::filesystem::remove_all(out);
     }
   }
 }

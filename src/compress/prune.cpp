@@ -469,8 +469,9 @@ PruneSummary prune_checkpoint(const std::string& in_dir, const std::string& out_
   pr[S0.section_key] = layers_json(sum.vlm, S0.paired_key);
   pr[S1.section_key] = layers_json(sum.expert, "");
   pr["steps"] = steps;
-  cfg[S0.count_field] = static_cast<int64_t>(sum.vlm.size());
-  cfg[S1.count_field] = static_cast<int64_t>(sum.expert.size());
+  // A family whose loader counts the layers from the tensors (pi0) names no count field.
+  if (!S0.count_field.empty()) cfg[S0.count_field] = static_cast<int64_t>(sum.vlm.size());
+  if (!S1.count_field.empty()) cfg[S1.count_field] = static_cast<int64_t>(sum.expert.size());
   cfg["pruning"] = pr;
   const fs::path cfg_out = out / "config.json";
   std::ofstream f(cfg_out);

@@ -33,7 +33,7 @@ struct LayerStack {
   std::string name;         // "VLM", "expert" (messages and `vlart info`)
   std::string part;         // what `vlart prune --prune-parts` calls it: "vlm", "expert"
   std::string prefix;       // "model.vlm_with_expert.lm_expert.layers."
-  std::string count_field;  // config.json field holding the layer count ("num_expert_layers")
+  std::string count_field;  // config.json field holding the layer count ("num_expert_layers"); "" = none (pi0)
   std::string section_key;  // key of its layer list in config.json's "pruning" section
   std::string paired_key;   // primary stack: key of a layer's paired index in that list ("expert")
   int64_t head_dim = 0, kv_heads = 0;

@@ -70,13 +70,23 @@ GemmaDims gemma_dims(const PolicyWeights& ck, const std::string& model_prefix, b
   d.mlp = g[0];
   for (int64_t i = 0; i < d.depth; ++i) {
     const std::string p = lp + std::to_string(i) + ".";
-    expect_shape(ck, p + "self_attn.q_proj.weight", {d.heads * d.head_dim, d.width}, dir);
+    // Each layer's own query heads and MLP width (equal in LeRobot's checkpoints; per layer after
+    // `vlart prune`), then every tensor of the layer checked against them.
+    const Shape qi = shape_of(ck, p + "self_attn.q_proj.weight", dir, 2);
+    const Shape gi = shape_of(ck, p + "mlp.gate_proj.weight", dir, 2);
+    VLART_CHECK(qi[0] > 0 && qi[0] % d.head_dim == 0, FormatError, "pi0: ", dir, "/model.safetensors: tensor '", p,
+                "self_attn.q_proj.weight' has shape ", qi.str(), ", expected a multiple of head_dim ", d.head_dim,
+                " rows");
+    const int64_t h = qi[0] / d.head_dim, m = gi[0];
+    d.layer_heads.push_back(h);
+    d.layer_mlp.push_back(m);
+    expect_shape(ck, p + "self_attn.q_proj.weight", {h * d.head_dim, d.width}, dir);
     expect_shape(ck, p + "self_attn.k_proj.weight", {d.kv_heads * d.head_dim, d.width}, dir);
     expect_shape(ck, p + "self_attn.v_proj.weight", {d.kv_heads * d.head_dim, d.width}, dir);
-    expect_shape(ck, p + "self_attn.o_proj.weight", {d.width, d.heads * d.head_dim}, dir);
-    expect_shape(ck, p + "mlp.gate_proj.weight", {d.mlp, d.width}, dir);
-    expect_shape(ck, p + "mlp.up_proj.weight", {d.mlp, d.width}, dir);
-    expect_shape(ck, p + "mlp.down_proj.weight", {d.width, d.mlp}, dir);
+    expect_shape(ck, p + "self_attn.o_proj.weight", {d.width, h * d.head_dim}, dir);
+    expect_shape(ck, p + "mlp.gate_proj.weight", {m, d.width}, dir);
+    expect_shape(ck, p + "mlp.up_proj.weight", {m, d.width}, dir);
+    expect_shape(ck, p + "mlp.down_proj.weight", {d.width, m}, dir);
     for (const char* n : {"input_layernorm", "post_attention_layernorm"}) {
       if (adaptive) {
         expect_shape(ck, p + n + ".dense.weight", {3 * d.width, d.width}, dir);
@@ -160,6 +170,7 @@ Pi0Config load_config(const std::string& dir) {
   c.dtype = field_or<std::string>(p, "dtype", pf, "float32");
   VLART_CHECK(c.dtype == "float32" || c.dtype == "bfloat16", FormatError, "pi0: ", pf, ": field 'dtype' is '", c.dtype,
               "', expected 'float32' or 'bfloat16'");
+  c.pruned = p.contains("pruning") && !p["pruning"].is_null();
   c.paligemma_variant = field_or<std::string>(p, "paligemma_variant", pf, "gemma_2b");
   c.action_expert_variant = field_or<std::string>(p, "action_expert_variant", pf, "gemma_300m");
   VLART_CHECK(c.state_dim <= c.max_state_dim, FormatError, "pi0: ", pf, ": state has ", c.state_dim,

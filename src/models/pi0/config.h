@@ -17,7 +17,9 @@ inline constexpr const char* kImagePrefix = "observation.images.";
 
 // One Gemma tower (the PaliGemma language model or the action expert).
 struct GemmaDims {
-  int64_t width = 0, depth = 0, mlp = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t width = 0, depth = 0, mlp = 0, heads = 0, kv_heads = 0, head_dim = 0;  // mlp / heads: layer 0's
+  // Per layer (a checkpoint `vlart prune` cut has its own query heads and MLP width in every layer).
+  std::vector<int64_t> layer_heads, layer_mlp;
   float rms_eps = 1e-6f;      // transformers' GemmaConfig default (LeRobot never sets it)
   float rope_theta = 10000.f; // GemmaConfig default
 };
@@ -45,6 +47,7 @@ struct Pi0Config {
   SiglipDims vision;
   GemmaDims vlm, expert;
   int64_t vocab = 0;
+  bool pruned = false;  // config.json has a "pruning" section (vlart prune)
   std::string embed_name;  // the language embedding table (embed_tokens, or the tied lm_head)
 };
 

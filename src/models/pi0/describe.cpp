@@ -1,7 +1,8 @@
 // pi0 / pi0.5 checkpoint descriptions (models/checkpoint_description.h): the configs and tensor shapes
-// summarised, the tensors by part as LeRobot names them, what quantization keeps float. Structured
-// pruning is not offered for these families yet (no decoder stacks are listed, so `vlart prune`
-// refuses them with a message).
+// summarised, the tensors by part as LeRobot names them, what quantization keeps float, and the two
+// Gemma stacks for `vlart prune`: the PaliGemma language model (primary) and the action expert, whose
+// layer i attends to language-model layer i's K/V (so dropping one drops the other; the loader reads
+// every layer's heads and MLP width from its tensors, and config.json has no layer counts to update).
 #include <cstdio>
 #include <string>
 
@@ -75,6 +76,28 @@ CheckpointDescription describe_checkpoint(const std::string& dir, const std::str
   d.summary.push_back(fmt("cameras:      %zu: %s (checkpoint order; centred resize with padding to %lldx%lld)",
                           c.cameras.size(), cams.c_str(), ll(c.image_h), ll(c.image_w)));
   d.summary.push_back(fmt("language:     up to %lld tokens, padded to max_length", ll(c.tokenizer_max_length)));
+  LayerStack vs;
+  vs.name = "PaliGemma";
+  vs.part = "vlm";
+  vs.prefix = kPg + "model.language_model.layers.";
+  vs.section_key = "vlm_layers";
+  vs.paired_key = "expert";
+  vs.head_dim = c.vlm.head_dim;
+  vs.kv_heads = c.vlm.kv_heads;
+  for (int64_t i = 0; i < c.vlm.depth; ++i)
+    vs.layers.push_back({i, c.vlm.layer_heads[size_t(i)], c.vlm.layer_mlp[size_t(i)], i, true});
+  LayerStack es;
+  es.name = "expert";
+  es.part = "expert";
+  es.prefix = kExpert + "model.layers.";
+  es.section_key = "expert_layers";
+  es.head_dim = c.expert.head_dim;
+  es.kv_heads = c.expert.kv_heads;
+  for (int64_t i = 0; i < c.expert.depth; ++i)
+    es.layers.push_back({i, c.expert.layer_heads[size_t(i)], c.expert.layer_mlp[size_t(i)], -1, true});
+  d.stacks = {vs, es};
+  d.pruned = c.pruned;
+
   const double f = 4, n = static_cast<double>(c.cameras.size()), L = static_cast<double>(v.tokens());
   const double P = n * L + static_cast<double>(c.tokenizer_max_length), H = static_cast<double>(c.chunk_size + 1);
   d.activation_bytes = {

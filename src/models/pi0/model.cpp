@@ -58,13 +58,13 @@ blocks::WeightFn Pi0Model::weight_fn(Graph& g) const {
     return linear ? wq(g, name, shape) : w(g, name, shape);
   };
 }
-blocks::DecoderSpec Pi0Model::spec(const GemmaDims& d, bool adaptive) const {
+blocks::DecoderSpec Pi0Model::spec(const GemmaDims& d, int64_t layer, bool adaptive) const {
   blocks::DecoderSpec s;
   s.hidden = d.width;
-  s.heads = d.heads;
+  s.heads = d.layer_heads.at(static_cast<size_t>(layer));
   s.kv_heads = d.kv_heads;
   s.head_dim = d.head_dim;
-  s.mlp = d.mlp;
+  s.mlp = d.layer_mlp.at(static_cast<size_t>(layer));
   s.rms_eps = d.rms_eps;
   s.gemma_norm = true;
   s.gelu_mlp = true;
@@ -130,8 +130,8 @@ void Pi0Model::build_prefix(Graph& g, int64_t nt, int64_t lt) const {
   ValueId mask = g.input("mask", {1, P, P}, DType::kBool);
   ValueId x = g.concat({img, lang}, 1);
   const blocks::WeightFn wf = weight_fn(g);
-  const blocks::DecoderSpec s = spec(d, false);
   for (int64_t i = 0; i < d.depth; ++i) {
+    const blocks::DecoderSpec s = spec(d, i, false);
     const std::string p = kLm + "layers." + std::to_string(i) + ".";
     const ValueId h = blocks::norm(g, x, p + "input_layernorm.weight", s, wf);
     const ValueId q = blocks::project_q(g, h, pos, s, p, wf);
@@ -175,8 +175,8 @@ void Pi0Model::build_denoise(Graph& g, int64_t P) const {
   }
   if (cdt_ != f32) x = g.cast(x, cdt_);
   const blocks::WeightFn wf = weight_fn(g);
-  const blocks::DecoderSpec s = spec(e, cfg_.pi05);
   for (int64_t i = 0; i < e.depth; ++i) {
+    const blocks::DecoderSpec s = spec(e, i, cfg_.pi05);
     const std::string p = kExp + "layers." + std::to_string(i) + ".";
     const std::string si = std::to_string(i);
     const blocks::NormOut n = blocks::ada_rms_norm(g, x, cond, p + "input_layernorm", s, wf);
@@ -188,7 +188,7 @@ void Pi0Model::build_denoise(Graph& g, int64_t P) const {
                                     s.precision);
     x = blocks::mlp_residual(g, blocks::attention_residual(g, x, att, s, p, wf, n.gate), s, p, wf, cond);
   }
-  x = blocks::ada_rms_norm(g, x, cond, kExp + "norm", s, wf).y;
+  x = blocks::ada_rms_norm(g, x, cond, kExp + "norm", spec(e, 0, cfg_.pi05), wf).y;
   if (!cfg_.pi05) x = g.slice(x, 1, 1, S);  // the action tokens
   if (cdt_ != f32) x = g.cast(x, f32);
   g.mark_output(g.linear(x, wq(g, "action_out_proj.weight", {A, We}, f32), w(g, "action_out_proj.bias", {A}, f32)));

@@ -62,7 +62,7 @@ class Pi0Model {
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   blocks::WeightFn weight_fn(Graph& g) const;
-  blocks::DecoderSpec spec(const GemmaDims& d, bool adaptive) const;
+  blocks::DecoderSpec spec(const GemmaDims& d, int64_t layer, bool adaptive) const;
   int64_t suffix_len() const { return cfg_.chunk_size + (cfg_.pi05 ? 0 : 1); }
 
   Pi0Config cfg_;
