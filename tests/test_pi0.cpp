@@ -23,6 +23,8 @@
 #include "models/registry.h"
 #include "vlart/error.h"
 #include "vlart/policy.h"
+#include "vlart/scheduler.h"
+#include "vlart/vlart.h"
 
 namespace vlart {
 namespace {
@@ -350,6 +352,62 @@ TEST(Pi0Quantize, Int8W8A8Int4CopiesRun) {
       std::filesystem::remove_all(out);
     }
   }
+}
+
+}  // namespace
+}  // namespace vlart
+
+namespace vlart {
+namespace {
+
+// The serving and C surfaces are family-generic: a pi0.5 policy behind the Scheduler (requests from
+// several threads, one bad one) and through the C ABI gives the actions of Policy::infer.
+TEST(Pi0Serving, SchedulerAndCAbiGiveTheActionsOfInfer) {
+  const std::string c = "pi05_b_three_cam";
+  const std::string dir = kRoot + c + "/checkpoint";
+  const std::vector<Sample> ss = samples(c);
+  PolicyOptions po;
+  po.threads = 2;
+  auto direct = Policy::load(dir, po);
+  std::vector<std::vector<float>> want;
+  for (const Sample& s : ss) want.push_back(direct->infer(s.obs, s.noise.data()).data);
+  {
+    auto served = Policy::load(dir, po);
+    Scheduler sched(*served);
+    std::vector<std::future<Scheduler::Result>> fut;
+    for (int r = 0; r < 2; ++r)
+      for (const Sample& s : ss) fut.push_back(sched.submit(s.obs, std::nullopt, s.noise));
+    Observation bad = ss[0].obs;
+    bad.state.push_back(0.f);
+    auto f_bad = sched.submit(bad, std::nullopt, ss[0].noise);
+    for (size_t i = 0; i < fut.size(); ++i) {
+      Scheduler::Result r = fut[i].get();
+      ASSERT_EQ(r.status, Scheduler::Status::kOk) << r.message;
+      EXPECT_EQ(r.chunk.data, want[i % ss.size()]) << "request " << i;
+    }
+    const Scheduler::Result rb = f_bad.get();
+    EXPECT_EQ(rb.status, Scheduler::Status::kInvalid);
+    EXPECT_NE(rb.message.find("state has 8 values, expected 7"), std::string::npos) << rb.message;
+  }
+  vlart_policy* p = nullptr;
+  ASSERT_EQ(vlart_policy_load(dir.c_str(), 2, &p), VLART_OK) << vlart_last_error();
+  EXPECT_STREQ(vlart_policy_family(p), "pi05");
+  for (size_t i = 0; i < ss.size(); ++i) {
+    std::vector<vlart_image> imgs;
+    for (const auto& [name, im] : ss[i].obs.images)
+      imgs.push_back({name.c_str(), im.data.data(), static_cast<int>(im.height), static_cast<int>(im.width)});
+    vlart_result* res = nullptr;
+    ASSERT_EQ(vlart_policy_infer_ex(p, imgs.data(), static_cast<int>(imgs.size()), ss[i].obs.state.data(),
+                                    static_cast<int>(ss[i].obs.state.size()), ss[i].obs.task.c_str(),
+                                    ss[i].noise.data(), static_cast<int>(ss[i].noise.size()), &res),
+              VLART_OK)
+        << vlart_last_error();
+    int h = 0, a = 0;
+    const float* act = vlart_result_actions(res, &h, &a);
+    EXPECT_EQ(std::vector<float>(act, act + h * a), want[i]) << ss[i].name;
+    vlart_result_free(res);
+  }
+  vlart_policy_free(p);
 }
 
 }  // namespace
