@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-builds vlart for aarch64 (Debian's g++-aarch64-linux-gnu) into build-aarch64/ and runs the core
-# op suites and one SmolVLA parity fixture under qemu-user. Idempotent: installs only what is missing.
+# op suites, one SmolVLA parity fixture and the pi0 / pi0.5 fixtures under qemu-user. Idempotent: installs only what is missing.
 #
 #   bash scripts/test-aarch64.sh            # VLART_JOBS=N to set build parallelism (default: nproc)
 #
@@ -83,7 +83,7 @@ fi
 
 # ---------------------------------------------------------------- cross build
 SUITES=(test_tensor test_ops_basic test_ops_gemm test_ops_attention test_ops_decode test_decode_loop test_vit_block
-        test_normalize test_preprocess test_qgemm test_executor test_safetensors test_tokenizer test_smolvla)
+        test_normalize test_preprocess test_qgemm test_executor test_safetensors test_tokenizer test_smolvla test_pi0)
 LAUNCHER=()
 command -v ccache >/dev/null 2>&1 && LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -135,6 +135,8 @@ run_suite test_ops_gemm
 echo "[aarch64] SmolVLA parity (stages and actions against LeRobot), fixture $SMOLVLA_CASE"
 VLART_SMOLVLA_CASES="$SMOLVLA_CASE" run_suite test_smolvla \
   "--gtest_filter=SmolVLAModel.StagesAndActionsMatchLeRobot:SmolVLAPolicy.InferMatchesLeRobotActions"
+echo "[aarch64] pi0 / pi0.5 parity (every fixture, f32 and bf16)"
+run_suite test_pi0 "--gtest_filter=Fixtures/Pi0Parity.*"
 
 T2=$(date +%s)
 echo "[aarch64] tests under qemu: $((T2 - T1)) s; total $((T2 - T0)) s (logs: $OUT/<suite>.log)"

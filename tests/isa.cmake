@@ -24,6 +24,11 @@ foreach(level avx2 portable)
              --gtest_filter=SmolVLAPolicy.InferMatchesLeRobotActions:SmolVLAPolicy.Bf16PathErrorIsBounded:SmolVLAPolicy.InferBatchMatchesSingleInfer:SmolVLAModel.*)
     set_tests_properties(test_smolvla_isa_${level} PROPERTIES ENVIRONMENT "${env}" LABELS "unit;isa")
   endif()
+  # pi0 / pi0.5: parity with LeRobot on every fixture (f32 and bf16), on the capped paths.
+  if(TARGET test_pi0)
+    add_test(NAME test_pi0_isa_${level} COMMAND test_pi0 --gtest_filter=Fixtures/Pi0Parity.*)
+    set_tests_properties(test_pi0_isa_${level} PROPERTIES ENVIRONMENT "${env}" LABELS "unit;isa")
+  endif()
   # vlart info names the capped paths (and says the cap is in force where the CPU has more).
   if(TARGET vlart_cli)
     add_test(NAME cli_info_isa_${level} COMMAND $<TARGET_FILE:vlart_cli> info)
