@@ -44,10 +44,11 @@ def camera_keys(config: dict) -> list[str]:
     return [k for k in config["input_features"] if k.startswith(IMG_PREFIX)]
 
 
-def variant_checkpoint(ckpt: Path, cams: int) -> Path:
-    """Return ckpt itself, or `<ckpt>_cams<N>` keeping only the first N cameras (created idempotently)."""
+def variant_checkpoint(ckpt: Path, cams: int, keys: list[str] | None = None) -> Path:
+    """Return ckpt itself, or `<ckpt>_cams<N>` keeping only the first N of `keys` (default: every camera
+    feature) in its config.json, every other file a symlink to the original (created idempotently)."""
     config = json.loads((ckpt / "config.json").read_text())
-    keys = camera_keys(config)
+    keys = camera_keys(config) if keys is None else keys
     if not 1 <= cams <= len(keys):
         sys.exit(f"--cams {cams}: the checkpoint has {len(keys)} cameras")
     if cams == len(keys):
