@@ -80,6 +80,12 @@ void Pi0Model::set_linear_observer(std::function<void(const std::string&, const 
   denoise_.clear();
 }
 
+void Pi0Model::set_profiling(bool on) {
+  VLART_CHECK(vision_.empty() && prefix_.empty() && denoise_.empty(), InvalidArgument,
+              "pi0: set_profiling must be called before the first inference");
+  exec_opts_.profile = on;
+}
+
 template <class Build>
 std::unique_ptr<Stage> Pi0Model::make_stage(Build&& build) {
   auto s = std::make_unique<Stage>();
@@ -201,6 +207,7 @@ Tensor Pi0Model::vision(const std::vector<float>& images, int64_t n) {
   Stage& st = vision_.get(n, [&] { return make_stage([&](Graph& g) { build_vision(g, n); }); });
   fill(*st.exec, "pixels", images.data(), images.size() * sizeof(float));
   st.exec->run();
+  if (exec_opts_.profile) profile_.record("vision", *st.exec);
   return st.exec->output(0).clone();
 }
 
@@ -213,6 +220,7 @@ Tensor Pi0Model::lang_embedding(const std::vector<int64_t>& ids) {
   Stage& st = embed_.get(lt, [&] { return make_stage([&](Graph& g) { build_embed(g, lt); }); });
   fill(*st.exec, "lang", ids.data(), ids.size() * sizeof(int64_t));
   st.exec->run();
+  if (exec_opts_.profile) profile_.record("embed", *st.exec);
   return st.exec->output(0).clone();
 }
 
@@ -237,6 +245,7 @@ PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const st
   fill(ex, "pos", lay.positions.data(), lay.positions.size() * sizeof(int64_t));
   fill(ex, "mask", lay.att2d.data(), lay.att2d.size());
   ex.run();
+  if (exec_opts_.profile) profile_.record("prefix", ex);
   for (int64_t i = 0; i < cfg_.vlm.depth; ++i) {
     ps.k.push_back(ex.output("k" + std::to_string(i)).clone());
     ps.v.push_back(ex.output("v" + std::to_string(i)).clone());
@@ -283,6 +292,7 @@ std::vector<float> Pi0Model::denoise(const PrefixState& p, const std::vector<flo
     const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
     fill(ex, "temb", te.data(), te.size() * sizeof(float));
     ex.run();
+    if (exec_opts_.profile) profile_.record("denoise", ex);
     std::vector<float> v = ex.output(0).to_float_vector();
     if (velocities) velocities->push_back(v);
     return v;

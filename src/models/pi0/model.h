@@ -17,6 +17,7 @@
 #include "models/pi0/config.h"
 #include "models/policy_weights.h"
 #include "models/stage_cache.h"
+#include "models/stage_profile.h"
 
 namespace vlart::pi0 {
 
@@ -40,6 +41,9 @@ class Pi0Model {
   const std::optional<compress::QuantConfig>& quantization() const { return weights_.quantization(); }
   void set_dequantize_weights(bool on) { dequantize_ = on; }
   void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
+  // Per-op times by stage (PolicyOptions::profile); call before the first inference.
+  void set_profiling(bool on);
+  std::string profile_report() const { return profile_.report(cdt_); }
 
   // Projector output for `n` preprocessed frames ([n, 3, S, S] in [-1, 1]): [n, T, width], compute dtype.
   Tensor vision(const std::vector<float>& images, int64_t n);
@@ -70,6 +74,7 @@ class Pi0Model {
   DType cdt_ = DType::kF32;
   bool dequantize_ = false;
   ExecutorOptions exec_opts_;
+  StageProfile profile_;
   std::vector<Backend*> placement_;
   std::string backend_names_;
   StageCache<int64_t> vision_;                      // by frames

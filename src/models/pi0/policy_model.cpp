@@ -77,6 +77,7 @@ class Pi0PolicyModel final : public PolicyModel {
   void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn) override {
     model_->set_linear_observer(std::move(fn));
   }
+  std::string profile_report() const override { return model_->profile_report(); }
 
  private:
   // The present cameras' frames in checkpoint order (null where absent), after validating `obs`.
@@ -106,6 +107,7 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
   model_ = std::make_unique<Pi0Model>(cfg_, PolicyWeights::open(dir, kPrefix, "pi0"), opts.compute_dtype,
                                       ctx.placement, ctx.backend_names);
   if (opts.dequantize_weights) model_->set_dequantize_weights(true);
+  if (opts.profile) model_->set_profiling(true);
   steps_ = opts.flow_steps > 0 ? opts.flow_steps : cfg_.num_steps;
 
   // The PaliGemma tokenizer: the override, then beside the checkpoint (LeRobot names the hub repo

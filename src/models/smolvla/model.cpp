@@ -60,30 +60,9 @@ void SmolVLAModel::set_visual_tokens_keep(int64_t k) {
   vis_keep_ = k >= cfg_.tokens_per_image() ? 0 : k;
 }
 
-void SmolVLAModel::record_profile(const char* stage, const Executor& ex) {
-  const std::vector<StepInfo>& info = ex.steps();
-  const std::vector<double>& us = ex.step_times_us();
-  for (size_t i = 0; i < info.size() && i < us.size(); ++i) {
-    ProfileEntry& e = profile_[std::string(stage) + " " + info[i].op];
-    e.us += us[i];
-    e.calls += 1;
-  }
-}
+void SmolVLAModel::record_profile(const char* stage, const Executor& ex) { profile_.record(stage, ex); }
 
-std::string SmolVLAModel::profile_report() const {
-  std::vector<std::pair<std::string, ProfileEntry>> v(profile_.begin(), profile_.end());
-  double total = 0;
-  for (const auto& kv : v) total += kv.second.us;
-  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.us > b.second.us; });
-  std::string out = detail::concat("op time by stage (", dtype_name(cdt_), " compute), all runs since load:\n");
-  char line[160];
-  for (const auto& kv : v) {
-    std::snprintf(line, sizeof line, "  %-28s %10.1f ms %6.1f%% %8lld calls\n", kv.first.c_str(), kv.second.us / 1e3,
-                  total > 0 ? 100.0 * kv.second.us / total : 0.0, static_cast<long long>(kv.second.calls));
-    out += line;
-  }
-  return out;
-}
+std::string SmolVLAModel::profile_report() const { return profile_.report(cdt_); }
 
 ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
   ValueId id = g.find(name);

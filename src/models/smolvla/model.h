@@ -17,6 +17,7 @@
 #include "models/smolvla/config.h"
 #include "models/smolvla/weights.h"
 #include "models/stage_cache.h"
+#include "models/stage_profile.h"
 
 namespace vlart::smolvla {
 
@@ -162,11 +163,7 @@ class SmolVLAModel {
   AttnPrecision attn_prec_ = AttnPrecision::kF32;
   int64_t vis_keep_ = 0;  // visual tokens kept per image, 0 = all
   ExecutorOptions exec_opts_;
-  struct ProfileEntry {
-    double us = 0;
-    int64_t calls = 0;
-  };
-  std::map<std::string, ProfileEntry> profile_;
+  StageProfile profile_;
   void record_profile(const char* stage, const Executor& ex);
   std::vector<Backend*> placement_;  // executor priority order (not owned)
   std::string backend_names_;
