@@ -124,7 +124,13 @@ void Pi0Model::build_embed(Graph& g, int64_t lt) const {
   const float sq = static_cast<float>(std::sqrt(static_cast<double>(cfg_.vlm.width)));
   ValueId ids = g.input("lang", {1, lt}, DType::kI64);
   const std::string table = cfg_.embed_name.substr(std::string(kPrefix).size());
-  g.mark_output(g.scale(g.embedding(w(g, table, {cfg_.vocab, cfg_.vlm.width}), ids), sq));
+  // A 16-bit table stays as stored and only the looked-up rows are widened (exact), instead of a
+  // converted copy of the whole vocabulary (2 GiB at full size in f32 compute).
+  const DType stored = weights_.info(table).dtype;
+  const bool narrow = cdt_ == DType::kF32 && (stored == DType::kBF16 || stored == DType::kF16);
+  ValueId e = g.embedding(w(g, table, {cfg_.vocab, cfg_.vlm.width}, narrow ? stored : cdt_), ids);
+  if (narrow) e = g.cast(e, cdt_);
+  g.mark_output(g.scale(e, sq));
 }
 
 void Pi0Model::build_prefix(Graph& g, int64_t nt, int64_t lt) const {
