@@ -6,12 +6,21 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace vlart {
+
+// printf into a std::string, for the summary lines of a description (one line, < 512 bytes).
+template <typename... A>
+std::string describe_fmt(const char* f, A... a) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, f, a...);
+  return buf;
+}
 
 // A named group of tensors (glob patterns on full tensor names, '*' matching any run of characters).
 struct WeightGroup {

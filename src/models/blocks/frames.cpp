@@ -43,6 +43,26 @@ int32_t find_pad_id(const Tokenizer& tok, const fs::path& dir, const std::string
   return -1;
 }
 
+FoundTokenizer find_tokenizer(const std::string& override_path, const std::vector<fs::path>& candidates,
+                              const std::string& pad_fallback) {
+  std::vector<fs::path> cands;
+  if (!override_path.empty()) {
+    const fs::path p(override_path);
+    cands.push_back(fs::is_directory(p) ? p / "tokenizer.json" : p);
+    VLART_CHECK(fs::exists(cands.back()), NotFoundError, "Policy::load: tokenizer override ", cands.back().string(),
+                " does not exist");
+  }
+  cands.insert(cands.end(), candidates.begin(), candidates.end());
+  FoundTokenizer f;
+  for (const fs::path& p : cands)
+    if (fs::exists(p)) {
+      f.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(p.string()));
+      f.pad_id = find_pad_id(*f.tok, p.parent_path(), pad_fallback);
+      break;
+    }
+  return f;
+}
+
 uint64_t frame_hash(const Image& im) {
   // Row by row (a view may pad its rows); a contiguous frame is one long row. The same pixels as a
   // padded view and packed hash differently: a vision-cache miss, never a wrong hit.

@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "vlart/policy.h"
 
@@ -25,5 +27,15 @@ uint64_t frame_hash(const Image& im);
 // Pad token named by tokenizer_config.json / special_tokens_map.json in `dir` (a plain string or an
 // AddedToken object), else `fallback` when the vocabulary has it ("" = none); -1 when none is found.
 int32_t find_pad_id(const Tokenizer& tok, const std::filesystem::path& dir, const std::string& fallback = "");
+
+// The first tokenizer.json of: `override_path` (a file, or a directory holding tokenizer.json;
+// NotFoundError when it does not exist), then `candidates` in order; with its pad id (find_pad_id
+// with `pad_fallback`). tok is null when none exists (the family reports it when a prompt needs it).
+struct FoundTokenizer {
+  std::unique_ptr<Tokenizer> tok;
+  int32_t pad_id = -1;
+};
+FoundTokenizer find_tokenizer(const std::string& override_path, const std::vector<std::filesystem::path>& candidates,
+                              const std::string& pad_fallback = "");
 
 }  // namespace vlart::blocks

@@ -15,9 +15,7 @@ namespace {
 
 template <typename... A>
 std::string fmt(const char* f, A... a) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, f, a...);
-  return buf;
+  return describe_fmt(f, a...);
 }
 
 const std::string kPg = "model.paligemma_with_expert.paligemma.";

@@ -6,6 +6,7 @@
 #include "models/blocks/masks.h"
 #include "models/blocks/vit.h"
 #include "models/flow_matching.h"
+#include "models/graph_weights.h"
 #include "vlart/error.h"
 
 namespace vlart::pi0 {
@@ -18,10 +19,7 @@ const std::string kLm = "paligemma_with_expert.paligemma.model.language_model.";
 const std::string kExp = "paligemma_with_expert.gemma_expert.model.";
 
 void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) {
-  Tensor& t = ex.input(name);
-  VLART_CHECK(t.nbytes() == bytes, InternalError, "pi0: input '", name, "' expects ", t.nbytes(), " bytes, got ",
-              bytes);
-  std::memcpy(t.raw(), src, bytes);
+  fill_input(ex, name, src, bytes, "pi0");
 }
 }  // namespace
 
@@ -39,19 +37,10 @@ Pi0Model::Pi0Model(Pi0Config cfg, PolicyWeights w, DType compute, std::vector<Ba
 Pi0Model::~Pi0Model() = default;
 
 ValueId Pi0Model::w(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
-  ValueId id = g.find(name);
-  if (id != kNoValue) return id;
-  Tensor t = weights_.get(name, shape);
-  const DType want = dt.value_or(cdt_);
-  if (t.dtype() != want && (t.dtype() == DType::kF32 || t.dtype() == DType::kBF16 || t.dtype() == DType::kF16))
-    t = t.to(want);
-  return g.weight(name, t);
+  return graph_weight(g, weights_, name, shape, dt.value_or(cdt_));
 }
 ValueId Pi0Model::wq(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
-  if (!weights_.is_quantized(name) || dequantize_) return w(g, name, shape, dt);
-  ValueId id = g.find(name);
-  if (id != kNoValue) return id;
-  return g.quant_weight(name, weights_.get_quant(name, shape));
+  return graph_linear_weight(g, weights_, name, shape, dt.value_or(cdt_), dequantize_);
 }
 blocks::WeightFn Pi0Model::weight_fn(Graph& g) const {
   return [this, &g](const std::string& name, const Shape& shape, bool linear) {

@@ -112,21 +112,10 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
 
   // The PaliGemma tokenizer: the override, then beside the checkpoint (LeRobot names the hub repo
   // google/paligemma-3b-pt-224 and downloads it; vlart never downloads).
-  std::vector<fs::path> cands;
-  if (!opts.tokenizer_path.empty()) {
-    fs::path p(opts.tokenizer_path);
-    cands.push_back(fs::is_directory(p) ? p / "tokenizer.json" : p);
-    VLART_CHECK(fs::exists(cands.back()), NotFoundError, "Policy::load: tokenizer override ", cands.back().string(),
-                " does not exist");
-  }
-  cands.push_back(fs::path(dir) / "tokenizer.json");
-  cands.push_back(fs::path(dir) / "tokenizer" / "tokenizer.json");
-  for (const fs::path& p : cands)
-    if (fs::exists(p)) {
-      tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file(p.string()));
-      pad_id_ = blocks::find_pad_id(*tok_, p.parent_path(), "<pad>");
-      break;
-    }
+  blocks::FoundTokenizer ft = blocks::find_tokenizer(
+      opts.tokenizer_path, {fs::path(dir) / "tokenizer.json", fs::path(dir) / "tokenizer" / "tokenizer.json"}, "<pad>");
+  tok_ = std::move(ft.tok);
+  pad_id_ = ft.pad_id;
 
   info_.family = cfg_.type;
   for (const std::string& cam : cfg_.cameras)

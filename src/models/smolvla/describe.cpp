@@ -16,9 +16,7 @@ namespace fs = std::filesystem;
 
 template <typename... A>
 std::string fmt(const char* f, A... a) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, f, a...);
-  return buf;
+  return describe_fmt(f, a...);
 }
 
 const std::string kVlm = "model.vlm_with_expert.vlm.";

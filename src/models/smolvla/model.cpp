@@ -9,6 +9,7 @@
 #include "models/blocks/masks.h"
 #include "models/blocks/vit.h"
 #include "models/flow_matching.h"
+#include "models/graph_weights.h"
 #include "models/smolvla/preprocess.h"
 #include "models/smolvla/token_prune.h"
 #include "vlart/error.h"
@@ -23,10 +24,7 @@ const std::string kExp = "vlm_with_expert.lm_expert.";
 constexpr float kRopeTheta = 10000.f;  // LeRobot's apply_rope hard-codes it (not rope_theta)
 
 void fill(Executor& ex, const std::string& name, const void* src, size_t bytes) {
-  Tensor& t = ex.input(name);
-  VLART_CHECK(t.nbytes() == bytes, InternalError, "smolvla: input '", name, "' expects ", t.nbytes(),
-              " bytes, got ", bytes);
-  std::memcpy(t.raw(), src, bytes);
+  fill_input(ex, name, src, bytes, "smolvla");
 }
 }  // namespace
 
@@ -65,17 +63,7 @@ void SmolVLAModel::record_profile(const char* stage, const Executor& ex) { profi
 std::string SmolVLAModel::profile_report() const { return profile_.report(cdt_); }
 
 ValueId SmolVLAModel::w(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
-  ValueId id = g.find(name);
-  if (id != kNoValue) return id;
-  Tensor t = weights_.get(name, shape);
-  const DType want = dt.value_or(cdt_);
-  // Float weights are converted here, per graph (a bf16 checkpoint in f32 compute, or the
-  // reverse); a Linear's kernel repacks the converted copy and the executor releases it. Matching
-  // dtypes stay zero-copy views of the mapped file, which the backend's packed-weight cache shares
-  // across shape buckets (converted copies are new per graph, so they are packed per graph).
-  if (t.dtype() != want && (t.dtype() == DType::kF32 || t.dtype() == DType::kBF16 || t.dtype() == DType::kF16))
-    t = t.to(want);
-  return g.weight(name, t);
+  return graph_weight(g, weights_, name, shape, dt.value_or(cdt_));
 }
 void SmolVLAModel::set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn) {
   exec_opts_.linear_input_observer = std::move(fn);
@@ -88,10 +76,7 @@ void SmolVLAModel::set_linear_observer(std::function<void(const std::string&, co
 }
 
 ValueId SmolVLAModel::wq(Graph& g, const std::string& name, const Shape& shape, std::optional<DType> dt) const {
-  if (!weights_.is_quantized(name) || dequantize_) return w(g, name, shape, dt);
-  ValueId id = g.find(name);
-  if (id != kNoValue) return id;
-  return g.quant_weight(name, weights_.get_quant(name, shape));
+  return graph_linear_weight(g, weights_, name, shape, dt.value_or(cdt_), dequantize_);
 }
 blocks::WeightFn SmolVLAModel::weight_fn(Graph& g) const {
   return [this, &g](const std::string& name, const Shape& shape, bool linear) {

@@ -109,21 +109,10 @@ SmolVLAPolicyModel::SmolVLAPolicyModel(const std::string& dir, const ModelContex
   steps_ = opts.flow_steps > 0 ? opts.flow_steps : cfg_.num_steps;
 
   // Tokenizer: explicit override, then the checkpoint dir, then the VLM dir.
-  std::vector<fs::path> cands;
-  if (!opts.tokenizer_path.empty()) {
-    fs::path p(opts.tokenizer_path);
-    cands.push_back(fs::is_directory(p) ? p / "tokenizer.json" : p);
-    VLART_CHECK(fs::exists(cands.back()), NotFoundError, "Policy::load: tokenizer override ",
-                cands.back().string(), " does not exist");
-  }
-  cands.push_back(ckpt / "tokenizer.json");
-  cands.push_back(fs::path(vlm_dir) / "tokenizer.json");
-  for (const fs::path& p : cands)
-    if (fs::exists(p)) {
-      tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file(p.string()));
-      pad_id_ = blocks::find_pad_id(*tok_, p.parent_path());
-      break;
-    }
+  blocks::FoundTokenizer ft =
+      blocks::find_tokenizer(opts.tokenizer_path, {ckpt / "tokenizer.json", fs::path(vlm_dir) / "tokenizer.json"});
+  tok_ = std::move(ft.tok);
+  pad_id_ = ft.pad_id;
 
   info_.family = kFamilyName;
   for (const std::string& cam : cfg_.cameras)
