@@ -475,3 +475,58 @@ TEST(Pi0Quantize, CalibratedGptqAndW8A8MeetTheirGates) {
 
 }  // namespace
 }  // namespace vlart
+
+namespace vlart {
+namespace {
+
+// Robustness sweep over config.json: every top-level field and every feature's type / shape set to
+// each value of a set of wrong kinds, then Policy::load: it loads or throws a vlart::Error naming the
+// problem; no nlohmann exception, no crash, no out-of-range read gets through. The other files of
+// the checkpoint are symlinks to the fixture's.
+TEST(Pi0Policy, MutatedConfigsNeverEscapeAsRawExceptions) {
+  using J = nlohmann::ordered_json;
+  const std::string src = kRoot + "pi05_b_three_cam/checkpoint";
+  const std::filesystem::path dir = temp_out("sweep");
+  std::filesystem::create_directories(dir);
+  for (const auto& e : std::filesystem::directory_iterator(src))
+    if (e.path().filename() != "config.json") std::filesystem::create_symlink(e.path(), dir / e.path().filename());
+  std::ifstream f(src + "/config.json");
+  const J base = J::parse(f);
+  const std::vector<J> values = {-3, 0, 1, 7, "x", nullptr, J::array(), J::object(), 1.5, true, J::array({0, -1}),
+                                 J::array({56, 57})};
+  int loaded = 0, rejected = 0;
+  PolicyOptions po;
+  po.threads = 1;
+  auto attempt = [&](const J& cfg) {
+    std::ofstream(dir / "config.json") << cfg.dump();
+    try {
+      Policy::load(dir.string(), po);
+      ++loaded;
+    } catch (const vlart::Error&) {
+      ++rejected;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "raw exception for " << cfg.dump() << ": " << e.what();
+    }
+  };
+  for (auto it = base.begin(); it != base.end(); ++it)
+    for (const J& x : values) {
+      J p = base;
+      p[it.key()] = x;
+      attempt(p);
+    }
+  for (const char* sec : {"input_features", "output_features"})
+    for (auto it = base[sec].begin(); it != base[sec].end(); ++it)
+      for (const char* key : {"type", "shape"})
+        for (const J& x : values) {
+          J p = base;
+          p[sec][it.key()][key] = x;
+          attempt(p);
+        }
+  std::printf("pi0 config mutation sweep: %d loaded, %d rejected with a vlart error\n", loaded, rejected);
+  EXPECT_GT(rejected, 50);
+  EXPECT_GT(loaded, 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vlart
