@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <unistd.h>
 #include <fstream>
 #include <memory>
@@ -525,6 +526,43 @@ TEST(Pi0Policy, MutatedConfigsNeverEscapeAsRawExceptions) {
   std::printf("pi0 config mutation sweep: %d loaded, %d rejected with a vlart error\n", loaded, rejected);
   EXPECT_GT(rejected, 50);
   EXPECT_GT(loaded, 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vlart
+
+namespace vlart {
+namespace {
+
+// The prompt length comes from the saved preprocessor's tokenizer step (what LeRobot tokenises with),
+// and a padding setting vlart does not run is refused, naming the file and step.
+TEST(Pi0Policy, TokenizerStepOfThePreprocessorIsFollowed) {
+  using J = nlohmann::ordered_json;
+  const std::string src = kRoot + "pi0_b_three_cam/checkpoint";
+  const std::filesystem::path dir = temp_out("tokstep");
+  std::filesystem::create_directories(dir);
+  for (const auto& e : std::filesystem::directory_iterator(src))
+    if (e.path().filename() != "policy_preprocessor.json")
+      std::filesystem::create_symlink(e.path(), dir / e.path().filename());
+  std::ifstream f(src + "/policy_preprocessor.json");
+  const J base = J::parse(f);
+  auto write = [&](const std::function<void(J&)>& edit) {
+    J j = base;
+    for (J& st : j["steps"])
+      if (st["registry_name"] == "tokenizer_processor") edit(st["config"]);
+    std::ofstream(dir / "policy_preprocessor.json") << j.dump();
+  };
+  write([](J& c) { c["max_length"] = 20; });
+  EXPECT_EQ(pi0::load_config(dir.string()).tokenizer_max_length, 20);  // config.json says 12
+  write([](J& c) { c["padding"] = "longest"; });
+  try {
+    pi0::load_config(dir.string());
+    ADD_FAILURE() << "padding 'longest' was accepted";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("padding 'longest'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("policy_preprocessor.json"), std::string::npos) << e.what();
+  }
   std::filesystem::remove_all(dir);
 }
 

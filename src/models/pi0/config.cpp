@@ -165,6 +165,27 @@ Pi0Config load_config(const std::string& dir) {
   c.n_action_steps = jsonf::size_or(kWho, p, "n_action_steps", pf, 50);
   c.num_steps = jsonf::size_or(kWho, p, "num_inference_steps", pf, 10);
   c.tokenizer_max_length = jsonf::size_or(kWho, p, "tokenizer_max_length", pf, c.pi05 ? 200 : 48);
+  // The prompt is tokenised by the saved preprocessor's tokenizer step: its settings are the truth
+  // (config.json's tokenizer_max_length is what LeRobot built it from).
+  {
+    const std::string pp = (fs::path(dir) / "policy_preprocessor.json").string();
+    if (fs::exists(pp)) {
+      const json j = read_json_file(pp, kWho);
+      if (j.is_object() && j.contains("steps") && j["steps"].is_array())
+        for (const json& st : j["steps"]) {
+          if (!st.is_object() || st.value("registry_name", json()) != "tokenizer_processor") continue;
+          const json cfgj = st.contains("config") ? st["config"] : json::object();
+          const std::string where = pp + ": step tokenizer_processor.config";
+          c.tokenizer_max_length = jsonf::size_or(kWho, cfgj, "max_length", where, c.tokenizer_max_length);
+          const std::string pad = field_or<std::string>(cfgj, "padding", where, "max_length");
+          const std::string side = field_or<std::string>(cfgj, "padding_side", where, "right");
+          VLART_CHECK(pad == "max_length" && side == "right" && field_or<bool>(cfgj, "truncation", where, true),
+                      UnsupportedError, "pi0: ", where, ": padding '", pad, "' on the ", side,
+                      " side (truncation ", field_or<bool>(cfgj, "truncation", where, true) ? "on" : "off",
+                      "); vlart runs LeRobot's pi0 / pi05 setting: max_length padding on the right, truncation on");
+        }
+    }
+  }
   c.min_period = jsonf::positive_number(kWho, p, "min_period", pf, 4e-3);
   c.max_period = jsonf::positive_number(kWho, p, "max_period", pf, 4.0);
   c.dtype = field_or<std::string>(p, "dtype", pf, "float32");
