@@ -264,6 +264,8 @@ void linear_args(benchmark::internal::Benchmark* b, bool small_only) {
   for (const Mkn& s : main_shapes) all.push_back(s);
   for (int64_t m : {1, 8, 16})
     for (auto kn : {std::pair<int64_t, int64_t>{720, 2048}, {2048, 720}, {720, 960}}) all.push_back({m, kn.first, kn.second});
+  // pi0's action expert (Gemma 300M, 51 suffix rows: state + 50 actions): MLP up / down, q.
+  for (auto kn : {std::pair<int64_t, int64_t>{1024, 4096}, {4096, 1024}, {1024, 2048}}) all.push_back({51, kn.first, kn.second});
   for (const Mkn& s : all) {
     if (small_only && s.m > 16) continue;
     for (int64_t bf16 : {0, 1})
