@@ -35,6 +35,22 @@ const std::string kRoot = std::string(VLART_TEST_DATA_DIR) + "/pi0/";
 const std::vector<std::string> kCases = {"pi0_a_one_cam",  "pi0_b_three_cam",  "pi0_c_bf16",
                                          "pi05_a_one_cam", "pi05_b_three_cam", "pi05_c_bf16"};
 
+std::string temp_out(const std::string& tag) {
+  const std::string d = ::testing::TempDir() + "vlart_pi0_" + tag + "_" + std::to_string(::getpid());
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+// A fresh checkpoint directory `tag` whose files are symlinks to those of fixture checkpoint `src`,
+// except `except` (the one a test writes itself).
+std::filesystem::path linked_copy(const std::string& src, const std::string& except, const std::string& tag) {
+  const std::filesystem::path dir = temp_out(tag);
+  std::filesystem::create_directories(dir);
+  for (const auto& e : std::filesystem::directory_iterator(src))
+    if (e.path().filename() != except) std::filesystem::create_symlink(e.path(), dir / e.path().filename());
+  return dir;
+}
+
 nlohmann::json case_json(const std::string& c) {
   std::ifstream f(kRoot + c + "/case.json");
   EXPECT_TRUE(f.good()) << kRoot + c + "/case.json";
@@ -247,11 +263,6 @@ TEST(Pi0Policy, OptionsOfOtherFamiliesAreRefused) {
   EXPECT_THROW(Policy::load(kRoot + "pi0_a_one_cam/checkpoint", o), InvalidArgument);
 }
 
-}  // namespace
-}  // namespace vlart
-
-namespace vlart {
-namespace {
 
 // The exact vision cache and the task cache: a hit gives the actions of the miss bit for bit (frames
 // run camera by camera while the cache is on), and those match the uncached policy (cameras batched
@@ -284,17 +295,7 @@ TEST(Pi0Policy, CachesGiveTheSameActions) {
   }
 }
 
-}  // namespace
-}  // namespace vlart
 
-namespace vlart {
-namespace {
-
-std::string temp_out(const std::string& tag) {
-  const std::string d = ::testing::TempDir() + "vlart_pi0_" + tag + "_" + std::to_string(::getpid());
-  std::filesystem::remove_all(d);
-  return d;
-}
 
 // vlart prune on pi0 / pi0.5: a copy that removes nothing gives the same actions bit for bit; a cut
 // (one language-model layer, which takes its expert layer along, a quarter of the heads and MLP
@@ -356,11 +357,6 @@ TEST(Pi0Quantize, Int8W8A8Int4CopiesRun) {
   }
 }
 
-}  // namespace
-}  // namespace vlart
-
-namespace vlart {
-namespace {
 
 // The serving and C surfaces are family-generic: a pi0.5 policy behind the Scheduler (requests from
 // several threads, one bad one) and through the C ABI gives the actions of Policy::infer.
@@ -412,11 +408,6 @@ TEST(Pi0Serving, SchedulerAndCAbiGiveTheActionsOfInfer) {
   vlart_policy_free(p);
 }
 
-}  // namespace
-}  // namespace vlart
-
-namespace vlart {
-namespace {
 
 double min_cosine(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
   double m = 1;
@@ -474,11 +465,6 @@ TEST(Pi0Quantize, CalibratedGptqAndW8A8MeetTheirGates) {
   EXPECT_GE(run("w8a8", true, false), 0.995);
 }
 
-}  // namespace
-}  // namespace vlart
-
-namespace vlart {
-namespace {
 
 // Robustness sweep over config.json: every top-level field and every feature's type / shape set to
 // each value of a set of wrong kinds, then Policy::load: it loads or throws a vlart::Error naming the
@@ -487,10 +473,7 @@ namespace {
 TEST(Pi0Policy, MutatedConfigsNeverEscapeAsRawExceptions) {
   using J = nlohmann::ordered_json;
   const std::string src = kRoot + "pi05_b_three_cam/checkpoint";
-  const std::filesystem::path dir = temp_out("sweep");
-  std::filesystem::create_directories(dir);
-  for (const auto& e : std::filesystem::directory_iterator(src))
-    if (e.path().filename() != "config.json") std::filesystem::create_symlink(e.path(), dir / e.path().filename());
+  const std::filesystem::path dir = linked_copy(src, "config.json", "sweep");
   std::ifstream f(src + "/config.json");
   const J base = J::parse(f);
   const std::vector<J> values = {-3, 0, 1, 7, "x", nullptr, J::array(), J::object(), 1.5, true, J::array({0, -1}),
@@ -529,22 +512,13 @@ TEST(Pi0Policy, MutatedConfigsNeverEscapeAsRawExceptions) {
   std::filesystem::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace vlart
-
-namespace vlart {
-namespace {
 
 // The prompt length comes from the saved preprocessor's tokenizer step (what LeRobot tokenises with),
 // and a padding setting vlart does not run is refused, naming the file and step.
 TEST(Pi0Policy, TokenizerStepOfThePreprocessorIsFollowed) {
   using J = nlohmann::ordered_json;
   const std::string src = kRoot + "pi0_b_three_cam/checkpoint";
-  const std::filesystem::path dir = temp_out("tokstep");
-  std::filesystem::create_directories(dir);
-  for (const auto& e : std::filesystem::directory_iterator(src))
-    if (e.path().filename() != "policy_preprocessor.json")
-      std::filesystem::create_symlink(e.path(), dir / e.path().filename());
+  const std::filesystem::path dir = linked_copy(src, "policy_preprocessor.json", "tokstep");
   std::ifstream f(src + "/policy_preprocessor.json");
   const J base = J::parse(f);
   auto write = [&](const std::function<void(J&)>& edit) {

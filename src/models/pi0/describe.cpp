@@ -73,6 +73,9 @@ CheckpointDescription describe_checkpoint(const std::string& dir, const std::str
   for (const std::string& cam : c.cameras) cams += (cams.empty() ? "" : ", ") + cam;
   d.summary.push_back(fmt("cameras:      %zu: %s (checkpoint order; centred resize with padding to %lldx%lld)",
                           c.cameras.size(), cams.c_str(), ll(c.image_h), ll(c.image_w)));
+  if (!c.placeholder_cameras.empty())
+    d.summary.push_back(fmt("              + %zu empty-camera placeholder(s) (empty_cameras; masked in LeRobot, not run)",
+                            c.placeholder_cameras.size()));
   d.summary.push_back(fmt("language:     up to %lld tokens, padded to max_length", ll(c.tokenizer_max_length)));
   LayerStack vs;
   vs.name = "PaliGemma";
