@@ -11,7 +11,7 @@
 # vlart's own cross-thread traffic. tests/tsan.supp silences OpenMP-runtime-internal reports only.
 # The allocation-counting hook is not linked in this build (TSan defines operator new), so
 # NextActionPerformsNoHeapAllocation skips here and runs in the normal build.
-set(VLART_TSAN_SUITES test_scheduler test_chunk_runner test_caches test_telemetry)
+set(VLART_TSAN_SUITES test_scheduler test_chunk_runner test_caches test_telemetry test_serve)
 add_custom_target(vlart_tsan_targets)
 foreach(t ${VLART_TSAN_SUITES})
   if(TARGET ${t})

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "run_args.h"
 #include "core/safetensors.h"
 #include "io/image_file.h"
 #include "io/npy.h"
@@ -33,27 +34,7 @@ namespace {
 
 constexpr const char* kImagePrefix = "observation.images.";
 
-struct RunArgs {
-  std::string model_dir;
-  std::vector<std::pair<std::string, std::string>> images;  // camera name, file
-  std::string state;
-  bool has_state = false;
-  std::string task;
-  bool json = false;
-  uint64_t seed = 0;
-  std::string noise, noise_key, tokenizer, vlm_config;
-  std::string backend = "cpu";
-  int visual_tokens = 0;        // visual-token pruning: tokens kept per camera, 0 = off
-  int threads = 0, steps = 0, warmup = 0;
-  int iters = 10;               // bench only
-  bool profile = false;         // bench only
-  int64_t vision_cache_mib = 0;
-  int clients = 0;              // bench only: > 0 serves that many client threads through a Scheduler
-  int max_batch = 8;            // bench --clients: Scheduler max_batch
-  int64_t telemetry_every = 0;  // bench --clients: SchedulerOptions::telemetry_log_every
-  DType dtype = DType::kF32;
-  PolicyOptions::AttentionPrecision attention = PolicyOptions::AttentionPrecision::kAuto;
-};
+
 
 long long parse_int(const std::string& opt, const std::string& s, long long lo, long long hi) {
   errno = 0;
@@ -88,9 +69,12 @@ std::vector<float> parse_floats(const std::string& s) {
   return out;
 }
 
+}  // namespace
+
 RunArgs parse_args(const char* cmd, int argc, char** argv) {
   RunArgs a;
   const bool bench = std::string(cmd) == "bench";
+  const bool serve = std::string(cmd) == "serve";
   if (bench) a.warmup = 2;
   for (int i = 0; i < argc; ++i) {
     const std::string o = argv[i];
@@ -98,6 +82,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       VLART_CHECK(i + 1 < argc, InvalidArgument, "option ", o, " needs a value");
       return argv[++i];
     };
+    if (serve && a.run_only_option.empty() &&
+        (o == "--image" || o == "--state" || o == "--task" || o == "--json" || o == "--noise" ||
+         o == "--noise-key" || o == "--warmup"))
+      a.run_only_option = o;
     if (o == "--image") {
       const std::string v = next();
       const size_t eq = v.find('=');
@@ -145,7 +133,21 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
     } else if (bench && o == "--clients") {
       a.clients = static_cast<int>(parse_int(o, next(), 1, 1024));
-    } else if (bench && o == "--max-batch") {
+    } else if (serve && o == "--host") {
+      a.host = next();
+    } else if (serve && o == "--port") {
+      a.port = static_cast<int>(parse_int(o, next(), 0, 65535));
+    } else if (serve && o == "--io-threads") {
+      a.io_threads = static_cast<int>(parse_int(o, next(), 1, 256));
+    } else if (serve && o == "--max-connections") {
+      a.max_connections = static_cast<int>(parse_int(o, next(), 1, 1 << 20));
+    } else if (serve && o == "--max-queue") {
+      a.max_queue = parse_int(o, next(), 1, 1 << 24);
+    } else if (serve && o == "--max-message-mb") {
+      a.max_message_mib = parse_int(o, next(), 1, 2048);
+    } else if (serve && o == "--deadline-ms") {
+      a.deadline_ms = parse_int(o, next(), 0, 1LL << 40);
+    } else if ((bench || serve) && o == "--max-batch") {
       a.max_batch = static_cast<int>(parse_int(o, next(), 1, 1024));
     } else if (bench && o == "--telemetry-every") {
       a.telemetry_every = parse_int(o, next(), 0, 1 << 30);
@@ -163,8 +165,12 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
   }
   VLART_CHECK(!a.model_dir.empty(), InvalidArgument, cmd, ": missing <model_dir>");
   VLART_CHECK(a.noise_key.empty() || !a.noise.empty(), InvalidArgument, "--noise-key needs --noise");
+  VLART_CHECK(!serve || a.run_only_option.empty(), InvalidArgument, "serve: ", a.run_only_option,
+              " is an option of run/bench (a served request carries its own images, state, task and noise)");
   return a;
 }
+
+namespace {
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -208,6 +214,8 @@ std::vector<float> load_noise(const RunArgs& a, int64_t horizon, int64_t width) 
   return data;
 }
 
+}  // namespace
+
 std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   PolicyOptions opts;
   opts.threads = a.threads;
@@ -223,6 +231,8 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.vision_cache_bytes = static_cast<size_t>(a.vision_cache_mib) << 20;
   return Policy::load(a.model_dir, opts);
 }
+
+namespace {
 
 Observation make_observation(const RunArgs& a, const Policy& p) {
   const Policy* policy = &p;

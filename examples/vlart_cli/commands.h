@@ -20,6 +20,7 @@ int cmd_model_info(const char* model_dir);
 int cmd_bench_ops(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_bench(int argc, char** argv);  // timed policy inference
+int cmd_serve(int argc, char** argv);  // openpi websocket policy server
 int cmd_quantize(int argc, char** argv);  // quantized copy of a checkpoint
 int cmd_compare(int argc, char** argv);   // action error / size / memory / latency of candidates
 int cmd_prune(int argc, char** argv);     // structurally pruned copy of a checkpoint

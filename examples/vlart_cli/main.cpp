@@ -3,6 +3,7 @@
 //   vlart info [model_dir]        CPU features, backends and library versions; or a model summary
 //   vlart run <model_dir> ...     one policy inference from image files, state and task
 //   vlart bench <model_dir> ...   the same inputs, timed: p50/p99 per stage, resident memory
+//   vlart serve <model_dir> ...   the policy behind openpi's websocket protocol (vlart/server.h)
 //   vlart bench-ops [options]     short benchmark of the core ops through the executor
 //   vlart quantize <in> <out> ... quantized copy of a checkpoint (docs/quantization.md)
 //   vlart compare <ref> <cand>... action error, size, memory and latency of quantized candidates
@@ -37,6 +38,11 @@ void usage() {
                "                                N client threads through a Scheduler (telemetry: a log\n"
                "                                line every N requests, at info: VLART_LOG_LEVEL=info)\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"
+               "  serve <model_dir> [--host 127.0.0.1] [--port 8000 (0: any)] [--max-batch B] [--max-queue N]\n"
+               "      [--deadline-ms MS] [--max-message-mb MB] [--max-connections N] [--io-threads N] [--seed N]\n"
+               "      [--threads N] [--dtype f32|bf16] [--backend ...] [--tokenizer PATH] (run's model options)\n"
+               "                                openpi websocket + msgpack policy server (openpi-client drives it);\n"
+               "                                GET /healthz, GET /metrics (Prometheus)\n"
                "  bench-ops [--threads N] [--dtype f32|bf16] [--reps N] [--backend cpu|cuda]\n"
                "                                short op benchmark through the graph executor\n"
                "  quantize <in_dir> <out_dir> --scheme bf16|int8|w8a8|int4-g32|int4-g64|int4-g128[-asym]\n"
@@ -75,6 +81,7 @@ int main(int argc, char** argv) {
     if (cmd == "info") return vlart::cli::cmd_info(argc - 2, argv + 2);
     if (cmd == "run") return vlart::cli::cmd_run(argc - 2, argv + 2);
     if (cmd == "bench") return vlart::cli::cmd_bench(argc - 2, argv + 2);
+    if (cmd == "serve") return vlart::cli::cmd_serve(argc - 2, argv + 2);
     if (cmd == "bench-ops") return vlart::cli::cmd_bench_ops(argc - 2, argv + 2);
     if (cmd == "quantize") return vlart::cli::cmd_quantize(argc - 2, argv + 2);
     if (cmd == "compare") return vlart::cli::cmd_compare(argc - 2, argv + 2);

@@ -301,6 +301,10 @@ class Policy {
   int64_t action_dim() const;
   int64_t horizon() const;
   int64_t noise_numel() const;
+  // The initial noise infer() draws on its first call without noise when PolicyOptions::noise_seed
+  // is `seed` (what `vlart run --seed` uses): noise_numel() standard normal floats. Lets a client
+  // (the server's "seed" field) reproduce that inference exactly.
+  std::vector<float> seeded_noise(uint64_t seed) const;
   DType compute_dtype() const;
   std::string backend() const;  // backends in placement order: "cpu" or "cuda+cpu"
 

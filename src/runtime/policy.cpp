@@ -14,6 +14,12 @@
 
 namespace vlart {
 
+// The policy's noise: standard normal floats from its mt19937_64 generator.
+static void draw_normal(std::mt19937_64& rng, std::vector<float>& out) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& v : out) v = nd(rng);
+}
+
 // What every family shares. Members are destroyed in reverse order: the model (its executors use
 // the backends) goes before the backends, both before the compute thread.
 struct Policy::Impl {
@@ -37,8 +43,7 @@ struct Policy::Impl {
     const int64_t n = model->info().noise_numel();
     if (n == 0 || given) return given;
     buf.resize(static_cast<size_t>(n));
-    std::normal_distribution<float> nd(0.f, 1.f);
-    for (float& v : buf) v = nd(rng);
+    draw_normal(rng, buf);
     return buf.data();
   }
 };
@@ -165,6 +170,12 @@ int64_t Policy::state_dim() const { return info().state_dim; }
 int64_t Policy::action_dim() const { return info().action_dim; }
 int64_t Policy::horizon() const { return info().horizon; }
 int64_t Policy::noise_numel() const { return info().noise_numel(); }
+std::vector<float> Policy::seeded_noise(uint64_t seed) const {
+  std::mt19937_64 rng(seed);
+  std::vector<float> out(static_cast<size_t>(info().noise_numel()));
+  draw_normal(rng, out);
+  return out;
+}
 DType Policy::compute_dtype() const { return info().compute_dtype; }
 std::string Policy::backend() const { return info().backend; }
 

@@ -1,0 +1,16 @@
+# vlart serve (included by tests/CMakeLists.txt before the suites' label files, which list test_serve):
+# the server library's suite (tests/serve/test_serve.cpp), built when the server is
+# (Boost.Beast + msgpack-cxx found), and the openpi-client end-to-end test (real PyPI client).
+if(TARGET vlart_serve)
+  if(VLART_TSAN)
+    add_executable(test_serve ${CMAKE_CURRENT_LIST_DIR}/test_serve.cpp)
+  else()
+    add_executable(test_serve ${CMAKE_CURRENT_LIST_DIR}/test_serve.cpp $<TARGET_OBJECTS:vlart_alloc_hook>)
+  endif()
+  target_include_directories(test_serve PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${MSGPACK_INCLUDE_DIR})
+  target_link_libraries(test_serve PRIVATE vlart_serve Boost::headers GTest::gtest GTest::gtest_main)
+  target_compile_definitions(test_serve PRIVATE VLART_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data"
+                             MSGPACK_DEFAULT_API_VERSION=3)
+  vlart_set_warnings(test_serve)
+  gtest_discover_tests(test_serve DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;serve")
+endif()
