@@ -7,6 +7,7 @@ PKGS=(
   libdnnl-dev ocl-icd-opencl-dev   # oneDNN 2.6 (its CMake config needs OpenCL)
   libeigen3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev libmsgpack-cxx-dev  # vlart serve: Boost.Asio/Beast websocket + HTTP, msgpack-cxx (header-only)
   clang libclang-rt-14-dev         # ASan/UBSan + libFuzzer build of the loaders
 )
 
