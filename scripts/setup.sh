@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git python3 python3-pip
+  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv
   libdnnl-dev ocl-icd-opencl-dev   # oneDNN 2.6 (its CMake config needs OpenCL)
   libeigen3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -28,4 +28,16 @@ fi
 # CUDA: the toolkit is optional; the build enables the CUDA backend when nvcc is found.
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "[setup] note: nvcc found at /usr/local/cuda/bin (add it to PATH to build the CUDA backend)"
+fi
+
+# Python client environment for the server tests: the stock openpi-client from PyPI (its
+# websocket_client_policy imports typing_extensions without declaring it). No torch.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="$ROOT/.venv-client"
+if "$VENV/bin/python" -c "import openpi_client.websocket_client_policy" >/dev/null 2>&1; then
+  echo "[setup] .venv-client present (openpi-client)"
+else
+  echo "[setup] creating .venv-client (openpi-client from PyPI)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openpi-client==0.1.2" typing_extensions
 fi

@@ -49,7 +49,7 @@ struct ServerOptions {
 struct ServerStats {
   uint64_t connections_total = 0, connections_open = 0, connections_refused = 0;
   uint64_t requests = 0;       // observation messages received
-  uint64_t responses = 0;      // action responses sent
+  uint64_t responses = 0;      // action responses produced (queued to be sent)
   uint64_t bad_requests = 0;   // refused before the scheduler (decode / validation errors)
   uint64_t failed = 0;         // answered with an error by the scheduler (invalid, timeout, queue full, ...)
   uint64_t http_requests = 0;  // plain HTTP requests (healthz, metrics, others)

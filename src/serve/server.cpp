@@ -193,6 +193,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     t.infer_ms = ms_since(recv_);
     t.queue_ms = static_cast<double>(r.queue_us) / 1000.0;
     t.prev_total_ms = prev_total_ms_;
+    ++st_->responses;  // answered (counted here: a peer that drops the connection can abort the write's completion)
     queue({serve::encode_response(r.chunk, t, st_->policy->info().emits_text), false, true});
   }
 
@@ -233,7 +234,6 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       return;
     }
     if (done.response) {
-      ++st_->responses;
       prev_total_ms_ = ms_since(recv_);
       if (stashed_) {
         auto next = std::move(stashed_);

@@ -14,3 +14,12 @@ if(TARGET vlart_serve)
   vlart_set_warnings(test_serve)
   gtest_discover_tests(test_serve DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;serve")
 endif()
+
+# The real openpi-client (PyPI, in .venv-client made by scripts/setup.sh) against `vlart serve` on
+# the bundled policy. Skipped, saying why, when that environment is missing.
+if(TARGET vlart_serve AND TARGET vlart_cli)
+  set(_venv_py ${PROJECT_SOURCE_DIR}/.venv-client/bin/python)
+  add_test(NAME serve_openpi_client
+    COMMAND sh -c "if [ -x '${_venv_py}' ]; then exec '${_venv_py}' '${CMAKE_CURRENT_LIST_DIR}/../python/test_serve_openpi_client.py' --vlart '$<TARGET_FILE:vlart_cli>' --model '${PROJECT_SOURCE_DIR}/assets/default_policy'; else echo 'SKIPPED: no .venv-client with openpi-client (bash scripts/setup.sh creates it)'; exit 77; fi")
+  set_tests_properties(serve_openpi_client PROPERTIES LABELS "serve;python" TIMEOUT 600 SKIP_RETURN_CODE 77)
+endif()
