@@ -13,7 +13,7 @@ foreach(t ${VLART_SANITIZE_SUITES})
     endif()
   endif()
 endforeach()
-foreach(t test_safetensors fuzz_safetensors_standalone fuzz_safetensors)  # run by fuzz.cmake tests
+foreach(t test_safetensors fuzz_safetensors_standalone fuzz_safetensors fuzz_wire_standalone fuzz_wire)  # run by fuzz.cmake tests
   if(TARGET ${t})
     add_dependencies(vlart_sanitize_targets ${t})
   endif()

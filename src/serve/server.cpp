@@ -3,6 +3,7 @@
 // websocket pings are answered during inference (Beast replies to control frames inside reads).
 #include "vlart/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -122,6 +123,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     if (closing_ || reading_) return;
     reading_ = true;
     rbuf_ = std::make_shared<beast::flat_buffer>();
+    rbuf_->reserve(last_message_bytes_);  // frames keep their size: one allocation, no regrowth copies
     ws_.async_read(*rbuf_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
   }
 
@@ -133,6 +135,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     }
     if (closing_) return;
     st_->bytes_in += rbuf_->size();
+    last_message_bytes_ = std::min(rbuf_->size(), st_->opts.max_message_bytes);
     if (!ws_.got_binary()) {
       ++st_->bad_requests;
       fail("vlart: invalid request: observations are binary msgpack frames, got a text frame");
@@ -263,6 +266,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   Clock::time_point recv_;
   std::optional<double> prev_total_ms_;
   std::set<std::string> logged_keys_;
+  size_t last_message_bytes_ = 0;
 };
 
 // Plain HTTP on a fresh connection: GET /healthz, GET /metrics, or the websocket upgrade.
@@ -298,6 +302,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return;
       }
       stream_.expires_never();
+      beast::error_code nd;
+      stream_.socket().set_option(tcp::no_delay(true), nd);  // small responses go out at once
       auto ws = std::make_shared<WsSession>(stream_.release_socket(), st_);
       track_(ws);
       ws->run(parser_->release());
