@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv
+  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv python3-dev
   libdnnl-dev ocl-icd-opencl-dev   # oneDNN 2.6 (its CMake config needs OpenCL)
   libeigen3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -30,14 +30,15 @@ if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "[setup] note: nvcc found at /usr/local/cuda/bin (add it to PATH to build the CUDA backend)"
 fi
 
-# Python client environment for the server tests: the stock openpi-client from PyPI (its
-# websocket_client_policy imports typing_extensions without declaring it). No torch.
+# Python environment for the server and Python-package tests: the stock openpi-client from PyPI (its
+# websocket_client_policy imports typing_extensions without declaring it) and nanobind, which the
+# build uses for the vlart Python extension. No torch.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv-client"
-if "$VENV/bin/python" -c "import openpi_client.websocket_client_policy" >/dev/null 2>&1; then
-  echo "[setup] .venv-client present (openpi-client)"
+if "$VENV/bin/python" -c "import openpi_client.websocket_client_policy, nanobind" >/dev/null 2>&1; then
+  echo "[setup] .venv-client present (openpi-client, nanobind)"
 else
-  echo "[setup] creating .venv-client (openpi-client from PyPI)"
+  echo "[setup] creating .venv-client (openpi-client, nanobind from PyPI)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "openpi-client==0.1.2" typing_extensions
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openpi-client==0.1.2" typing_extensions "nanobind>=2.0"
 fi
