@@ -6,7 +6,9 @@ C++ `Policy::infer` wall time in `vlart bench` (call_wall_ms). Both also report 
 sum (ActionChunk timings total), so "wall - stages" per call is each side's call overhead (validation,
 compute-thread handoff; plus for Python argument conversion, the GIL release/re-acquire and the result
 array), paired per call so the host's noise mostly cancels; the Python overhead over C++ is the
-difference of the two p50s. Rounds alternate Python and C++. Frames: 64x64 (the bundled policy's input
+difference of the two p50s. Also, in the same process and per call, Python wall - the C++ call's own
+wall (timings["call"], taken by the binding around Policy::infer): what the binding adds. Rounds
+alternate Python and C++. Frames: 64x64 (the bundled policy's input
 size) and 480x640.
 
 usage: bench_python.py --vlart build/bin/vlart --pythonpath build/python --model assets/default_policy
@@ -53,7 +55,7 @@ def main():
             f = os.path.join(tmp, cam + ".png")
             write_png(f, im)
             img_args += ["--image", f"{cam}={f}"]
-        py_over, cpp_over, py_wall, cpp_wall = [], [], [], []
+        py_over, cpp_over, py_wall, cpp_wall, binding = [], [], [], [], []
         for _ in range(args.rounds):
             for _ in range(args.iters):
                 t0 = time.perf_counter()
@@ -61,6 +63,7 @@ def main():
                 w = (time.perf_counter() - t0) * 1e3
                 py_wall.append(w)
                 py_over.append(1e3 * (w - c.timings["total"]))
+                binding.append(1e3 * (w - c.timings["call"]))  # Python wall - the C++ Policy call's wall
             out = subprocess.run([args.vlart, "bench", args.model, *img_args, "--state", fmt_state(state), "--task",
                                   "pick up the red cube", "--iters", str(args.iters), "--warmup", "5", "--json",
                                   "--threads", str(args.threads)], check=True, capture_output=True, text=True).stdout
@@ -71,11 +74,14 @@ def main():
                    cpp_wall_p50_ms=statistics.median(cpp_wall), python_call_overhead_p50_us=statistics.median(py_over),
                    cpp_call_overhead_p50_us=statistics.median(cpp_over))
         row["python_over_cpp_us"] = row["python_call_overhead_p50_us"] - row["cpp_call_overhead_p50_us"]
+        binding.sort()
+        row["binding_p50_us"], row["binding_min_us"] = statistics.median(binding), binding[0]
         rows.append(row)
         print(f"frames {hw[0]}x{hw[1]} x{len(imgs)}: wall p50 python {row['python_wall_p50_ms']:.3f} ms, C++ "
               f"{row['cpp_wall_p50_ms']:.3f} ms | call overhead (wall - stages) p50: python "
               f"{row['python_call_overhead_p50_us']:.1f} us, C++ {row['cpp_call_overhead_p50_us']:.1f} us -> "
-              f"python over C++ {row['python_over_cpp_us']:.1f} us", flush=True)
+              f"python over C++ {row['python_over_cpp_us']:.1f} us | same process, Python wall - C++ call wall: "
+              f"p50 {row['binding_p50_us']:.1f} us (min {row['binding_min_us']:.1f})", flush=True)
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
 
