@@ -6,8 +6,6 @@
 #include <map>
 #include <set>
 
-#include <msgpack.hpp>
-
 #include "vlart/error.h"
 
 namespace vlart::serve {
@@ -325,66 +323,59 @@ Request decode_request(const uint8_t* data, size_t size, const PolicyInfo& info,
   return r;
 }
 
-namespace {
-using Packer = msgpack::packer<msgpack::sbuffer>;
-void pack_key(Packer& pk, const char* s) {
-  const uint32_t n = static_cast<uint32_t>(std::strlen(s));
-  pk.pack_str(n);
-  pk.pack_str_body(s, n);
-}
-void pack_bin_key(Packer& pk, const char* s) {
-  const uint32_t n = static_cast<uint32_t>(std::strlen(s));
-  pk.pack_bin(n);
-  pk.pack_bin_body(s, n);
-}
-void pack_string(Packer& pk, const std::string& s) {
+void pack_str(Packer& pk, const std::string& s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
-// An ndarray map exactly as openpi's msgpack_numpy.pack_array writes it.
-void pack_ndarray(Packer& pk, const void* data, size_t nbytes, const char* dtype, const std::vector<int64_t>& shape) {
+
+void pack_bin(Packer& pk, const std::string& s) {
+  pk.pack_bin(static_cast<uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void pack_ndarray(Packer& pk, const void* data, size_t nbytes, const std::string& dtype,
+                  const std::vector<int64_t>& shape) {
   pk.pack_map(4);
-  pack_bin_key(pk, "__ndarray__");
+  pack_bin(pk, "__ndarray__");
   pk.pack_true();
-  pack_bin_key(pk, "data");
+  pack_bin(pk, "data");
   pk.pack_bin(static_cast<uint32_t>(nbytes));
   pk.pack_bin_body(static_cast<const char*>(data), static_cast<uint32_t>(nbytes));
-  pack_bin_key(pk, "dtype");
-  pack_string(pk, dtype);
-  pack_bin_key(pk, "shape");
+  pack_bin(pk, "dtype");
+  pack_str(pk, dtype);
+  pack_bin(pk, "shape");
   pk.pack_array(static_cast<uint32_t>(shape.size()));
   for (int64_t d : shape) pk.pack(d);
 }
-}  // namespace
 
 std::string encode_response(const ActionChunk& chunk, const ResponseTiming& t, bool emits_text) {
   msgpack::sbuffer buf(chunk.data.size() * 4 + 512);
   Packer pk(&buf);
   pk.pack_map(emits_text ? 5 : 3);
-  pack_key(pk, "actions");
+  pack_str(pk, "actions");
   pack_ndarray(pk, chunk.data.data(), chunk.data.size() * sizeof(float), "<f4", {chunk.horizon, chunk.action_dim});
-  pack_key(pk, "server_timing");
+  pack_str(pk, "server_timing");
   pk.pack_map(t.prev_total_ms ? 3 : 2);
-  pack_key(pk, "infer_ms");
+  pack_str(pk, "infer_ms");
   pk.pack_double(t.infer_ms);
-  pack_key(pk, "queue_ms");
+  pack_str(pk, "queue_ms");
   pk.pack_double(t.queue_ms);
   if (t.prev_total_ms) {
-    pack_key(pk, "prev_total_ms");
+    pack_str(pk, "prev_total_ms");
     pk.pack_double(*t.prev_total_ms);
   }
-  pack_key(pk, "policy_timing");
+  pack_str(pk, "policy_timing");
   pk.pack_map(static_cast<uint32_t>(chunk.timings.stages.size() + 1));
   for (const StageTime& s : chunk.timings.stages) {
-    pack_string(pk, s.name);
+    pack_str(pk, s.name);
     pk.pack_double(s.ms);
   }
-  pack_key(pk, "total");
+  pack_str(pk, "total");
   pk.pack_double(chunk.timings.total_ms);
   if (emits_text) {
-    pack_key(pk, "text");
-    pack_string(pk, chunk.text);
-    pack_key(pk, "tokens");
+    pack_str(pk, "text");
+    pack_str(pk, chunk.text);
+    pack_str(pk, "tokens");
     pack_ndarray(pk, chunk.tokens.data(), chunk.tokens.size() * sizeof(int32_t), "<i4",
                  {static_cast<int64_t>(chunk.tokens.size())});
   }
@@ -395,54 +386,54 @@ std::string encode_metadata(const PolicyInfo& info, const std::string& version, 
   msgpack::sbuffer buf;
   Packer pk(&buf);
   pk.pack_map(18);
-  pack_key(pk, "server");
-  pack_string(pk, "vlart");
-  pack_key(pk, "version");
-  pack_string(pk, version);
-  pack_key(pk, "family");
-  pack_string(pk, info.family);
-  pack_key(pk, "cameras");  // the short names, in the order the model stacks them
+  pack_str(pk, "server");
+  pack_str(pk, "vlart");
+  pack_str(pk, "version");
+  pack_str(pk, version);
+  pack_str(pk, "family");
+  pack_str(pk, info.family);
+  pack_str(pk, "cameras");  // the short names, in the order the model stacks them
   pk.pack_array(static_cast<uint32_t>(info.cameras.size()));
-  for (const CameraInfo& c : info.cameras) pack_string(pk, c.key.empty() ? short_name(c.name) : c.key);
-  pack_key(pk, "image_keys");  // LeRobot feature names
+  for (const CameraInfo& c : info.cameras) pack_str(pk, c.key.empty() ? short_name(c.name) : c.key);
+  pack_str(pk, "image_keys");  // LeRobot feature names
   pk.pack_array(static_cast<uint32_t>(info.cameras.size()));
-  for (const CameraInfo& c : info.cameras) pack_string(pk, c.name);
-  pack_key(pk, "optional_cameras");
+  for (const CameraInfo& c : info.cameras) pack_str(pk, c.name);
+  pack_str(pk, "optional_cameras");
   uint32_t n_opt = 0;
   for (const CameraInfo& c : info.cameras) n_opt += c.optional ? 1 : 0;
   pk.pack_array(n_opt);
   for (const CameraInfo& c : info.cameras)
-    if (c.optional) pack_string(pk, c.key.empty() ? short_name(c.name) : c.key);
-  pack_key(pk, "image_size");  // [height, width] per camera after preprocessing
+    if (c.optional) pack_str(pk, c.key.empty() ? short_name(c.name) : c.key);
+  pack_str(pk, "image_size");  // [height, width] per camera after preprocessing
   pk.pack_array(static_cast<uint32_t>(info.cameras.size()));
   for (const CameraInfo& c : info.cameras) {
     pk.pack_array(2);
     pk.pack(c.height);
     pk.pack(c.width);
   }
-  pack_key(pk, "state_dim");
+  pack_str(pk, "state_dim");
   pk.pack(info.state_dim);
-  pack_key(pk, "action_dim");
+  pack_str(pk, "action_dim");
   pk.pack(info.action_dim);
-  pack_key(pk, "action_horizon");
+  pack_str(pk, "action_horizon");
   pk.pack(info.horizon);
-  pack_key(pk, "noise_shape");
+  pack_str(pk, "noise_shape");
   pk.pack_array(static_cast<uint32_t>(info.noise_shape.size()));
   for (int64_t d : info.noise_shape) pk.pack(d);
-  pack_key(pk, "flow_steps");
+  pack_str(pk, "flow_steps");
   pk.pack(info.flow_steps);
-  pack_key(pk, "has_language");
+  pack_str(pk, "has_language");
   info.has_language ? pk.pack_true() : pk.pack_false();
-  pack_key(pk, "emits_text");
+  pack_str(pk, "emits_text");
   info.emits_text ? pk.pack_true() : pk.pack_false();
-  pack_key(pk, "stages");
+  pack_str(pk, "stages");
   pk.pack_array(static_cast<uint32_t>(info.stages.size()));
-  for (const std::string& s : info.stages) pack_string(pk, s);
-  pack_key(pk, "compute_dtype");
-  pack_string(pk, dtype_name(info.compute_dtype));
-  pack_key(pk, "backend");
-  pack_string(pk, info.backend);
-  pack_key(pk, "max_message_bytes");
+  for (const std::string& s : info.stages) pack_str(pk, s);
+  pack_str(pk, "compute_dtype");
+  pack_str(pk, dtype_name(info.compute_dtype));
+  pack_str(pk, "backend");
+  pack_str(pk, info.backend);
+  pack_str(pk, "max_message_bytes");
   pk.pack(static_cast<uint64_t>(max_message_bytes));
   return std::string(buf.data(), buf.size());
 }

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <msgpack.hpp>
+
 #include "vlart/policy.h"
 
 namespace vlart::serve {
@@ -46,6 +48,15 @@ struct ResponseTiming {
 
 // The response map (binary msgpack) for one action chunk.
 std::string encode_response(const ActionChunk& chunk, const ResponseTiming& timing, bool emits_text);
+// Writing openpi's format (also what the tests and the fuzz seeds build requests with).
+using Packer = msgpack::packer<msgpack::sbuffer>;
+void pack_str(Packer& pk, const std::string& s);  // a msgpack str
+void pack_bin(Packer& pk, const std::string& s);  // a msgpack bin
+// An ndarray map exactly as openpi's msgpack_numpy.pack_array writes it (bin keys; `dtype` as
+// numpy's dtype.str). Any dtype / shape / byte count may be given (tests build bad ones).
+void pack_ndarray(Packer& pk, const void* data, size_t nbytes, const std::string& dtype,
+                  const std::vector<int64_t>& shape);
+
 // The metadata map sent on connect.
 std::string encode_metadata(const PolicyInfo& info, const std::string& version, size_t max_message_bytes);
 

@@ -63,26 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #ifndef VLART_LIBFUZZER
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-void str(Packer& pk, const std::string& s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void bin(Packer& pk, const std::string& s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+using vlart::serve::Packer;
+void str(Packer& pk, const std::string& s) { vlart::serve::pack_str(pk, s); }
 void ndarray(Packer& pk, const std::string& bytes, const std::string& dtype, const std::vector<int64_t>& shape) {
-  pk.pack_map(4);
-  bin(pk, "__ndarray__");
-  pk.pack_true();
-  bin(pk, "data");
-  bin(pk, bytes);
-  bin(pk, "dtype");
-  str(pk, dtype);
-  bin(pk, "shape");
-  pk.pack_array(static_cast<uint32_t>(shape.size()));
-  for (int64_t d : shape) pk.pack(d);
+  vlart::serve::pack_ndarray(pk, bytes.data(), bytes.size(), dtype, shape);
 }
 
 std::vector<std::string> seeds() {

@@ -1,5 +1,6 @@
-"""Helpers shared by the `vlart serve` client test and benchmark: start/stop a server process, write
-PNG files without PIL, run `vlart run --json` for reference actions, build observation dicts."""
+"""Helpers shared by the Python-side tests and benchmarks (vlart serve, the Python package): start/stop
+a server process, write PNG files without PIL, run `vlart run --json` for reference actions, build
+observation dicts, compare float32 arrays bit for bit."""
 import json
 import os
 import re
@@ -98,3 +99,9 @@ def observation(images, state, task, openpi_keys, seed=None, noise=None):
     if noise is not None:
         obs["noise"] = noise
     return obs
+
+
+def same_bits(a, b):
+    """float32 arrays equal bit for bit (shape and every value)."""
+    a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -29,11 +29,6 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
-def same_bits(a, b):
-    a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
-
-
 def read_safetensors(path):
     """name -> numpy array (the fixtures' reference file; no safetensors package needed)."""
     raw = open(path, "rb").read()
@@ -67,7 +62,7 @@ def main():
     sys.path.insert(0, args.pythonpath)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import vlart  # noqa: E402
-    from serve_util import vlart_run, write_png  # noqa: E402
+    from serve_util import same_bits, vlart_run, write_png  # noqa: E402
 
     model = os.path.join(args.repo, "assets", "default_policy")
     policy = vlart.Policy(model, threads=1)

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import ServerProcess, observation, vlart_run, write_png  # noqa: E402
+from serve_util import ServerProcess, observation, same_bits, vlart_run, write_png  # noqa: E402
 
 # websockets 17 prefers `with connect(...)`; openpi-client itself calls connect() directly too.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -40,11 +40,6 @@ THREADS = ("--threads", "1")
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
-
-
-def same_bits(a, b):
-    a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 def make_inputs(tmp, meta, vlart, model, n):

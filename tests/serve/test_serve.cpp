@@ -42,28 +42,11 @@ constexpr int kClients = 4, kPerClient = 12;
 constexpr int kClients = 16, kPerClient = 50;
 #endif
 
-// ---- building messages as openpi's msgpack_numpy does ----
-using Packer = msgpack::packer<msgpack::sbuffer>;
-void str(Packer& pk, const std::string& s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void bin(Packer& pk, const std::string& s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+// ---- building messages as openpi's msgpack_numpy does (serve/wire.h's writers) ----
+using vlart::serve::Packer;
+void str(Packer& pk, const std::string& s) { vlart::serve::pack_str(pk, s); }
 void ndarray(Packer& pk, const void* data, size_t nbytes, const std::string& dtype, const std::vector<int64_t>& shape) {
-  pk.pack_map(4);
-  bin(pk, "__ndarray__");
-  pk.pack_true();
-  bin(pk, "data");
-  pk.pack_bin(static_cast<uint32_t>(nbytes));
-  pk.pack_bin_body(static_cast<const char*>(data), static_cast<uint32_t>(nbytes));
-  bin(pk, "dtype");
-  str(pk, dtype);
-  bin(pk, "shape");
-  pk.pack_array(static_cast<uint32_t>(shape.size()));
-  for (int64_t d : shape) pk.pack(d);
+  vlart::serve::pack_ndarray(pk, data, nbytes, dtype, shape);
 }
 
 struct Frame {
