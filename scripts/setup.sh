@@ -42,3 +42,8 @@ else
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "openpi-client==0.1.2" typing_extensions "nanobind>=2.0"
 fi
+# Opt-in: Ray Serve for the replica test (tests/python/test_ray_serve.py, ctest python_ray_serve).
+if [ "${VLART_SETUP_RAY:-0}" = 1 ] && ! "$VENV/bin/python" -c "import ray.serve" >/dev/null 2>&1; then
+  echo "[setup] installing ray[serve] into .venv-client"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "ray[serve]"
+fi
