@@ -89,6 +89,7 @@ command -v ccache >/dev/null 2>&1 && LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccach
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-aarch64-linux-gnu.cmake" -DVLART_AARCH64_SYSROOT="$SYSROOT" \
   -DVLART_WITH_CUDA=OFF -DVLART_BUILD_BENCH=OFF -DVLART_BUILD_EXAMPLES=ON -DVLART_BUILD_TESTS=ON \
+  -DVLART_BUILD_PYTHON=OFF -DVLART_WITH_SERVER=OFF \
   "${LAUNCHER[@]}" > "$OUT/configure.log" || { cat "$OUT/configure.log"; exit 1; }
 cmake --build "$BUILD" -j "$JOBS" --target vlart_cli "${SUITES[@]}"
 T1=$(date +%s)
