@@ -10,7 +10,8 @@
 #     the first time);
 #  3. installs the plugin into .venv312 (pip install -e, no dependencies: vlart comes from build-py312);
 #  4. runs the test on a SmolVLA fixture with a non-alphabetical camera order (VLART_PLUGIN_CHECKPOINTS='DIR ...'
-#     for others; a pi0 fixture does not match yet, see docs/python.md).
+#     for others; the tiny pi0 fixtures need the fixture generator's tower patch on the LeRobot side,
+#     see docs/python.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
