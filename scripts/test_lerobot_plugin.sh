@@ -9,9 +9,9 @@
 #  2. builds the vlart extension for that Python (build-py312, CUDA/server/tests off; ~10 min on 2 cores
 #     the first time);
 #  3. installs the plugin into .venv312 (pip install -e, no dependencies: vlart comes from build-py312);
-#  4. runs the test on a SmolVLA fixture with a non-alphabetical camera order (VLART_PLUGIN_CHECKPOINTS='DIR ...'
-#     for others; the tiny pi0 fixtures need the fixture generator's tower patch on the LeRobot side,
-#     see docs/python.md).
+#  4. runs the test on a SmolVLA, a pi0 and a pi0.5 fixture (cameras listed non-alphabetically; the tiny pi0
+#     towers are built on LeRobot's side with the fixture generator's patch; VLART_PLUGIN_CHECKPOINTS='DIR ...'
+#     runs others).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -26,6 +26,8 @@ cmake -S . -B build-py312 -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABL
   -DVLART_BUILD_EXAMPLES=OFF -DVLART_WITH_SERVER=OFF >/dev/null
 cmake --build build-py312 --target _vlart -j "${VLART_JOBS:-$(nproc)}"
 "$PY" -m pip install -q --no-deps -e python/lerobot_policy_vlart
-for ck in ${VLART_PLUGIN_CHECKPOINTS:-tests/data/smolvla/g_two_cam_wrist_top/checkpoint}; do
+CKPTS="tests/data/smolvla/g_two_cam_wrist_top/checkpoint tests/data/pi0/pi0_b_three_cam/checkpoint"
+CKPTS="$CKPTS tests/data/pi0/pi05_b_three_cam/checkpoint"
+for ck in ${VLART_PLUGIN_CHECKPOINTS:-$CKPTS}; do
   PYTHONPATH="$PWD/build-py312/python" "$PY" tests/python/test_lerobot_plugin.py --checkpoint "$ck"
 done

@@ -126,8 +126,23 @@ def main():
         env.close()
         return out["action"][0].numpy()  # [steps, action_dim]
 
-    # (a) LeRobot's own policy, as `lerobot-eval --policy.path=DIR` loads it
-    ref = ref_cls.from_pretrained(args.checkpoint)
+    # (a) LeRobot's own policy, as `lerobot-eval --policy.path=DIR` loads it. A tiny committed pi0 / pi0.5
+    # fixture needs its generator's patch on LeRobot's side: LeRobot's configs only know the full-size
+    # gemma_2b / gemma_300m towers, and from_pretrained would build those and skip the fixture's tensors.
+    build_ctx = contextlib.nullcontext()
+    case_json = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "case.json")
+    if ref_cfg.type in ("pi0", "pi05") and os.path.isfile(case_json):
+        import json
+
+        case = json.load(open(case_json))
+        tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
+        sys.path.insert(0, tools)
+        import make_pi0_fixtures as gen
+
+        spec = next(sp for sp in gen.small_cases() if sp.name == case["name"])
+        build_ctx = gen.tiny_architecture(spec)
+    with build_ctx:
+        ref = ref_cls.from_pretrained(args.checkpoint)
     ref.eval()
     ref_pre, ref_post = make_pre_post_processors(ref.config, pretrained_path=args.checkpoint)
     want = run(ref, ref_pre, ref_post)
