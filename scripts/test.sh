@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # README command (2): set up, build and run the whole vlart test suite.
-#  1. Release build (CUDA backend compiled when the toolkit is present) and every ctest test.
-#  2. ASan+UBSan build (clang) of the loaders, executor and fuzz targets, run as `ctest -L sanitize`.
-#  3. ThreadSanitizer build (clang) of the scheduler and chunk-runner suites, run as `ctest -L tsan`
+#  1. Release build (CUDA backend compiled when the toolkit is present) and every ctest test, among them
+#     the policy server against the real openpi-client and the Python package (both from .venv-client,
+#     which scripts/setup.sh creates; no torch), and the Ray Serve test when ray[serve] is installed.
+#  2. ASan+UBSan build (clang) of the loaders, executor, server and fuzz targets, run as `ctest -L sanitize`.
+#  3. ThreadSanitizer build (clang) of the scheduler, chunk-runner and server suites, run as `ctest -L tsan`
 #     (policy on one OpenMP thread: libgomp is not TSan-instrumented, see tests/tsan.cmake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
