@@ -137,6 +137,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     st_->bytes_in += rbuf_->size();
     last_message_bytes_ = std::min(rbuf_->size(), st_->opts.max_message_bytes);
     if (!ws_.got_binary()) {
+      ++st_->requests;  // counted like any message, so requests == responses + bad_requests + failed
       ++st_->bad_requests;
       fail("vlart: invalid request: observations are binary msgpack frames, got a text frame");
       return;

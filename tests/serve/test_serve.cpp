@@ -521,7 +521,10 @@ TEST_F(ServeTest, BadRequestGetsOneErrorLineAndClose1011OthersUnaffected) {
   good.send(pack(ok));
   EXPECT_EQ(unpack_response(good.recv(&text)).actions, reference(ok));
   EXPECT_FALSE(text);
-  EXPECT_TRUE(eventually([&] { return server.stats().bad_requests == 2u && server.stats().failed == 1u; }));
+  EXPECT_TRUE(eventually([&] {
+    const vlart::ServerStats st = server.stats();
+    return st.bad_requests == 2u && st.failed == 1u && st.requests == st.responses + st.bad_requests + st.failed;
+  }));
 }
 
 TEST_F(ServeTest, PingsAreAnsweredWhileAnInferenceIsPending) {
