@@ -64,7 +64,7 @@ if(TARGET vlart_cli)
   set_tests_properties(cli_info_other_architecture_fails PROPERTIES WILL_FAIL TRUE)
   add_test(NAME cli_info_other_architecture_message COMMAND $<TARGET_FILE:vlart_cli> info ${_cli_other})
   set_tests_properties(cli_info_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION
-    "cli_other_policy/config.json: field 'type' is 'groot': this policy architecture is not supported \\(vlart loads: smolvla, pi0, pi05\\)")
+    "cli_other_policy/config.json: field 'type' is 'groot': this policy architecture is not supported \\(vlart loads: smolvla, pi0, pi05, opentau_pi05\\)")
   add_test(NAME cli_run_other_architecture_message
     COMMAND $<TARGET_FILE:vlart_cli> run ${_cli_other} ${_cli_images} --state 0,0,0,0,0 --task x)
   set_tests_properties(cli_run_other_architecture_message PROPERTIES PASS_REGULAR_EXPRESSION

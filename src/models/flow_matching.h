@@ -20,6 +20,9 @@ struct FlowSchedule {
   double t0 = 1.0;
   double t1 = 0.0;
   int64_t steps = 10;
+  // false: t_k = t0 + k * dt in double, rounded once (LeRobot); true: t = float(t0), then t += float(dt)
+  // in float32 each step (opentau's `time += dt` on a float32 tensor).
+  bool f32_time_accumulation = false;
 };
 
 // Integrates `x` in place. `velocity(x, t, k)` returns v_t(x) (same size as x) for step k.
@@ -27,8 +30,10 @@ template <class Velocity>
 void euler_flow(std::vector<float>& x, const FlowSchedule& s, Velocity&& velocity) {
   const double dt = (s.t1 - s.t0) / static_cast<double>(s.steps);
   const float dtf = static_cast<float>(dt);
+  volatile float acc = static_cast<float>(s.t0);
   for (int64_t k = 0; k < s.steps; ++k) {
-    const float t = static_cast<float>(s.t0 + static_cast<double>(k) * dt);
+    const float t = s.f32_time_accumulation ? acc : static_cast<float>(s.t0 + static_cast<double>(k) * dt);
+    acc = acc + dtf;
     const std::vector<float> v = velocity(static_cast<const std::vector<float>&>(x), t, k);
     for (size_t i = 0; i < x.size(); ++i) {
       volatile float d = dtf * v[i];  // keep PyTorch's two roundings (no fused multiply-add)

@@ -23,6 +23,11 @@ std::vector<ModelFamily>& registry() {
        &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"}, &pi0::family_weights_pi0, &pi0::describe_checkpoint},
       {"pi05", "pi0.5 (openpi, LeRobot port): pi0 with the state as prompt tokens and adaRMS time conditioning",
        &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"}, &pi0::family_weights_pi05, &pi0::describe_checkpoint},
+      {"opentau_pi05",
+       "pi0.5 as opentau (TensorAuto) writes it; with predict_response it first decodes a short text response "
+       "(KV-cached greedy decode) that the action expert attends to: reason, then act",
+       &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"},
+       &pi0::family_weights_opentau_pi05, &pi0::describe_checkpoint},
   };
   return families;
 }
@@ -58,7 +63,10 @@ const ModelFamily& detect_model_family(const std::string& dir) {
     VLART_CHECK(t->is_string(), FormatError, pf, ": field 'type' is ",
                 t->is_number_integer() ? "integer " + t->dump() : std::string(t->type_name()) + " " + t->dump(),
                 ", expected a string naming the policy family (vlart loads: ", model_family_names(), ")");
-    const std::string type = t->get<std::string>();
+    std::string type = t->get<std::string>();
+    // opentau writes LeRobot's type names ("pi05") with its own config schema; its configs carry
+    // "opentau_version", and vlart registers them as "opentau_<type>".
+    if (j.contains("opentau_version")) type = "opentau_" + type;
     for (const ModelFamily& f : model_families())
       if (f.name == type) return f;
     throw FormatError(pf + ": field 'type' is '" + type +

@@ -105,6 +105,65 @@ GemmaDims gemma_dims(const PolicyWeights& ck, const std::string& model_prefix, b
   return d;
 }
 
+// Every width, depth and MLP size from the tensors (c's image size, type and features already set).
+void read_sizes(Pi0Config& c, const std::string& dir, const std::string& pf) {
+  // Sizes from the tensors.
+  // Through PolicyWeights: a quantized copy (vlart quantize) reports its weights under their own names.
+  const PolicyWeights ck = PolicyWeights::open(dir, "", "pi0");
+  const Shape pe = shape_of(ck, kVis + "embeddings.patch_embedding.weight", dir, 4);
+  c.vision.hidden = pe[0];
+  c.vision.patch = pe[2];
+  VLART_CHECK(pe[1] == 3 && pe[2] == pe[3] && pe[2] > 0, FormatError, "pi0: ", dir,
+              "/model.safetensors: patch_embedding.weight has shape ", pe.str(), ", expected [hidden, 3, p, p]");
+  c.vision.image_size = c.image_h;
+  VLART_CHECK(c.image_h % c.vision.patch == 0, UnsupportedError, "pi0: ", pf, ": image_resolution ", c.image_h,
+              " is not a multiple of the SigLIP patch ", c.vision.patch);
+  expect_shape(ck, kVis + "embeddings.position_embedding.weight", {c.vision.tokens(), c.vision.hidden}, dir);
+  c.vision.layers = count_layers(ck, kVis + "encoder.layers.", "self_attn.q_proj.weight");
+  VLART_CHECK(c.vision.layers > 0, FormatError, "pi0: ", dir, "/model.safetensors has no SigLIP layers");
+  c.vision.mlp = shape_of(ck, kVis + "encoder.layers.0.mlp.fc1.weight", dir, 2)[0];
+  // LeRobot always builds PaliGemma's default SigLIP (So400m/14: 16 heads); head counts are not in
+  // the tensors, so this is the one size taken from that convention.
+  c.vision.heads = 16;
+  VLART_CHECK(c.vision.hidden % c.vision.heads == 0, FormatError, "pi0: ", dir, "/model.safetensors: SigLIP width ",
+              c.vision.hidden, " is not a multiple of its 16 heads");
+  c.vlm = gemma_dims(ck, kLm, false, dir, "PaliGemma language model");
+  c.expert = gemma_dims(ck, kExp, c.pi05, dir, "action expert");
+  VLART_CHECK(c.vlm.depth == c.expert.depth && c.vlm.head_dim == c.expert.head_dim &&
+                  c.vlm.kv_heads == c.expert.kv_heads,
+              FormatError, "pi0: ", dir, "/model.safetensors: the action expert (", c.expert.depth, " layers, head_dim ",
+              c.expert.head_dim, ") must match the language model (", c.vlm.depth, " layers, head_dim ",
+              c.vlm.head_dim, "): expert layer i attends to language-model layer i's K/V");
+  const std::string mm = "model.paligemma_with_expert.paligemma.model.multi_modal_projector.linear.";
+  expect_shape(ck, mm + "weight", {c.vlm.width, c.vision.hidden}, dir);
+  expect_shape(ck, mm + "bias", {c.vlm.width}, dir);
+  // The embedding table: LeRobot ties it to lm_head, and safetensors keeps one of the two names.
+  for (const std::string& n : {kLm + "embed_tokens.weight", std::string("model.paligemma_with_expert.paligemma.lm_head.weight")})
+    if (ck.has(n)) {
+      c.embed_name = n;
+      break;
+    }
+  VLART_CHECK(!c.embed_name.empty(), FormatError, "pi0: ", dir, "/model.safetensors has neither '", kLm,
+              "embed_tokens.weight' nor the tied 'paligemma.lm_head.weight'");
+  const Shape emb = shape_of(ck, c.embed_name, dir, 2);
+  VLART_CHECK(emb[1] == c.vlm.width, FormatError, "pi0: ", dir, "/model.safetensors: '", c.embed_name, "' has shape ",
+              emb.str(), ", expected [vocab, ", c.vlm.width, "]");
+  c.vocab = emb[0];
+  const int64_t We = c.expert.width;
+  expect_shape(ck, "model.action_in_proj.weight", {We, c.max_action_dim}, dir);
+  expect_shape(ck, "model.action_out_proj.weight", {c.max_action_dim, We}, dir);
+  if (c.pi05) {
+    expect_shape(ck, "model.time_mlp_in.weight", {We, We}, dir);
+    expect_shape(ck, "model.time_mlp_out.weight", {We, We}, dir);
+  } else {
+    expect_shape(ck, "model.state_proj.weight", {We, c.max_state_dim}, dir);
+    expect_shape(ck, "model.action_time_mlp_in.weight", {We, 2 * We}, dir);
+    expect_shape(ck, "model.action_time_mlp_out.weight", {We, We}, dir);
+  }
+  VLART_CHECK(We % 2 == 0, FormatError, "pi0: ", dir, ": action expert width ", We,
+              " is odd (the sinusoidal time embedding needs an even width)");
+}
+
 }  // namespace
 
 Pi0Config load_config(const std::string& dir) {
@@ -219,61 +278,131 @@ Pi0Config load_config(const std::string& dir) {
     VLART_CHECK(!field_or<bool>(p["rtc_config"], "enabled", pf + ": rtc_config", false), UnsupportedError, "pi0: ",
                 pf, ": rtc_config.enabled is true (real-time chunking guidance); vlart does not run it");
 
-  // Sizes from the tensors.
-  // Through PolicyWeights: a quantized copy (vlart quantize) reports its weights under their own names.
-  const PolicyWeights ck = PolicyWeights::open(dir, "", "pi0");
-  const Shape pe = shape_of(ck, kVis + "embeddings.patch_embedding.weight", dir, 4);
-  c.vision.hidden = pe[0];
-  c.vision.patch = pe[2];
-  VLART_CHECK(pe[1] == 3 && pe[2] == pe[3] && pe[2] > 0, FormatError, "pi0: ", dir,
-              "/model.safetensors: patch_embedding.weight has shape ", pe.str(), ", expected [hidden, 3, p, p]");
-  c.vision.image_size = c.image_h;
-  VLART_CHECK(c.image_h % c.vision.patch == 0, UnsupportedError, "pi0: ", pf, ": image_resolution ", c.image_h,
-              " is not a multiple of the SigLIP patch ", c.vision.patch);
-  expect_shape(ck, kVis + "embeddings.position_embedding.weight", {c.vision.tokens(), c.vision.hidden}, dir);
-  c.vision.layers = count_layers(ck, kVis + "encoder.layers.", "self_attn.q_proj.weight");
-  VLART_CHECK(c.vision.layers > 0, FormatError, "pi0: ", dir, "/model.safetensors has no SigLIP layers");
-  c.vision.mlp = shape_of(ck, kVis + "encoder.layers.0.mlp.fc1.weight", dir, 2)[0];
-  // LeRobot always builds PaliGemma's default SigLIP (So400m/14: 16 heads); head counts are not in
-  // the tensors, so this is the one size taken from that convention.
-  c.vision.heads = 16;
-  VLART_CHECK(c.vision.hidden % c.vision.heads == 0, FormatError, "pi0: ", dir, "/model.safetensors: SigLIP width ",
-              c.vision.hidden, " is not a multiple of its 16 heads");
-  c.vlm = gemma_dims(ck, kLm, false, dir, "PaliGemma language model");
-  c.expert = gemma_dims(ck, kExp, c.pi05, dir, "action expert");
-  VLART_CHECK(c.vlm.depth == c.expert.depth && c.vlm.head_dim == c.expert.head_dim &&
-                  c.vlm.kv_heads == c.expert.kv_heads,
-              FormatError, "pi0: ", dir, "/model.safetensors: the action expert (", c.expert.depth, " layers, head_dim ",
-              c.expert.head_dim, ") must match the language model (", c.vlm.depth, " layers, head_dim ",
-              c.vlm.head_dim, "): expert layer i attends to language-model layer i's K/V");
-  const std::string mm = "model.paligemma_with_expert.paligemma.model.multi_modal_projector.linear.";
-  expect_shape(ck, mm + "weight", {c.vlm.width, c.vision.hidden}, dir);
-  expect_shape(ck, mm + "bias", {c.vlm.width}, dir);
-  // The embedding table: LeRobot ties it to lm_head, and safetensors keeps one of the two names.
-  for (const std::string& n : {kLm + "embed_tokens.weight", std::string("model.paligemma_with_expert.paligemma.lm_head.weight")})
-    if (ck.has(n)) {
-      c.embed_name = n;
-      break;
+  read_sizes(c, dir, pf);
+  return c;
+}
+
+bool is_opentau_config(const std::string& dir) {
+  const json p = read_json_file((fs::path(dir) / "config.json").string(), kWho);
+  return p.is_object() && p.contains("opentau_version");
+}
+
+Pi0Config load_opentau_config(const std::string& dir) {
+  constexpr const char* who = "opentau pi05";
+  Pi0Config c;
+  const std::string pf = (fs::path(dir) / "config.json").string();
+  const json p = read_json_file(pf, who);
+  VLART_CHECK(p.is_object(), FormatError, who, ": ", pf, ": expected a JSON object at the top level");
+  c.type = jsonf::field<std::string>(who, p, "type", pf);
+  VLART_CHECK(c.type == "pi05", UnsupportedError, who, ": ", pf, ": field 'type' is '", c.type,
+              "'; vlart runs opentau's pi05 (with or without predict_response)");
+  c.pi05 = true;
+  c.opentau = true;
+  const int64_t zero = 0;
+  const int64_t empty = jsonf::int_at_least(who, p, "empty_cameras", pf, 0, &zero);
+  auto inp = p.find("input_features");
+  VLART_CHECK(inp != p.end() && inp->is_object(), FormatError, who, ": ", pf,
+              ": missing or malformed field 'input_features' (expected an object {feature name: {type, shape}})");
+  bool have_state = false;
+  for (auto it = inp->begin(); it != inp->end(); ++it) {
+    const std::string path = "input_features." + it.key();
+    VLART_CHECK(it.value().is_object(), FormatError, who, ": ", pf, ": field '", path, "' is ",
+                jsonf::got_of(it.value()), ", expected an object {type, shape}");
+    const std::string t = jsonf::field<std::string>(who, it.value(), "type", pf + ": " + path);
+    VLART_CHECK(jsonf::known_feature_type(t), FormatError, who, ": ", pf, ": field '", path, ".type' is '", t,
+                "', expected one of VISUAL, STATE, ENV, ACTION, REWARD, LANGUAGE");
+    if (t == "VISUAL") {
+      const std::vector<int64_t> s =
+          jsonf::feature_shape(who, it.value(), path, 3, pf, "[3, height, width] with sizes >= 1");
+      VLART_CHECK(s[0] == 3, UnsupportedError, who, ": ", pf, ": field '", path, ".shape' has ", s[0],
+                  " channels, expected 3 (RGB)");
+      bool placeholder = false;  // opentau's config names its padding cameras so (configuration_pi05.py)
+      for (int64_t i = 0; i < empty; ++i)
+        placeholder = placeholder || it.key() == std::string(kImagePrefix) + "empty_camera_" + std::to_string(i);
+      (placeholder ? c.placeholder_cameras : c.cameras).push_back(it.key());
+    } else if (t == "STATE") {
+      VLART_CHECK(!have_state, UnsupportedError, who, ": ", pf, ": input_features has two STATE features ('",
+                  c.state_feature, "' and '", it.key(), "'); pi05 reads one");
+      have_state = true;
+      c.state_feature = it.key();
+      c.state_dim = jsonf::feature_shape(who, it.value(), path, 1, pf, "[state_dim] with state_dim >= 1")[0];
     }
-  VLART_CHECK(!c.embed_name.empty(), FormatError, "pi0: ", dir, "/model.safetensors has neither '", kLm,
-              "embed_tokens.weight' nor the tied 'paligemma.lm_head.weight'");
-  const Shape emb = shape_of(ck, c.embed_name, dir, 2);
-  VLART_CHECK(emb[1] == c.vlm.width, FormatError, "pi0: ", dir, "/model.safetensors: '", c.embed_name, "' has shape ",
-              emb.str(), ", expected [vocab, ", c.vlm.width, "]");
-  c.vocab = emb[0];
-  const int64_t We = c.expert.width;
-  expect_shape(ck, "model.action_in_proj.weight", {We, c.max_action_dim}, dir);
-  expect_shape(ck, "model.action_out_proj.weight", {c.max_action_dim, We}, dir);
-  if (c.pi05) {
-    expect_shape(ck, "model.time_mlp_in.weight", {We, We}, dir);
-    expect_shape(ck, "model.time_mlp_out.weight", {We, We}, dir);
-  } else {
-    expect_shape(ck, "model.state_proj.weight", {We, c.max_state_dim}, dir);
-    expect_shape(ck, "model.action_time_mlp_in.weight", {We, 2 * We}, dir);
-    expect_shape(ck, "model.action_time_mlp_out.weight", {We, We}, dir);
   }
-  VLART_CHECK(We % 2 == 0, FormatError, "pi0: ", dir, ": action expert width ", We,
-              " is odd (the sinusoidal time embedding needs an even width)");
+  VLART_CHECK(!c.cameras.empty(), FormatError, who, ": ", pf, ": input_features has no camera (VISUAL feature)");
+  VLART_CHECK(have_state, FormatError, who, ": ", pf, ": input_features has no STATE feature");
+  auto out = p.find("output_features");
+  VLART_CHECK(out != p.end() && out->is_object(), FormatError, who, ": ", pf, ": missing field 'output_features'");
+  bool have_action = false;
+  for (auto it = out->begin(); it != out->end(); ++it) {
+    if (!it.value().is_object() || it.value().value("type", json()) != "ACTION") continue;
+    VLART_CHECK(!have_action, UnsupportedError, who, ": ", pf, ": output_features has two ACTION features");
+    have_action = true;
+    c.action_feature = it.key();
+    c.action_dim = jsonf::feature_shape(who, it.value(), "output_features." + it.key(), 1, pf,
+                                        "[action_dim] with action_dim >= 1")[0];
+  }
+  VLART_CHECK(have_action, FormatError, who, ": ", pf, ": output_features has no ACTION feature");
+
+  c.max_state_dim = jsonf::size_or(who, p, "max_state_dim", pf, 32);
+  c.max_action_dim = jsonf::size_or(who, p, "max_action_dim", pf, 32);
+  c.chunk_size = jsonf::size_or(who, p, "chunk_size", pf, 50);
+  c.n_action_steps = jsonf::size_or(who, p, "n_action_steps", pf, 50);
+  c.num_steps = jsonf::size_or(who, p, "num_steps", pf, 10);
+  c.tokenizer_max_length = jsonf::size_or(who, p, "prompt_max_length", pf, 256);
+  c.predict_response = jsonf::field_or<bool>(who, p, "predict_response", pf, false);
+  c.response_max_length = jsonf::size_or(who, p, "response_max_length", pf, 52);
+  const int64_t one = 1;
+  c.config_version = jsonf::int_at_least(who, p, "config_version", pf, 0, &one);  // null: opentau's current (1)
+  VLART_CHECK(c.state_dim <= c.max_state_dim, FormatError, who, ": ", pf, ": state has ", c.state_dim,
+              " values, more than max_state_dim ", c.max_state_dim);
+  VLART_CHECK(c.action_dim <= c.max_action_dim, FormatError, who, ": ", pf, ": action has ", c.action_dim,
+              " values, more than max_action_dim ", c.max_action_dim);
+  VLART_CHECK(c.n_action_steps <= c.chunk_size, FormatError, who, ": ", pf, ": n_action_steps ", c.n_action_steps,
+              " > chunk_size ", c.chunk_size);
+  {
+    auto r = p.find("resize_imgs_with_padding");
+    VLART_CHECK(r != p.end() && r->is_array() && r->size() == 2 && (*r)[0].is_number_integer() &&
+                    (*r)[1].is_number_integer() && (*r)[0].get<int64_t>() > 0 && (*r)[1].get<int64_t>() > 0,
+                UnsupportedError, who, ": ", pf, ": field 'resize_imgs_with_padding' is ",
+                r == p.end() ? std::string("absent") : r->dump(),
+                "; vlart runs opentau's resize-with-padding to [height, width] (null, frames fed as they are, is not "
+                "supported)");
+    c.image_h = (*r)[0].get<int64_t>();
+    c.image_w = (*r)[1].get<int64_t>();
+    VLART_CHECK(c.image_h == c.image_w, UnsupportedError, who, ": ", pf, ": resize_imgs_with_padding ", c.image_h,
+                "x", c.image_w, " is not square (SigLIP's position embedding is for a square grid)");
+  }
+  const std::string st = jsonf::field_or<std::string>(who, p, "state_type", pf, "continuous");
+  VLART_CHECK(st == "discrete", UnsupportedError, who, ": ", pf, ": state_type is '", st,
+              "'; vlart runs opentau's discrete state (the state as prompt tokens)");
+  VLART_CHECK(!jsonf::field_or<bool>(who, p, "use_modality_embedding", pf, false), UnsupportedError, who, ": ", pf,
+              ": use_modality_embedding is true (learned per-modality embeddings); vlart does not run it");
+  VLART_CHECK(jsonf::field_or<int64_t>(who, p, "max_delay", pf, 0) == 0, UnsupportedError, who, ": ", pf,
+              ": max_delay is not 0 (delayed action prefixes); vlart does not run it");
+  VLART_CHECK(jsonf::field_or<int64_t>(who, p, "n_candidates", pf, 1) == 1, UnsupportedError, who, ": ", pf,
+              ": n_candidates is not 1 (best-of-N action sampling with a critic); vlart does not run it");
+  VLART_CHECK(!p.contains("delta_action_state_map") || p["delta_action_state_map"].is_null(), UnsupportedError, who,
+              ": ", pf, ": delta_action_state_map is set (actions relative to the state); vlart runs absolute actions");
+  VLART_CHECK(!p.contains("dataset_to_norm_index") || p["dataset_to_norm_index"].is_null() ||
+                  (p["dataset_to_norm_index"].is_object() && p["dataset_to_norm_index"].size() <= 1),
+              UnsupportedError, who, ": ", pf,
+              ": dataset_to_norm_index names several datasets' statistics; vlart runs one set");
+  // Normalisation modes: STATE and ACTION (VISUAL must be identity: the frames go in as [0, 1]).
+  auto nm = p.find("normalization_mapping");
+  VLART_CHECK(nm != p.end() && nm->is_object(), FormatError, who, ": ", pf,
+              ": missing field 'normalization_mapping' ({VISUAL, STATE, ACTION: mode})");
+  const std::string nwhere = pf + ": normalization_mapping";
+  auto mode = [&](const char* k) {
+    const std::string m = jsonf::field_or<std::string>(who, *nm, k, nwhere, "IDENTITY");
+    VLART_CHECK(m == "IDENTITY" || m == "MEAN_STD" || m == "MIN_MAX" || m == "QUANTILE", UnsupportedError, who, ": ",
+                nwhere, ".", k, " is '", m, "', expected IDENTITY, MEAN_STD, MIN_MAX or QUANTILE");
+    return m;
+  };
+  VLART_CHECK(mode("VISUAL") == "IDENTITY", UnsupportedError, who, ": ", nwhere,
+              ".VISUAL is not IDENTITY; vlart feeds opentau's frames unnormalised ([0, 1] then x * 2 - 1)");
+  c.state_norm_mode = mode("STATE");
+  c.action_norm_mode = mode("ACTION");
+  read_sizes(c, dir, pf);
   return c;
 }
 

@@ -49,11 +49,32 @@ struct Pi0Config {
   int64_t vocab = 0;
   bool pruned = false;  // config.json has a "pruning" section (vlart prune)
   std::string embed_name;  // the language embedding table (embed_tokens, or the tied lm_head)
+
+  // opentau (TensorAuto's pi05, PyPI opentau 0.14, load_opentau_config): its own config.json keys,
+  // the normalisation statistics inside model.safetensors under the feature names below, top-left
+  // image padding, the prompt "Task: <task>, State: <bins>;\n", and with predict_response the
+  // "Response: " indicator tokens closing the prefix and a greedily decoded text response that the
+  // action expert attends to.
+  bool opentau = false;
+  bool predict_response = false;
+  int64_t response_max_length = 0;   // decode steps (the fed <bos> included)
+  std::string action_feature = "action";
+  std::string state_norm_mode = "IDENTITY", action_norm_mode = "IDENTITY";  // opentau's mode names
+  int64_t config_version = 1;        // >= 1: eps 1e-6 and zero-range centring; 0: eps 1e-8
 };
 
 // Reads `<dir>/config.json` and the tensor shapes of `<dir>/model.safetensors`. FormatError naming
 // the file and field (or tensor) for anything malformed or inconsistent, UnsupportedError for
 // settings vlart does not run (relative actions, real-time chunking).
 Pi0Config load_config(const std::string& dir);
+
+// opentau's PI05Config (config.json with "opentau_version") and the same tensor-derived sizes.
+// UnsupportedError for settings that change inference and that vlart does not run (continuous
+// state, modality embeddings, delayed actions, best-of-N candidates, delta actions, several
+// datasets' statistics).
+Pi0Config load_opentau_config(const std::string& dir);
+
+// True when `<dir>/config.json` is an opentau policy config (it carries "opentau_version").
+bool is_opentau_config(const std::string& dir);
 
 }  // namespace vlart::pi0

@@ -47,11 +47,12 @@ FamilyWeights weights_of(const char* family, const char* display) {
 
 FamilyWeights family_weights_pi0() { return weights_of("pi0", "pi0"); }
 FamilyWeights family_weights_pi05() { return weights_of("pi05", "pi0.5"); }
+FamilyWeights family_weights_opentau_pi05() { return weights_of("opentau_pi05", "opentau pi0.5"); }
 
 CheckpointDescription describe_checkpoint(const std::string& dir, const std::string& /*companion_dir*/) {
-  const Pi0Config c = load_config(dir);
+  const Pi0Config c = is_opentau_config(dir) ? load_opentau_config(dir) : load_config(dir);
   CheckpointDescription d;
-  d.weights = c.pi05 ? family_weights_pi05() : family_weights_pi0();
+  d.weights = c.opentau ? family_weights_opentau_pi05() : c.pi05 ? family_weights_pi05() : family_weights_pi0();
   auto ll = [](int64_t x) { return static_cast<long long>(x); };
   const SiglipDims& v = c.vision;
   d.summary.push_back(fmt("vision:       SigLIP width %lld, %lld layers, %lld heads, mlp %lld, patch %lld, image %lldx%lld"
@@ -71,12 +72,17 @@ CheckpointDescription describe_checkpoint(const std::string& dir, const std::str
                           c.pi05 ? "256-bin tokens in the prompt" : "one suffix token, padded"));
   std::string cams;
   for (const std::string& cam : c.cameras) cams += (cams.empty() ? "" : ", ") + cam;
-  d.summary.push_back(fmt("cameras:      %zu: %s (checkpoint order; centred resize with padding to %lldx%lld)",
-                          c.cameras.size(), cams.c_str(), ll(c.image_h), ll(c.image_w)));
+  d.summary.push_back(fmt("cameras:      %zu: %s (checkpoint order; %s resize with padding to %lldx%lld)",
+                          c.cameras.size(), cams.c_str(), c.opentau ? "top-left" : "centred", ll(c.image_h),
+                          ll(c.image_w)));
   if (!c.placeholder_cameras.empty())
     d.summary.push_back(fmt("              + %zu empty-camera placeholder(s) (empty_cameras; masked in LeRobot, not run)",
                             c.placeholder_cameras.size()));
   d.summary.push_back(fmt("language:     up to %lld tokens, padded to max_length", ll(c.tokenizer_max_length)));
+  if (c.predict_response)
+    d.summary.push_back(fmt("response:     greedy text decode, up to %lld tokens (the fed <bos> included), KV-cached; "
+                            "the action expert attends to it",
+                            ll(c.response_max_length)));
   LayerStack vs;
   vs.name = "PaliGemma";
   vs.part = "vlm";
@@ -100,7 +106,7 @@ CheckpointDescription describe_checkpoint(const std::string& dir, const std::str
   d.pruned = c.pruned;
 
   const double f = 4, n = static_cast<double>(c.cameras.size()), L = static_cast<double>(v.tokens());
-  const double P = n * L + static_cast<double>(c.tokenizer_max_length), H = static_cast<double>(c.chunk_size + 1);
+  const double P = n * L + static_cast<double>(c.tokenizer_max_length + (c.predict_response ? c.response_max_length + 8 : 0)), H = static_cast<double>(c.chunk_size + 1);
   d.activation_bytes = {
       {"vision", n * (L * (4.0 * v.hidden + v.mlp) + v.heads * L * L) * f},
       {"prefix", (P * (4.0 * c.vlm.width + 2.0 * c.vlm.mlp) + c.vlm.heads * P * P) * f},

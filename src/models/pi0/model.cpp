@@ -108,10 +108,9 @@ void Pi0Model::build_vision(Graph& g, int64_t n) const {
   g.mark_output(g.linear(x, wq(g, kProj + "weight", {cfg_.vlm.width, C}), w(g, kProj + "bias", {cfg_.vlm.width})));
 }
 
-void Pi0Model::build_embed(Graph& g, int64_t lt) const {
+ValueId Pi0Model::embed_ids(Graph& g, ValueId ids) const {
   // GemmaTextScaledWordEmbedding: lookup * sqrt(width), the scale a f32 scalar.
   const float sq = static_cast<float>(std::sqrt(static_cast<double>(cfg_.vlm.width)));
-  ValueId ids = g.input("lang", {1, lt}, DType::kI64);
   const std::string table = cfg_.embed_name.substr(std::string(kPrefix).size());
   // A 16-bit table stays as stored and only the looked-up rows are widened (exact), instead of a
   // converted copy of the whole vocabulary (2 GiB at full size in f32 compute).
@@ -119,7 +118,32 @@ void Pi0Model::build_embed(Graph& g, int64_t lt) const {
   const bool narrow = cdt_ == DType::kF32 && (stored == DType::kBF16 || stored == DType::kF16);
   ValueId e = g.embedding(w(g, table, {cfg_.vocab, cfg_.vlm.width}, narrow ? stored : cdt_), ids);
   if (narrow) e = g.cast(e, cdt_);
-  g.mark_output(g.scale(e, sq));
+  return g.scale(e, sq);
+}
+
+void Pi0Model::build_embed(Graph& g, int64_t lt) const { g.mark_output(embed_ids(g, g.input("lang", {1, lt}, DType::kI64))); }
+
+void Pi0Model::build_decode(Graph& g, int64_t cap) const {
+  // One response token through the language model against the KV cache, then the final norm, the
+  // tied head and its argmax.
+  const GemmaDims& d = cfg_.vlm;
+  ValueId x = embed_ids(g, g.input("tok", {1, 1}, DType::kI64));
+  ValueId pos = g.input("pos", {1, 1}, DType::kI64);
+  blocks::SelfAttention a;
+  a.mask = g.input("mask", {1, 1, cap}, DType::kBool);
+  a.write_pos = g.input("write_pos", {1}, DType::kI32);
+  a.kv_len = g.input("kv_len", {1}, DType::kI32);
+  const blocks::WeightFn wf = weight_fn(g);
+  for (int64_t i = 0; i < d.depth; ++i) {
+    a.k_cache = g.input("k" + std::to_string(i), {1, cap, d.kv_heads, d.head_dim}, cdt_);
+    a.v_cache = g.input("v" + std::to_string(i), {1, cap, d.kv_heads, d.head_dim}, cdt_);
+    x = blocks::decoder_layer(g, x, pos, spec(d, i, false), kLm + "layers." + std::to_string(i) + ".", wf, a).x;
+  }
+  x = blocks::norm(g, x, kLm + "norm.weight", spec(d, 0, false), wf);
+  const std::string table = cfg_.embed_name.substr(std::string(kPrefix).size());
+  ValueId logits = g.linear(x, wq(g, table, {cfg_.vocab, d.width}));
+  if (cdt_ != DType::kF32) logits = g.cast(logits, DType::kF32);
+  g.mark_output(g.argmax(logits), "next");
 }
 
 void Pi0Model::build_prefix(Graph& g, int64_t nt, int64_t lt) const {
@@ -219,7 +243,8 @@ Tensor Pi0Model::lang_embedding(const std::vector<int64_t>& ids) {
   return st.exec->output(0).clone();
 }
 
-PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const std::vector<uint8_t>& lang_mask) {
+PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const std::vector<uint8_t>& lang_mask,
+                             const std::vector<uint8_t>* lang_block_start) {
   const int64_t D = cfg_.vlm.width;
   VLART_CHECK(img.dim(img.rank() - 1) == D && img.dtype() == cdt_ && lang_emb.dtype() == cdt_ &&
                   lang_emb.numel() == static_cast<int64_t>(lang_mask.size()) * D,
@@ -231,7 +256,13 @@ PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const st
   ps.pad.assign(static_cast<size_t>(P), 1);
   for (int64_t j = 0; j < lt; ++j) ps.pad[static_cast<size_t>(nt + j)] = lang_mask[static_cast<size_t>(j)];
   // Images and prompt form one bidirectional block over the real tokens; positions skip padding.
-  const blocks::PrefixLayout lay = blocks::prefix_lm_layout(ps.pad, std::vector<uint8_t>(static_cast<size_t>(P), 0));
+  std::vector<uint8_t> starts(static_cast<size_t>(P), 0);
+  if (lang_block_start) {
+    VLART_CHECK(lang_block_start->size() == lang_mask.size(), InvalidArgument, "pi0: ", lang_block_start->size(),
+                " block flags for ", lang_mask.size(), " prompt tokens");
+    std::copy(lang_block_start->begin(), lang_block_start->end(), starts.begin() + nt);
+  }
+  const blocks::PrefixLayout lay = blocks::prefix_lm_layout(ps.pad, starts);
   for (uint8_t b : ps.pad) ps.valid += b;
   Stage& st = prefix_.get({nt, lt}, [&] { return make_stage([&](Graph& g) { build_prefix(g, nt, lt); }); });
   Executor& ex = *st.exec;
@@ -246,6 +277,83 @@ PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const st
     ps.v.push_back(ex.output("v" + std::to_string(i)).clone());
   }
   return ps;
+}
+
+DecodeResult Pi0Model::decode(PrefixState& p, const DecodeSpec& d) {
+  const GemmaDims& g = cfg_.vlm;
+  VLART_CHECK(d.max_len > 0 && d.bos >= 0 && d.bos < cfg_.vocab && d.eos >= 0 && d.eos < cfg_.vocab && d.pad >= 0 &&
+                  d.pad < cfg_.vocab,
+              InvalidArgument, "pi0: decode needs max_len > 0 and bos / eos / pad ids in [0, ", cfg_.vocab,
+              "), got max_len ", d.max_len, ", bos ", d.bos, ", eos ", d.eos, ", pad ", d.pad);
+  VLART_CHECK(static_cast<int64_t>(p.k.size()) == g.depth && p.len > 0, InvalidArgument,
+              "pi0: decode needs a prefix's K/V of every language-model layer");
+  const int64_t P = p.len, cap = P + d.max_len;
+  Stage& st = decode_.get(cap, [&] { return make_stage([&](Graph& gr) { build_decode(gr, cap); }); });
+  Executor& ex = *st.exec;
+  if (!kv_ || kv_->capacity() != cap) {
+    kv_ = std::make_unique<KVCache>(g.depth, 1, cap, g.kv_heads, g.head_dim, cdt_);
+    for (int64_t i = 0; i < g.depth; ++i) {  // rows never written stay finite (attended with weight 0)
+      std::memset(kv_->k(i).raw(), 0, kv_->k(i).nbytes());
+      std::memset(kv_->v(i).raw(), 0, kv_->v(i).nbytes());
+    }
+  }
+  KVCache& kv = *kv_;
+  kv.bind(ex);
+  kv.reset();
+  for (int64_t i = 0; i < g.depth; ++i) {
+    const size_t u = static_cast<size_t>(i);
+    VLART_CHECK(p.k[u].nbytes() * static_cast<size_t>(cap) == kv.k(i).nbytes() * static_cast<size_t>(P),
+                InvalidArgument, "pi0: decode: prefix K/V ", p.k[u].str(), " do not match the cache");
+    std::memcpy(kv.k(i).raw(), p.k[u].raw(), p.k[u].nbytes());
+    std::memcpy(kv.v(i).raw(), p.v[u].raw(), p.v[u].nbytes());
+    const size_t rest = kv.k(i).nbytes() - p.k[u].nbytes();  // a shorter earlier run's rows: cleared
+    std::memset(static_cast<char*>(kv.k(i).raw()) + p.k[u].nbytes(), 0, rest);
+    std::memset(static_cast<char*>(kv.v(i).raw()) + p.v[u].nbytes(), 0, rest);
+  }
+  kv.advance(P);
+  uint8_t* mask = static_cast<uint8_t*>(ex.input("mask").raw());
+  std::fill(mask, mask + cap, uint8_t{0});
+  std::copy(p.pad.begin(), p.pad.end(), mask);
+  DecodeResult r;
+  int64_t pos = p.valid - 1;
+  bool ended = false;  // an eos / pad was fed
+  int32_t next = d.bos;
+  for (int64_t s = 0; s < d.max_len; ++s) {
+    const bool real = !ended;
+    if (!real && d.stop_at_eos) break;
+    const int32_t tok = real ? next : d.pad;
+    const int64_t row = P + s;
+    if (real) ++pos;
+    // A masked pad attends to itself only (its output is never used), a real token to every real
+    // key so far and itself.
+    if (!real) std::fill(mask, mask + row, uint8_t{0});
+    mask[row] = 1;
+    const int64_t tok64 = tok;
+    fill(ex, "tok", &tok64, sizeof tok64);
+    fill(ex, "pos", &pos, sizeof pos);
+    kv.fill_step(ex, 1);
+    ex.run();
+    kv.advance(1);
+    if (exec_opts_.profile) profile_.record("decode", ex);
+    r.tokens.push_back(tok);
+    r.valid.push_back(real ? 1 : 0);
+    ++r.steps;
+    if (!real) mask[row] = 0;
+    ended = ended || tok == d.eos || tok == d.pad;
+    next = ex.output("next").data<int32_t>()[0];
+  }
+  // The action expert reads prefix + response: every row of the cache, the unfed ones masked.
+  p.len = cap;
+  p.pad.resize(static_cast<size_t>(cap), 0);
+  for (size_t s = 0; s < r.valid.size(); ++s) {
+    p.pad[static_cast<size_t>(P) + s] = r.valid[s];
+    p.valid += r.valid[s];
+  }
+  for (int64_t i = 0; i < g.depth; ++i) {
+    p.k[static_cast<size_t>(i)] = kv.k(i);
+    p.v[static_cast<size_t>(i)] = kv.v(i);
+  }
+  return r;
 }
 
 std::vector<float> Pi0Model::denoise(const PrefixState& p, const std::vector<float>& state,
@@ -282,7 +390,7 @@ std::vector<float> Pi0Model::denoise(const PrefixState& p, const std::vector<flo
     fill(ex, "state", state.data(), state.size() * sizeof(float));
   }
   std::vector<float> x = noise;
-  euler_flow(x, FlowSchedule{1.0, 0.0, steps}, [&](const std::vector<float>& xt, float t, int64_t) {
+  euler_flow(x, FlowSchedule{1.0, 0.0, steps, cfg_.opentau}, [&](const std::vector<float>& xt, float t, int64_t) {
     fill(ex, "x_t", xt.data(), xt.size() * sizeof(float));
     const std::vector<float> te = time_embedding(t, We, cfg_.min_period, cfg_.max_period);
     fill(ex, "temb", te.data(), te.size() * sizeof(float));

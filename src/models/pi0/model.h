@@ -14,6 +14,7 @@
 #include "core/executor.h"
 #include "core/graph.h"
 #include "models/blocks/decoder.h"
+#include "models/kv_cache.h"
 #include "models/pi0/config.h"
 #include "models/policy_weights.h"
 #include "models/stage_cache.h"
@@ -26,6 +27,25 @@ struct PrefixState {
   int64_t valid = 0;           // real (unpadded) tokens: the suffix positions start here
   std::vector<uint8_t> pad;    // [P]
   std::vector<Tensor> k, v;    // post-RoPE K / V per language-model layer, [1, P, kv_heads, head_dim]
+};
+
+// Greedy text decoding after the prefix (opentau's pi05 predict_response, infer_response): step 0
+// feeds `bos`; step s feeds the argmax of the language-model head over the previous token's
+// final-normed output; once a fed token is `eos` or `pad`, every later token is `pad` and masked
+// (nothing attends to it). Tokens attend to the real prefix tokens, the earlier real response
+// tokens and themselves; a real token's position is one past the previous real one.
+struct DecodeSpec {
+  int64_t max_len = 0;    // decode steps, the fed bos included (opentau's response_max_length)
+  int32_t bos = -1, eos = -1, pad = -1;
+  // Stop after feeding the first eos / pad instead of feeding masked pads up to max_len. The masked
+  // tokens are attended by nothing, so the response K/V the action expert sees (and the actions)
+  // are the same either way; only the steps are saved.
+  bool stop_at_eos = true;
+};
+struct DecodeResult {
+  std::vector<int32_t> tokens;  // every decode step's fed token (tokens[0] = bos); max_len of them without the early stop
+  std::vector<uint8_t> valid;   // per fed token: 1 real, 0 masked pad
+  int64_t steps = 0;            // graph runs
 };
 
 class Pi0Model {
@@ -50,7 +70,15 @@ class Pi0Model {
   // Prompt embeddings (table lookup * sqrt(width)), [1, L, width], compute dtype.
   Tensor lang_embedding(const std::vector<int64_t>& ids);
   // Prefix pass over [img tokens; prompt tokens]; `img` is [n, T, width] (the present cameras).
-  PrefixState prefix(const Tensor& img, const Tensor& lang_emb, const std::vector<uint8_t>& lang_mask);
+  // `lang_block_start` (optional, one flag per prompt token): 1 where a token starts a new attention
+  // block (opentau's causal "Response: " indicator tokens); absent = one bidirectional block.
+  PrefixState prefix(const Tensor& img, const Tensor& lang_emb, const std::vector<uint8_t>& lang_mask,
+                     const std::vector<uint8_t>* lang_block_start = nullptr);
+  // Decodes the response after the prefix `p` and extends `p` in place: p.len grows by d.max_len
+  // (rows of steps not run are zero and masked), p.pad and p.valid count the real response tokens,
+  // and p.k / p.v hold prefix + response K/V, ready for denoise(). Needs the checkpoint's final
+  // language-model norm and (tied) head.
+  DecodeResult decode(PrefixState& p, const DecodeSpec& d);
   // Euler integration from `noise` ([chunk, max_action_dim]); `state` is the normalised state padded
   // to max_state_dim (pi0's state token; unused by pi0.5). Returns x_0. `velocities` optionally gets v_t per step.
   std::vector<float> denoise(const PrefixState& p, const std::vector<float>& state, const std::vector<float>& noise,
@@ -63,6 +91,8 @@ class Pi0Model {
   void build_embed(Graph& g, int64_t lt) const;
   void build_prefix(Graph& g, int64_t nt, int64_t lt) const;
   void build_denoise(Graph& g, int64_t P) const;
+  void build_decode(Graph& g, int64_t cap) const;
+  ValueId embed_ids(Graph& g, ValueId ids) const;  // table lookup * sqrt(width), compute dtype
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   blocks::WeightFn weight_fn(Graph& g) const;
@@ -81,6 +111,8 @@ class Pi0Model {
   StageCache<int64_t> embed_;                       // by prompt length
   StageCache<std::pair<int64_t, int64_t>> prefix_;  // by (image tokens, prompt length)
   StageCache<int64_t> denoise_;                     // by prefix length
+  StageCache<int64_t> decode_;                      // by KV capacity (prefix + response length)
+  std::unique_ptr<KVCache> kv_;                     // the decode's K/V, reused while the capacity holds
 };
 
 }  // namespace vlart::pi0

@@ -53,7 +53,108 @@ std::string pi05_prompt(const std::string& task, const std::vector<float>& state
   return p + ";\nAction: ";
 }
 
+std::string opentau_prompt(const std::string& task, const std::vector<float>& state_norm) {
+  std::string p = "Task: " + task + ", State: ";
+  for (size_t i = 0; i < state_norm.size(); ++i) {
+    const float c = std::min(1.f, std::max(-1.f, state_norm[i]));
+    volatile float v = c + 1.f;  // torch's two float32 roundings, then truncation (.long())
+    const float sc = v * 128.f;
+    const int64_t bin = std::min<int64_t>(255, std::max<int64_t>(0, static_cast<int64_t>(sc)));
+    p += (i ? " " : "") + std::to_string(bin);
+  }
+  return p + ";\n";
+}
+
 namespace {
+
+std::string short_name(const std::string& cam) {
+  return cam.rfind(kImagePrefix, 0) == 0 ? cam.substr(std::string(kImagePrefix).size()) : cam;
+}
+
+// opentau's Normalize / Unnormalize (policies/normalize.py) for one feature, float32 in its operation
+// order. Statistics from model.safetensors ("<module>.buffer_<feature>.<stat>", [1, dim]); a zero
+// spread (|std| or |hi - lo| < eps) is snapped to 1; from config_version 1 eps = 1e-6 and a
+// zero-range band is centred on 0.
+class OpentauNormalizer {
+ public:
+  OpentauNormalizer() = default;
+  OpentauNormalizer(const PolicyWeights& w, const std::string& module, const std::string& feature,
+                    const std::string& mode, int64_t dim, int64_t config_version)
+      : dim_(dim), eps_(config_version >= 1 ? 1e-6f : 1e-8f), centre_(config_version >= 1) {
+    if (mode == "IDENTITY") return;
+    mean_std_ = mode == "MEAN_STD";
+    std::string key = feature;
+    for (char& ch : key)
+      if (ch == '.') ch = '_';
+    const std::string base = module + ".buffer_" + key + ".";
+    const char* lo_name = mean_std_ ? "mean" : mode == "MIN_MAX" ? "min" : "q01";
+    const char* hi_name = mean_std_ ? "std" : mode == "MIN_MAX" ? "max" : "q99";
+    lo_ = stat(w, base + lo_name);
+    hi_ = stat(w, base + hi_name);
+    on_ = true;
+  }
+  void normalize(const float* x, float* y) const {
+    for (int64_t i = 0; i < dim_; ++i) {
+      if (!on_) {
+        y[i] = x[i];
+        continue;
+      }
+      const size_t u = static_cast<size_t>(i);
+      if (mean_std_) {
+        const float sd = std::fabs(hi_[u]) < eps_ ? 1.f : hi_[u];
+        volatile float dev = x[i] - lo_[u];
+        y[i] = dev / (sd + eps_);
+      } else {
+        const float r = hi_[u] - lo_[u], d = std::fabs(r) < eps_ ? 1.f : r;
+        volatile float dev = x[i] - lo_[u];
+        if (centre_) dev = dev + 0.5f * (d - r);
+        volatile float q = dev / (d + eps_);
+        volatile float q2 = q * 2.f;
+        y[i] = q2 - 1.f;
+      }
+    }
+  }
+  void unnormalize(const float* x, float* y) const {
+    for (int64_t i = 0; i < dim_; ++i) {
+      if (!on_) {
+        y[i] = x[i];
+        continue;
+      }
+      const size_t u = static_cast<size_t>(i);
+      if (mean_std_) {
+        const float sd = std::fabs(hi_[u]) < eps_ ? 1.f : hi_[u];
+        volatile float m = x[i] * (sd + eps_);
+        y[i] = m + lo_[u];
+      } else {
+        const float r = hi_[u] - lo_[u], d = std::fabs(r) < eps_ ? 1.f : r;
+        volatile float h = (x[i] + 1.f) / 2.f;
+        volatile float m = h * (d + eps_);
+        volatile float o = m + lo_[u];
+        if (centre_) o = o - 0.5f * (d - r);
+        y[i] = o;
+      }
+    }
+  }
+
+ private:
+  std::vector<float> stat(const PolicyWeights& w, const std::string& name) const {
+    VLART_CHECK(w.has(name), FormatError, "opentau pi05: ", w.dir(), "/model.safetensors has no statistics tensor '",
+                name, "' (the normalization_mapping mode needs it)");
+    const Tensor t = w.get(name);
+    VLART_CHECK(t.numel() == dim_ && (t.rank() == 1 || (t.rank() == 2 && t.dim(0) == 1)), FormatError,
+                "opentau pi05: ", w.dir(), "/model.safetensors: statistics tensor '", name, "' has shape ",
+                t.shape().str(), ", expected [1, ", dim_, "] (one dataset's statistics of the feature)");
+    std::vector<float> v = t.to_float_vector();
+    for (size_t i = 0; i < v.size(); ++i)
+      VLART_CHECK(std::isfinite(v[i]), FormatError, "opentau pi05: ", w.dir(), "/model.safetensors: '", name, "'[",
+                  i, "] is not finite (", v[i], ")");
+    return v;
+  }
+  int64_t dim_ = 0;
+  float eps_ = 1e-6f;
+  bool centre_ = true, on_ = false, mean_std_ = false;
+  std::vector<float> lo_, hi_;  // MEAN_STD: mean, std; else the low and high statistic
+};
 
 struct Prepared {
   std::vector<float> images;        // present cameras, [n, 3, S, S]
@@ -61,6 +162,7 @@ struct Prepared {
   std::vector<std::string> cache_keys;
   std::vector<int64_t> ids;
   std::vector<uint8_t> mask;
+  std::vector<uint8_t> block;  // opentau with a response: 1 on the causal "Response: " indicator tokens
   Tensor lang_emb;
   std::vector<float> state;  // pi0: normalised, padded to max_state_dim
   std::vector<float> noise;
@@ -85,25 +187,41 @@ class Pi0PolicyModel final : public PolicyModel {
   Prepared prepare(const Observation& obs, const float* noise, const InferCaches& caches, const std::string& where);
   Tensor vision(const Prepared& p, const InferCaches& caches);
 
+  void normalize_state(const std::vector<float>& x, std::vector<float>& y) const;
+  void unnormalize_actions(const float* x, float* y) const;
+  std::string response_text(const std::vector<int32_t>& ids) const;
+
   Pi0Config cfg_;
-  blocks::FeatureNormalizer state_norm_, action_norm_;
+  blocks::FeatureNormalizer state_norm_, action_norm_;   // LeRobot
+  OpentauNormalizer ot_state_norm_, ot_action_norm_;     // opentau
   std::unique_ptr<Pi0Model> model_;
   std::unique_ptr<Tokenizer> tok_;
   int32_t pad_id_ = -1;
+  std::vector<int64_t> indicator_;  // opentau predict_response: "Response: " without special tokens
+  DecodeSpec decode_;
   int64_t steps_ = 0;
   PolicyInfo info_;
 };
 
 Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) {
   const PolicyOptions& opts = *ctx.options;
-  cfg_ = load_config(dir);
-  const auto pre = blocks::read_lerobot_norm_step(dir, "policy_preprocessor.json", "normalizer_processor");
-  const auto post = blocks::read_lerobot_norm_step(dir, "policy_postprocessor.json", "unnormalizer_processor");
-  VLART_CHECK(pre && post, NotFoundError, "pi0: ", dir,
-              " lacks policy_preprocessor.json / policy_postprocessor.json with the normaliser steps "
-              "(LeRobot's save_pretrained of the pre/post-processors writes them)");
-  state_norm_ = pre->normalizer(cfg_.state_feature, cfg_.state_dim);
-  action_norm_ = post->normalizer("action", cfg_.action_dim);
+  cfg_ = is_opentau_config(dir) ? load_opentau_config(dir) : load_config(dir);
+  if (cfg_.opentau) {
+    // opentau keeps its statistics in model.safetensors (normalize_inputs / unnormalize_outputs).
+    const PolicyWeights all = PolicyWeights::open(dir, "", "opentau pi05");
+    ot_state_norm_ = OpentauNormalizer(all, "normalize_inputs", cfg_.state_feature, cfg_.state_norm_mode,
+                                       cfg_.state_dim, cfg_.config_version);
+    ot_action_norm_ = OpentauNormalizer(all, "unnormalize_outputs", cfg_.action_feature, cfg_.action_norm_mode,
+                                        cfg_.action_dim, cfg_.config_version);
+  } else {
+    const auto pre = blocks::read_lerobot_norm_step(dir, "policy_preprocessor.json", "normalizer_processor");
+    const auto post = blocks::read_lerobot_norm_step(dir, "policy_postprocessor.json", "unnormalizer_processor");
+    VLART_CHECK(pre && post, NotFoundError, "pi0: ", dir,
+                " lacks policy_preprocessor.json / policy_postprocessor.json with the normaliser steps "
+                "(LeRobot's save_pretrained of the pre/post-processors writes them)");
+    state_norm_ = pre->normalizer(cfg_.state_feature, cfg_.state_dim);
+    action_norm_ = post->normalizer("action", cfg_.action_dim);
+  }
   model_ = std::make_unique<Pi0Model>(cfg_, PolicyWeights::open(dir, kPrefix, "pi0"), opts.compute_dtype,
                                       ctx.placement, ctx.backend_names);
   if (opts.dequantize_weights) model_->set_dequantize_weights(true);
@@ -116,34 +234,52 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
       opts.tokenizer_path, {fs::path(dir) / "tokenizer.json", fs::path(dir) / "tokenizer" / "tokenizer.json"}, "<pad>");
   tok_ = std::move(ft.tok);
   pad_id_ = ft.pad_id;
+  if (cfg_.predict_response) {
+    // opentau: bos_token_id, convert_tokens_to_ids(eos_token), pad_token_id of the PaliGemma tokenizer.
+    VLART_CHECK(tok_ != nullptr, NotFoundError, "opentau pi05: ", dir,
+                ": predict_response decodes text, which needs the PaliGemma tokenizer.json (checkpoint dir or its "
+                "tokenizer/ folder, or PolicyOptions::tokenizer_path)");
+    const std::optional<int32_t> bos = tok_->token_to_id("<bos>"), eos = tok_->token_to_id("<eos>");
+    VLART_CHECK(bos && eos && pad_id_ >= 0, FormatError, "opentau pi05: the tokenizer lacks ",
+                !bos ? "'<bos>'" : !eos ? "'<eos>'" : "'<pad>'", " (the response decode starts at <bos> and ends at "
+                "<eos> / <pad>)");
+    decode_.max_len = cfg_.response_max_length;
+    decode_.bos = *bos;
+    decode_.eos = *eos;
+    decode_.pad = pad_id_;
+    for (int32_t id : tok_->encode("Response: ", /*add_special_tokens=*/false)) indicator_.push_back(id);
+    for (int64_t id : indicator_)
+      VLART_CHECK(id >= 0 && id < cfg_.vocab, FormatError, "opentau pi05: the tokenizer encodes 'Response: ' to id ",
+                  id, ", outside the model's vocabulary [0, ", cfg_.vocab, ")");
+  }
 
-  info_.family = cfg_.type;
+  info_.family = cfg_.opentau ? "opentau_pi05" : cfg_.type;
   for (const std::string& cam : cfg_.cameras)
-    info_.cameras.push_back({cam, cam.substr(std::string(kImagePrefix).size()), cfg_.image_h, cfg_.image_w, true});
+    info_.cameras.push_back({cam, short_name(cam), cfg_.image_h, cfg_.image_w, true});
   info_.state_dim = cfg_.state_dim;
   info_.action_dim = cfg_.action_dim;
   info_.horizon = cfg_.chunk_size;
   info_.noise_shape = {cfg_.chunk_size, cfg_.max_action_dim};
   info_.flow_steps = steps_;
   info_.has_language = true;
-  info_.emits_text = false;
-  info_.stages = {"preprocess", "vision", "prefix", "denoise"};
+  info_.emits_text = cfg_.predict_response;
+  info_.stages = cfg_.predict_response ? std::vector<std::string>{"preprocess", "vision", "prefix", "decode", "denoise"}
+                                       : std::vector<std::string>{"preprocess", "vision", "prefix", "denoise"};
   info_.compute_dtype = model_->compute_dtype();
   info_.backend = model_->backend_names();
 }
 
 std::vector<const Image*> Pi0PolicyModel::frames(const Observation& obs, const std::string& where) const {
   for (const auto& kv : obs.images) {
-    const std::string full = kv.first.rfind(kImagePrefix, 0) == 0 ? kv.first : kImagePrefix + kv.first;
     bool known = false;
-    for (const std::string& cam : cfg_.cameras) known = known || cam == full;
+    for (const std::string& cam : cfg_.cameras) known = known || cam == kv.first || short_name(cam) == kv.first;
     VLART_CHECK(known, InvalidArgument, where, ": unknown camera '", kv.first, "'");
   }
   std::vector<const Image*> out;
   bool any = false;
   for (const std::string& cam : cfg_.cameras) {
     auto it = obs.images.find(cam);
-    if (it == obs.images.end()) it = obs.images.find(cam.substr(std::string(kImagePrefix).size()));
+    if (it == obs.images.end()) it = obs.images.find(short_name(cam));
     if (it == obs.images.end()) {
       out.push_back(nullptr);  // LeRobot: an all -1 image with mask 0, i.e. tokens nothing attends to
       continue;
@@ -183,8 +319,10 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
   blocks::ResizePad rp;
   rp.out_h = cfg_.image_h;
   rp.out_w = cfg_.image_w;
-  rp.place = blocks::PadPlace::kCenter;
-  rp.pad = 0.f;  // LeRobot 0.6.1 pads float frames with 0 (black), then maps x * 2 - 1
+  // LeRobot 0.6.1 centres the resized frame, opentau puts it at the bottom right (padding top and
+  // left); both pad float frames with 0 (black), then map x * 2 - 1.
+  rp.place = cfg_.opentau ? blocks::PadPlace::kTopLeft : blocks::PadPlace::kCenter;
+  rp.pad = 0.f;
   for (size_t i = 0; i < fr.size(); ++i) {
     if (!fr[i]) continue;
     const Image& im = *fr[i];
@@ -196,9 +334,11 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
                              std::to_string(im.width) + ':' + std::to_string(blocks::frame_hash(im)));
   }
   std::vector<float> sn(static_cast<size_t>(cfg_.state_dim));
-  state_norm_.normalize(obs.state.data(), sn.data(), 1);
+  normalize_state(obs.state, sn);
   std::string text;
-  if (cfg_.pi05) {
+  if (cfg_.opentau) {
+    text = opentau_prompt(obs.task, sn);
+  } else if (cfg_.pi05) {
     text = pi05_prompt(obs.task, sn);
   } else {
     p.state.assign(static_cast<size_t>(cfg_.max_state_dim), 0.f);
@@ -234,12 +374,19 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
       p.ids = std::move(t.ids);
       p.mask = std::move(t.mask);
     }
+    // opentau's prefix closes with the "Response: " indicator: real tokens, each its own block.
+    p.ids.insert(p.ids.end(), indicator_.begin(), indicator_.end());
+    p.mask.resize(p.ids.size(), 1);
     p.lang_emb = model_->lang_embedding(p.ids);
     if (tcache) {
-      auto e = std::make_shared<TaskEntry>(TaskEntry{p.ids, p.mask, p.lang_emb});
+      auto e = std::make_shared<TaskEntry>(TaskEntry{p.ids, p.mask, p.lang_emb});  // indicator included
       const size_t nb = key.size() + e->ids.size() * sizeof(int64_t) + e->mask.size() + e->emb.nbytes();
       tcache->insert(key, std::move(e), nb);
     }
+  }
+  if (!indicator_.empty()) {
+    p.block.assign(p.ids.size(), 0);
+    std::fill(p.block.end() - static_cast<std::ptrdiff_t>(indicator_.size()), p.block.end(), uint8_t{1});
   }
   VLART_CHECK(noise != nullptr, InternalError, where, ": no initial noise");
   p.noise.assign(noise, noise + info_.noise_numel());
@@ -284,8 +431,16 @@ std::vector<ActionChunk> Pi0PolicyModel::infer(const std::vector<InferItem>& ite
     const Tensor img = vision(p, caches);
     c.timings.set("vision", ms_since(t1));
     t1 = std::chrono::steady_clock::now();
-    const PrefixState ps = model_->prefix(img, p.lang_emb, p.mask);
+    PrefixState ps = model_->prefix(img, p.lang_emb, p.mask, p.block.empty() ? nullptr : &p.block);
     c.timings.set("prefix", ms_since(t1));
+    if (cfg_.predict_response) {
+      t1 = std::chrono::steady_clock::now();
+      const DecodeResult r = model_->decode(ps, decode_);
+      c.timings.set("decode", ms_since(t1));
+      // The response as the model wrote it: the tokens after the fed <bos>, up to and with <eos>.
+      for (size_t s = 1; s < r.tokens.size() && r.valid[s]; ++s) c.tokens.push_back(r.tokens[s]);
+      c.text = response_text(c.tokens);
+    }
     t1 = std::chrono::steady_clock::now();
     const std::vector<float> x0 = model_->denoise(ps, p.state, p.noise, steps_);
     c.timings.set("denoise", ms_since(t1));
@@ -293,11 +448,40 @@ std::vector<ActionChunk> Pi0PolicyModel::infer(const std::vector<InferItem>& ite
     c.horizon = C;
     c.action_dim = A;
     c.data.resize(static_cast<size_t>(C * A));
-    for (int64_t r = 0; r < C; ++r)
-      action_norm_.unnormalize(x0.data() + r * M, c.data.data() + r * A, 1);
+    for (int64_t r = 0; r < C; ++r) unnormalize_actions(x0.data() + r * M, c.data.data() + r * A);
     c.timings.total_ms = ms_since(t0);
     out.push_back(std::move(c));
   }
+  return out;
+}
+
+void Pi0PolicyModel::normalize_state(const std::vector<float>& x, std::vector<float>& y) const {
+  if (cfg_.opentau) ot_state_norm_.normalize(x.data(), y.data());
+  else state_norm_.normalize(x.data(), y.data(), 1);
+}
+void Pi0PolicyModel::unnormalize_actions(const float* x, float* y) const {
+  if (cfg_.opentau) ot_action_norm_.unnormalize(x, y);
+  else action_norm_.unnormalize(x, y, 1);
+}
+
+// The decoded response as text, special tokens (<eos>) left out; ids the tokenizer does not know (a
+// checkpoint whose vocabulary is larger than its tokenizer's) are written as <id N>.
+std::string Pi0PolicyModel::response_text(const std::vector<int32_t>& ids) const {
+  std::string out;
+  std::vector<int32_t> run;
+  auto flush = [&] {
+    if (!run.empty()) out += tok_->decode(run, /*skip_special_tokens=*/true);
+    run.clear();
+  };
+  for (int32_t id : ids) {
+    if (id >= 0 && static_cast<size_t>(id) < tok_->id_upper_bound() && tok_->id_to_token(id)) {
+      run.push_back(id);
+      continue;
+    }
+    flush();
+    out += "<id " + std::to_string(id) + ">";
+  }
+  flush();
   return out;
 }
 
