@@ -5,6 +5,7 @@
 // decoded response token ids against opentau's (exactly) and the actions (max abs <= 1e-4, f32).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,96 @@ TEST_P(ReasonParity, TokensAndActionsMatchOpentauF32) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ReasonParity, ::testing::ValuesIn(kCases));
+
+ActionChunk run(const std::string& c, const PolicyOptions& o, const Observation& obs, const std::vector<float>& noise) {
+  return Policy::load(kRoot + c + "/checkpoint", o)->infer(obs, noise.data());
+}
+
+// opentau feeds masked <pad> tokens up to response_max_length after an <eos>; nothing attends to
+// them, so stopping at the <eos> gives the same tokens and the same actions, bit for bit.
+TEST(Reason, EarlyStopAtEosGivesTheSameActions) {
+  const Sample s = samples("c_early_eos").at(0);
+  PolicyOptions o;
+  o.threads = 1;
+  const ActionChunk stop = run("c_early_eos", o, s.obs, s.noise);
+  o.response_stop_at_eos = false;
+  const ActionChunk full = run("c_early_eos", o, s.obs, s.noise);
+  EXPECT_EQ(stop.tokens, expected_response(s));
+  EXPECT_EQ(full.tokens, stop.tokens);
+  EXPECT_EQ(full.data, stop.data);
+  EXPECT_LE(max_abs(stop.data, s.actions), 1e-4);
+}
+
+// A shorter cap decodes the first tokens of the full response (greedy decoding is causal), and the
+// action expert then attends to those only.
+TEST(Reason, ResponseCapKeepsTheFirstTokens) {
+  const Sample s = samples("a_one_cam").at(0);
+  PolicyOptions o;
+  o.threads = 1;
+  const ActionChunk full = run("a_one_cam", o, s.obs, s.noise);
+  o.response_max_tokens = 5;
+  const ActionChunk cut = run("a_one_cam", o, s.obs, s.noise);
+  ASSERT_EQ(cut.tokens.size(), 4u);
+  EXPECT_TRUE(std::equal(cut.tokens.begin(), cut.tokens.end(), full.tokens.begin()));
+  EXPECT_GT(max_abs(cut.data, full.data), 1e-6) << "the action expert must see the shorter response";
+  o.response_max_tokens = 53;  // above the checkpoint's response_max_length
+  EXPECT_THROW(Policy::load(kRoot + "a_one_cam/checkpoint", o), InvalidArgument);
+}
+
+// Reasoning reuse: a kept response serves reason_every calls of one robot (then a new decode), a
+// task change or a changed scene decodes again, and robots do not share responses.
+TEST(Reason, ReuseEveryNCallsPerRobotTaskAndScene) {
+  const Sample s = samples("a_one_cam").at(0);
+  Observation a = s.obs, b = s.obs;
+  for (float& x : b.state) x = x * 0.5f + 0.3f;  // another state: other prompt bins, other prefix
+  PolicyOptions fresh_o;
+  fresh_o.threads = 1;
+  auto fresh = Policy::load(kRoot + "a_one_cam/checkpoint", fresh_o);
+  const ActionChunk fa = fresh->infer(a, s.noise.data()), fb = fresh->infer(b, s.noise.data());
+  ASSERT_NE(fa.tokens, fb.tokens) << "the fixture's two states must decode different responses";
+
+  PolicyOptions o = fresh_o;
+  o.reason_every = 3;
+  auto p = Policy::load(kRoot + "a_one_cam/checkpoint", o);
+  const ActionChunk r1 = p->infer(a, s.noise.data());  // decodes
+  EXPECT_EQ(r1.data, fa.data);
+  const ActionChunk r2 = p->infer(a, s.noise.data());  // reuses; the same prefix, so exact
+  EXPECT_EQ(r2.tokens, fa.tokens);
+  EXPECT_EQ(r2.data, fa.data);
+  const ActionChunk r3 = p->infer(b, s.noise.data());  // reuses a's response under b's prefix
+  EXPECT_EQ(r3.tokens, fa.tokens);
+  EXPECT_NE(r3.data, fb.data);
+  const ActionChunk r4 = p->infer(b, s.noise.data());  // 3 uses done: decodes b's own
+  EXPECT_EQ(r4.tokens, fb.tokens);
+  EXPECT_EQ(r4.data, fb.data);
+  Observation other = b;
+  other.robot_id = "robot-2";  // its own first call: decodes
+  EXPECT_EQ(p->infer(other, s.noise.data()).data, fb.data);
+  Observation task = a;
+  task.task = "a different task";
+  const ActionChunk ft = fresh->infer(task, s.noise.data());
+  EXPECT_EQ(p->infer(task, s.noise.data()).data, ft.data) << "a task change decodes again";
+
+  o.reason_every = 100;
+  o.reason_scene_threshold = 2.f;
+  auto q = Policy::load(kRoot + "a_one_cam/checkpoint", o);
+  q->infer(a, s.noise.data());
+  Observation bright = a;
+  for (auto& [cam, im] : bright.images)
+    for (uint8_t& px : im.data) px = static_cast<uint8_t>(std::min(255, px + 40));
+  const ActionChunk fbright = fresh->infer(bright, s.noise.data());
+  EXPECT_EQ(q->infer(bright, s.noise.data()).data, fbright.data) << "a changed scene decodes again";
+  q->clear_vision_cache();  // clears the kept responses too
+}
+
+TEST(Reason, ReasonOptionsAreRefusedByOtherFamilies) {
+  PolicyOptions o;
+  o.reason_every = 4;
+  EXPECT_THROW(Policy::load(std::string(VLART_TEST_DATA_DIR) + "/pi0/pi05_a_one_cam/checkpoint", o), InvalidArgument);
+  o = PolicyOptions();
+  o.response_max_tokens = 4;
+  EXPECT_THROW(Policy::load(std::string(VLART_TEST_DATA_DIR) + "/pi0/pi05_a_one_cam/checkpoint", o), InvalidArgument);
+}
 
 }  // namespace
 }  // namespace vlart

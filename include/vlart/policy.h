@@ -113,6 +113,23 @@ struct PolicyOptions {
   // CPU tensor [..., K] in the compute dtype, valid during the call only). Families that do not
   // expose their Linear inputs refuse it at load.
   std::function<void(const std::string& weight, const Tensor& x)> linear_input_observer;
+  // Text-decoding policies (PolicyInfo::emits_text: opentau's pi05 with predict_response, which
+  // decodes a short text response before the action expert; refused by the other families).
+  // response_max_tokens: decode steps, the fed <bos> included (0 = the checkpoint's
+  // response_max_length, which is also the most): a shorter cap trades reasoning for latency.
+  int response_max_tokens = 0;
+  // Stop at the first <eos> / <pad> (default). The reference feeds masked <pad> tokens up to the
+  // cap, which nothing attends to, so the tokens and actions are the same either way; false runs
+  // those steps too (to measure what the early stop saves).
+  bool response_stop_at_eos = true;
+  // Reasoning reuse (0 or 1 = decode at every call). Per robot_id the last decoded response (its
+  // tokens and K/V) is kept and later calls' action experts attend to it instead of a new decode,
+  // until `reason_every` calls have used it (the next one decodes again), the task changes, or a
+  // camera frame changed by more than `reason_scene_threshold` since the decode (mean absolute
+  // change of the resized frame on the 0..255 scale; 0 = not checked). Approximate: the action
+  // error it costs is measured in docs/reasoning.md.
+  int reason_every = 0;
+  float reason_scene_threshold = 0.f;
   uint64_t noise_seed = 0;     // seed of the Gaussian noise drawn when infer() gets none
   // Telemetry log (0 = off, the default): every this many inferred observations, one line on the
   // "vlart" spdlog logger at telemetry_log_level with the mean stage times since the previous line

@@ -26,7 +26,7 @@ std::vector<ModelFamily>& registry() {
       {"opentau_pi05",
        "pi0.5 as opentau (TensorAuto) writes it; with predict_response it first decodes a short text response "
        "(KV-cached greedy decode) that the action expert attends to: reason, then act",
-       &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path"},
+       &pi0::load_policy_model, {"flow_steps", "vision_cache_bytes", "tokenizer_path", "response", "reason_reuse"},
        &pi0::family_weights_opentau_pi05, &pi0::describe_checkpoint},
   };
   return families;
@@ -100,6 +100,8 @@ void check_family_options(const ModelFamily& family, const PolicyOptions& o) {
                            o.vision_reuse_refresh != d.vision_reuse_refresh},
       {"tokenizer_path", o.tokenizer_path != d.tokenizer_path},
       {"vlm_config_dir", o.vlm_config_dir != d.vlm_config_dir},
+      {"response", o.response_max_tokens != d.response_max_tokens || o.response_stop_at_eos != d.response_stop_at_eos},
+      {"reason_reuse", o.reason_every != d.reason_every || o.reason_scene_threshold != d.reason_scene_threshold},
   };
   std::string refused;
   for (const Opt& x : opts) {

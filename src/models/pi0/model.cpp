@@ -279,38 +279,55 @@ PrefixState Pi0Model::prefix(const Tensor& img, const Tensor& lang_emb, const st
   return ps;
 }
 
-DecodeResult Pi0Model::decode(PrefixState& p, const DecodeSpec& d) {
+KVCache& Pi0Model::cache_with_prefix(const PrefixState& p, int64_t cap) {
   const GemmaDims& g = cfg_.vlm;
+  VLART_CHECK(static_cast<int64_t>(p.k.size()) == g.depth && p.len > 0 && cap >= p.len, InvalidArgument,
+              "pi0: a response needs a prefix's K/V of every language-model layer");
+  if (!kv_ || kv_->capacity() != cap)
+    kv_ = std::make_unique<KVCache>(g.depth, 1, cap, g.kv_heads, g.head_dim, cdt_);
+  KVCache& kv = *kv_;
+  kv.reset();
+  for (int64_t i = 0; i < g.depth; ++i) {
+    const size_t u = static_cast<size_t>(i);
+    VLART_CHECK(p.k[u].nbytes() * static_cast<size_t>(cap) == kv.k(i).nbytes() * static_cast<size_t>(p.len) &&
+                    p.v[u].nbytes() == p.k[u].nbytes(),
+                InvalidArgument, "pi0: prefix K/V ", p.k[u].str(), " do not match the response cache");
+    // Rows past the prefix are zero until written: rows nothing attends to must still be finite.
+    const size_t rest = kv.k(i).nbytes() - p.k[u].nbytes();
+    std::memcpy(kv.k(i).raw(), p.k[u].raw(), p.k[u].nbytes());
+    std::memcpy(kv.v(i).raw(), p.v[u].raw(), p.v[u].nbytes());
+    std::memset(static_cast<char*>(kv.k(i).raw()) + p.k[u].nbytes(), 0, rest);
+    std::memset(static_cast<char*>(kv.v(i).raw()) + p.v[u].nbytes(), 0, rest);
+  }
+  kv.advance(p.len);
+  return kv;
+}
+
+void Pi0Model::extend(PrefixState& p, int64_t cap, const std::vector<uint8_t>& valid) {
+  // The action expert reads prefix + response: every row of the cache, the unfed ones masked.
+  const size_t P = static_cast<size_t>(p.len);
+  p.len = cap;
+  p.pad.resize(static_cast<size_t>(cap), 0);
+  for (size_t s = 0; s < valid.size(); ++s) {
+    p.pad[P + s] = valid[s];
+    p.valid += valid[s];
+  }
+  for (int64_t i = 0; i < cfg_.vlm.depth; ++i) {
+    p.k[static_cast<size_t>(i)] = kv_->k(i);
+    p.v[static_cast<size_t>(i)] = kv_->v(i);
+  }
+}
+
+DecodeResult Pi0Model::decode(PrefixState& p, const DecodeSpec& d, ResponseKV* kept) {
   VLART_CHECK(d.max_len > 0 && d.bos >= 0 && d.bos < cfg_.vocab && d.eos >= 0 && d.eos < cfg_.vocab && d.pad >= 0 &&
                   d.pad < cfg_.vocab,
               InvalidArgument, "pi0: decode needs max_len > 0 and bos / eos / pad ids in [0, ", cfg_.vocab,
               "), got max_len ", d.max_len, ", bos ", d.bos, ", eos ", d.eos, ", pad ", d.pad);
-  VLART_CHECK(static_cast<int64_t>(p.k.size()) == g.depth && p.len > 0, InvalidArgument,
-              "pi0: decode needs a prefix's K/V of every language-model layer");
   const int64_t P = p.len, cap = P + d.max_len;
   Stage& st = decode_.get(cap, [&] { return make_stage([&](Graph& gr) { build_decode(gr, cap); }); });
   Executor& ex = *st.exec;
-  if (!kv_ || kv_->capacity() != cap) {
-    kv_ = std::make_unique<KVCache>(g.depth, 1, cap, g.kv_heads, g.head_dim, cdt_);
-    for (int64_t i = 0; i < g.depth; ++i) {  // rows never written stay finite (attended with weight 0)
-      std::memset(kv_->k(i).raw(), 0, kv_->k(i).nbytes());
-      std::memset(kv_->v(i).raw(), 0, kv_->v(i).nbytes());
-    }
-  }
-  KVCache& kv = *kv_;
+  KVCache& kv = cache_with_prefix(p, cap);
   kv.bind(ex);
-  kv.reset();
-  for (int64_t i = 0; i < g.depth; ++i) {
-    const size_t u = static_cast<size_t>(i);
-    VLART_CHECK(p.k[u].nbytes() * static_cast<size_t>(cap) == kv.k(i).nbytes() * static_cast<size_t>(P),
-                InvalidArgument, "pi0: decode: prefix K/V ", p.k[u].str(), " do not match the cache");
-    std::memcpy(kv.k(i).raw(), p.k[u].raw(), p.k[u].nbytes());
-    std::memcpy(kv.v(i).raw(), p.v[u].raw(), p.v[u].nbytes());
-    const size_t rest = kv.k(i).nbytes() - p.k[u].nbytes();  // a shorter earlier run's rows: cleared
-    std::memset(static_cast<char*>(kv.k(i).raw()) + p.k[u].nbytes(), 0, rest);
-    std::memset(static_cast<char*>(kv.v(i).raw()) + p.v[u].nbytes(), 0, rest);
-  }
-  kv.advance(P);
   uint8_t* mask = static_cast<uint8_t*>(ex.input("mask").raw());
   std::fill(mask, mask + cap, uint8_t{0});
   std::copy(p.pad.begin(), p.pad.end(), mask);
@@ -342,18 +359,40 @@ DecodeResult Pi0Model::decode(PrefixState& p, const DecodeSpec& d) {
     ended = ended || tok == d.eos || tok == d.pad;
     next = ex.output("next").data<int32_t>()[0];
   }
-  // The action expert reads prefix + response: every row of the cache, the unfed ones masked.
-  p.len = cap;
-  p.pad.resize(static_cast<size_t>(cap), 0);
-  for (size_t s = 0; s < r.valid.size(); ++s) {
-    p.pad[static_cast<size_t>(P) + s] = r.valid[s];
-    p.valid += r.valid[s];
+  if (kept) {
+    kept->valid = r.valid;
+    kept->k.clear();
+    kept->v.clear();
+    const int64_t n = r.steps, kvh = cfg_.vlm.kv_heads, hd = cfg_.vlm.head_dim;
+    for (int64_t i = 0; i < cfg_.vlm.depth; ++i)
+      for (int w = 0; w < 2; ++w) {
+        const Tensor& src = w == 0 ? kv.k(i) : kv.v(i);
+        Tensor t = Tensor::empty({n, kvh, hd}, cdt_);
+        std::memcpy(t.raw(), static_cast<const char*>(src.raw()) + static_cast<size_t>(P) * (src.nbytes() / static_cast<size_t>(cap)),
+                    t.nbytes());
+        (w == 0 ? kept->k : kept->v).push_back(std::move(t));
+      }
   }
-  for (int64_t i = 0; i < g.depth; ++i) {
-    p.k[static_cast<size_t>(i)] = kv.k(i);
-    p.v[static_cast<size_t>(i)] = kv.v(i);
-  }
+  extend(p, cap, r.valid);
   return r;
+}
+
+void Pi0Model::attach_response(PrefixState& p, const ResponseKV& r, int64_t max_len) {
+  const int64_t n = static_cast<int64_t>(r.valid.size()), P = p.len, cap = P + max_len;
+  VLART_CHECK(n <= max_len && static_cast<int64_t>(r.k.size()) == cfg_.vlm.depth &&
+                  static_cast<int64_t>(r.v.size()) == cfg_.vlm.depth,
+              InvalidArgument, "pi0: a kept response of ", n, " tokens does not fit ", max_len, " rows");
+  KVCache& kv = cache_with_prefix(p, cap);
+  for (int64_t i = 0; i < cfg_.vlm.depth; ++i) {
+    const size_t u = static_cast<size_t>(i);
+    const size_t row = kv.k(i).nbytes() / static_cast<size_t>(cap);
+    VLART_CHECK(r.k[u].nbytes() == static_cast<size_t>(n) * row && r.v[u].nbytes() == r.k[u].nbytes(),
+                InvalidArgument, "pi0: kept response K/V ", r.k[u].str(), " do not match the cache");
+    std::memcpy(static_cast<char*>(kv.k(i).raw()) + static_cast<size_t>(P) * row, r.k[u].raw(), r.k[u].nbytes());
+    std::memcpy(static_cast<char*>(kv.v(i).raw()) + static_cast<size_t>(P) * row, r.v[u].raw(), r.v[u].nbytes());
+  }
+  kv.advance(n);
+  extend(p, cap, r.valid);
 }
 
 std::vector<float> Pi0Model::denoise(const PrefixState& p, const std::vector<float>& state,

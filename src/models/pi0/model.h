@@ -42,6 +42,12 @@ struct DecodeSpec {
   // are the same either way; only the steps are saved.
   bool stop_at_eos = true;
 };
+// A decoded response's K/V rows per language-model layer ([n, kv_heads, head_dim], the n fed tokens)
+// and which of them are real: what reasoning reuse keeps and attaches to a later prefix.
+struct ResponseKV {
+  std::vector<uint8_t> valid;
+  std::vector<Tensor> k, v;
+};
 struct DecodeResult {
   std::vector<int32_t> tokens;  // every decode step's fed token (tokens[0] = bos); max_len of them without the early stop
   std::vector<uint8_t> valid;   // per fed token: 1 real, 0 masked pad
@@ -78,7 +84,11 @@ class Pi0Model {
   // (rows of steps not run are zero and masked), p.pad and p.valid count the real response tokens,
   // and p.k / p.v hold prefix + response K/V, ready for denoise(). Needs the checkpoint's final
   // language-model norm and (tied) head.
-  DecodeResult decode(PrefixState& p, const DecodeSpec& d);
+  // `kept` (optional) receives a copy of the response's K/V rows for reuse.
+  DecodeResult decode(PrefixState& p, const DecodeSpec& d, ResponseKV* kept = nullptr);
+  // Extends the prefix `p` as decode() does, with a response decoded earlier (reasoning reuse) in
+  // place of a new decode: its rows follow the prefix rows, capacity p.len + max_len.
+  void attach_response(PrefixState& p, const ResponseKV& r, int64_t max_len);
   // Euler integration from `noise` ([chunk, max_action_dim]); `state` is the normalised state padded
   // to max_state_dim (pi0's state token; unused by pi0.5). Returns x_0. `velocities` optionally gets v_t per step.
   std::vector<float> denoise(const PrefixState& p, const std::vector<float>& state, const std::vector<float>& noise,
@@ -93,6 +103,8 @@ class Pi0Model {
   void build_denoise(Graph& g, int64_t P) const;
   void build_decode(Graph& g, int64_t cap) const;
   ValueId embed_ids(Graph& g, ValueId ids) const;  // table lookup * sqrt(width), compute dtype
+  KVCache& cache_with_prefix(const PrefixState& p, int64_t cap);  // kv_ holding p's rows, the rest zero
+  void extend(PrefixState& p, int64_t cap, const std::vector<uint8_t>& valid);  // p over kv_ rows [0, cap)
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   ValueId wq(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
   blocks::WeightFn weight_fn(Graph& g) const;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "models/blocks/frames.h"
 #include "models/blocks/image.h"
@@ -169,6 +171,17 @@ struct Prepared {
   double preprocess_ms = 0;
 };
 
+// Reasoning reuse (PolicyOptions::reason_every): one robot's last decoded response.
+struct ReasonEntry {
+  std::string task;             // the task (or token ids) it was decoded for
+  std::vector<size_t> cams;     // the cameras present then, and their resized frames
+  std::vector<float> frames;
+  ResponseKV kv;
+  std::vector<int32_t> tokens;
+  std::string text;
+  int64_t uses = 0;             // calls that used it, the decoding one included
+};
+
 class Pi0PolicyModel final : public PolicyModel {
  public:
   Pi0PolicyModel(const std::string& dir, const ModelContext& ctx);
@@ -180,6 +193,11 @@ class Pi0PolicyModel final : public PolicyModel {
     model_->set_linear_observer(std::move(fn));
   }
   std::string profile_report() const override { return model_->profile_report(); }
+  void clear_caches(const std::string& key_prefix) override {
+    std::lock_guard<std::mutex> l(reason_m_);
+    for (auto it = reason_.begin(); it != reason_.end();)
+      it = it->first.rfind(key_prefix, 0) == 0 ? reason_.erase(it) : std::next(it);
+  }
 
  private:
   // The present cameras' frames in checkpoint order (null where absent), after validating `obs`.
@@ -188,6 +206,8 @@ class Pi0PolicyModel final : public PolicyModel {
   Tensor vision(const Prepared& p, const InferCaches& caches);
 
   void normalize_state(const std::vector<float>& x, std::vector<float>& y) const;
+  // The response for this call: decoded (and kept when reuse is on) or the robot's kept one attached.
+  void respond(const Observation& obs, const Prepared& p, PrefixState& ps, ActionChunk& c);
   void unnormalize_actions(const float* x, float* y) const;
   std::string response_text(const std::vector<int32_t>& ids) const;
 
@@ -199,6 +219,10 @@ class Pi0PolicyModel final : public PolicyModel {
   int32_t pad_id_ = -1;
   std::vector<int64_t> indicator_;  // opentau predict_response: "Response: " without special tokens
   DecodeSpec decode_;
+  int64_t reason_every_ = 0;
+  float reason_scene_threshold_ = 0.f;
+  std::mutex reason_m_;  // reason_: used on the compute thread, cleared from any
+  std::map<std::string, std::shared_ptr<ReasonEntry>> reason_;  // by robot_id + '\x1f' 
   int64_t steps_ = 0;
   PolicyInfo info_;
 };
@@ -243,7 +267,16 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
     VLART_CHECK(bos && eos && pad_id_ >= 0, FormatError, "opentau pi05: the tokenizer lacks ",
                 !bos ? "'<bos>'" : !eos ? "'<eos>'" : "'<pad>'", " (the response decode starts at <bos> and ends at "
                 "<eos> / <pad>)");
-    decode_.max_len = cfg_.response_max_length;
+    VLART_CHECK(opts.response_max_tokens >= 0 && opts.response_max_tokens <= cfg_.response_max_length,
+                InvalidArgument, "opentau pi05: response_max_tokens ", opts.response_max_tokens,
+                " is outside [0, response_max_length ", cfg_.response_max_length, "] (0 = the checkpoint's)");
+    VLART_CHECK(opts.reason_every >= 0 && opts.reason_scene_threshold >= 0.f, InvalidArgument,
+                "opentau pi05: reason_every (", opts.reason_every, ") and reason_scene_threshold (",
+                opts.reason_scene_threshold, ") must be >= 0");
+    decode_.max_len = opts.response_max_tokens > 0 ? opts.response_max_tokens : cfg_.response_max_length;
+    decode_.stop_at_eos = opts.response_stop_at_eos;
+    reason_every_ = opts.reason_every;
+    reason_scene_threshold_ = opts.reason_scene_threshold;
     decode_.bos = *bos;
     decode_.eos = *eos;
     decode_.pad = pad_id_;
@@ -253,6 +286,13 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
                   id, ", outside the model's vocabulary [0, ", cfg_.vocab, ")");
   }
 
+  const PolicyOptions defaults;
+  VLART_CHECK(cfg_.predict_response ||
+                  (opts.response_max_tokens == defaults.response_max_tokens &&
+                   opts.response_stop_at_eos == defaults.response_stop_at_eos && opts.reason_every == defaults.reason_every &&
+                   opts.reason_scene_threshold == defaults.reason_scene_threshold),
+              InvalidArgument, "opentau pi05: ", dir,
+              " has predict_response false (no text response): the response_* and reason_* options do not apply");
   info_.family = cfg_.opentau ? "opentau_pi05" : cfg_.type;
   for (const std::string& cam : cfg_.cameras)
     info_.cameras.push_back({cam, short_name(cam), cfg_.image_h, cfg_.image_w, true});
@@ -435,11 +475,8 @@ std::vector<ActionChunk> Pi0PolicyModel::infer(const std::vector<InferItem>& ite
     c.timings.set("prefix", ms_since(t1));
     if (cfg_.predict_response) {
       t1 = std::chrono::steady_clock::now();
-      const DecodeResult r = model_->decode(ps, decode_);
+      respond(*items[i].obs, p, ps, c);
       c.timings.set("decode", ms_since(t1));
-      // The response as the model wrote it: the tokens after the fed <bos>, up to and with <eos>.
-      for (size_t s = 1; s < r.tokens.size() && r.valid[s]; ++s) c.tokens.push_back(r.tokens[s]);
-      c.text = response_text(c.tokens);
     }
     t1 = std::chrono::steady_clock::now();
     const std::vector<float> x0 = model_->denoise(ps, p.state, p.noise, steps_);
@@ -453,6 +490,51 @@ std::vector<ActionChunk> Pi0PolicyModel::infer(const std::vector<InferItem>& ite
     out.push_back(std::move(c));
   }
   return out;
+}
+
+void Pi0PolicyModel::respond(const Observation& obs, const Prepared& p, PrefixState& ps, ActionChunk& c) {
+  const bool reuse_on = reason_every_ > 1;
+  const std::string key = obs.robot_id + '\x1f';
+  const std::string task = obs.token_ids ? std::string("i") + std::to_string(obs.token_ids->size()) + ':' +
+                                               std::string(reinterpret_cast<const char*>(obs.token_ids->data()),
+                                                           obs.token_ids->size() * sizeof(int64_t))
+                                         : 't' + obs.task;
+  std::shared_ptr<ReasonEntry> e;
+  if (reuse_on) {
+    std::lock_guard<std::mutex> l(reason_m_);
+    auto it = reason_.find(key);
+    if (it != reason_.end()) e = it->second;
+  }
+  bool reuse = e && e->uses < reason_every_ && e->task == task && e->cams == p.cams &&
+               e->frames.size() == p.images.size() && e->kv.valid.size() <= static_cast<size_t>(decode_.max_len);
+  if (reuse && reason_scene_threshold_ > 0.f) {
+    // Mean absolute change of the resized frames since the decode, on the 0..255 scale ([-1, 1] * 127.5).
+    double sum = 0;
+    for (size_t i = 0; i < p.images.size(); ++i) sum += std::fabs(static_cast<double>(p.images[i]) - e->frames[i]);
+    reuse = sum / static_cast<double>(std::max<size_t>(1, p.images.size())) * 127.5 <= reason_scene_threshold_;
+  }
+  if (reuse) {
+    model_->attach_response(ps, e->kv, decode_.max_len);
+    ++e->uses;
+    c.tokens = e->tokens;
+    c.text = e->text;
+    return;
+  }
+  auto fresh = reuse_on ? std::make_shared<ReasonEntry>() : nullptr;
+  const DecodeResult r = model_->decode(ps, decode_, fresh ? &fresh->kv : nullptr);
+  // The response as the model wrote it: the tokens after the fed <bos>, up to and with <eos>.
+  for (size_t s = 1; s < r.tokens.size() && r.valid[s]; ++s) c.tokens.push_back(r.tokens[s]);
+  c.text = response_text(c.tokens);
+  if (fresh) {
+    fresh->task = task;
+    fresh->cams = p.cams;
+    fresh->frames = p.images;
+    fresh->tokens = c.tokens;
+    fresh->text = c.text;
+    fresh->uses = 1;
+    std::lock_guard<std::mutex> l(reason_m_);
+    reason_[key] = std::move(fresh);
+  }
 }
 
 void Pi0PolicyModel::normalize_state(const std::vector<float>& x, std::vector<float>& y) const {
