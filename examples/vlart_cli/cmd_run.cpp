@@ -131,6 +131,20 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.attention = v == "f32" ? AP::kF32 : v == "int16" ? AP::kInt16 : v == "int8" ? AP::kInt8 : AP::kAuto;
     } else if (o == "--vision-cache") {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
+    } else if (o == "--response-max-tokens") {
+      a.response_max_tokens = static_cast<int>(parse_int(o, next(), 0, 1 << 20));
+    } else if (o == "--no-early-stop") {
+      a.response_full_length = true;
+    } else if (o == "--reason-every") {
+      a.reason_every = static_cast<int>(parse_int(o, next(), 0, 1 << 30));
+    } else if (o == "--reason-scene-threshold") {
+      const std::string v = next();
+      char* end = nullptr;
+      errno = 0;
+      const float f = std::strtof(v.c_str(), &end);
+      VLART_CHECK(end && *end == '\0' && end != v.c_str() && errno != ERANGE && f >= 0.f && f <= 255.f,
+                  InvalidArgument, "--reason-scene-threshold expects a number in [0, 255], got '", v, "'");
+      a.reason_scene_threshold = f;
     } else if (bench && o == "--clients") {
       a.clients = static_cast<int>(parse_int(o, next(), 1, 1024));
     } else if (serve && o == "--host") {
@@ -229,6 +243,10 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.profile = a.profile;
   opts.backend = a.backend;
   opts.vision_cache_bytes = static_cast<size_t>(a.vision_cache_mib) << 20;
+  opts.response_max_tokens = a.response_max_tokens;
+  opts.response_stop_at_eos = !a.response_full_length;
+  opts.reason_every = a.reason_every;
+  opts.reason_scene_threshold = a.reason_scene_threshold;
   return Policy::load(a.model_dir, opts);
 }
 

@@ -26,6 +26,10 @@ struct RunArgs {
   int iters = 10;               // bench only
   bool profile = false;         // bench only
   int64_t vision_cache_mib = 0;
+  int response_max_tokens = 0;  // text-decoding policies: decode-step cap (0 = checkpoint's)
+  bool response_full_length = false;  // --no-early-stop: decode every step up to the cap
+  int reason_every = 0;
+  float reason_scene_threshold = 0.f;
   int clients = 0;              // bench only: > 0 serves that many client threads through a Scheduler
   int max_batch = 8;            // bench --clients: Scheduler max_batch
   int64_t telemetry_every = 0;  // bench --clients: SchedulerOptions::telemetry_log_every
