@@ -414,6 +414,18 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
       p.ids = std::move(t.ids);
       p.mask = std::move(t.mask);
     }
+    if (cfg_.opentau) {
+      // The prompt is right-padded to prompt_max_length (256 by default) and the padding is masked:
+      // nothing attends to it and positions skip it, so cutting it changes no result. Cut to a
+      // multiple of 32 tokens (a few prefix graphs instead of one per prompt length).
+      size_t real = 0;
+      while (real < p.mask.size() && p.mask[real]) ++real;
+      const size_t keep = std::min(p.mask.size(), (real + 31) / 32 * 32);
+      if (std::all_of(p.mask.begin() + static_cast<std::ptrdiff_t>(real), p.mask.end(), [](uint8_t m) { return m == 0; })) {
+        p.ids.resize(keep);
+        p.mask.resize(keep);
+      }
+    }
     // opentau's prefix closes with the "Response: " indicator: real tokens, each its own block.
     p.ids.insert(p.ids.end(), indicator_.begin(), indicator_.end());
     p.mask.resize(p.ids.size(), 1);
