@@ -47,7 +47,16 @@ FamilyWeights weights_of(const char* family, const char* display) {
 
 FamilyWeights family_weights_pi0() { return weights_of("pi0", "pi0"); }
 FamilyWeights family_weights_pi05() { return weights_of("pi05", "pi0.5"); }
-FamilyWeights family_weights_opentau_pi05() { return weights_of("opentau_pi05", "opentau pi0.5"); }
+FamilyWeights family_weights_opentau_pi05() {
+  FamilyWeights w = weights_of("opentau_pi05", "opentau pi0.5");
+  // opentau also saves its normalisation statistics ([1, dim], read at load) and the training-only
+  // discrete-action (FAST) head and embedding; all stay as stored.
+  w.groups.push_back({"statistics, training-only heads",
+                      {"normalize_*", "unnormalize_*", "*.da_head.*", "*.discrete_action_embedding.*"}});
+  for (const char* p : {"normalize_*", "unnormalize_*", "*.da_head.*", "*.discrete_action_embedding.*"})
+    w.keep_float.push_back(p);
+  return w;
+}
 
 CheckpointDescription describe_checkpoint(const std::string& dir, const std::string& /*companion_dir*/) {
   const Pi0Config c = is_opentau_config(dir) ? load_opentau_config(dir) : load_config(dir);
