@@ -167,6 +167,8 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.telemetry_every = parse_int(o, next(), 0, 1 << 30);
     } else if (bench && o == "--profile") {
       a.profile = true;
+    } else if (bench && o == "--drift") {
+      a.drift = true;
     } else if (bench && o == "--iters") {
       a.iters = static_cast<int>(parse_int(o, next(), 1, 100000));
     } else if (!o.empty() && o[0] == '-') {
@@ -450,9 +452,30 @@ int cmd_bench(int argc, char** argv) {
   std::vector<std::vector<double>> st(ns);
   ActionChunk last;
   std::vector<double> wall;  // the caller's view of each call (stages + validation + handoff)
+  std::vector<std::vector<float>> drift_actions;
+  std::vector<size_t> drift_tokens;
   for (int i = 0; i < a.iters; ++i) {
+    Observation o = obs;
+    if (a.drift) {
+      for (size_t d = 0; d < o.state.size(); ++d) o.state[d] += 0.01f * static_cast<float>(i) * (d % 2 ? -1.f : 1.f);
+      for (auto& [cam, im] : o.images) {
+        const int64_t W = im.width, row = im.stride(), sh = std::min<int64_t>(i, W - 1);
+        std::vector<uint8_t> px(static_cast<size_t>(im.height * W * 3));
+        for (int64_t y = 0; y < im.height; ++y)
+          for (int64_t x = 0; x < W; ++x)
+            std::memcpy(&px[static_cast<size_t>((y * W + x) * 3)], im.pixels() + y * row + std::max<int64_t>(0, x - sh) * 3, 3);
+        im = Image();
+        im.height = static_cast<int64_t>(px.size() / static_cast<size_t>(W * 3));
+        im.width = W;
+        im.data = std::move(px);
+      }
+    }
     const auto w0 = std::chrono::steady_clock::now();
-    last = policy->infer(obs, nz);
+    last = policy->infer(o, nz);
+    if (a.drift) {
+      drift_actions.push_back(last.data);
+      drift_tokens.push_back(last.tokens.size());
+    }
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count());
     const StageTimings& t = last.timings;
     for (size_t k = 0; k + 1 < ns; ++k) st[k].push_back(t.ms(names[k]));
@@ -482,6 +505,18 @@ int cmd_bench(int argc, char** argv) {
     j["samples_call_wall_ms"] = wall;
     j["rss_after_load_mib"] = rss_loaded;
     j["rss_peak_mib"] = rss_peak;
+    if (policy->info().emits_text) {
+      j["text"] = last.text;
+      j["tokens"] = last.tokens;
+    }
+    if (a.drift) {
+      j["drift_actions"] = drift_actions;
+      j["drift_tokens"] = drift_tokens;
+      std::vector<double> dec;
+      for (size_t k = 0; k + 1 < ns; ++k)
+        if (names[k] == "decode") dec = st[k];
+      j["samples_decode_ms"] = dec;
+    }
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (int64_t r = 0; r < last.horizon; ++r) {
       nlohmann::ordered_json row = nlohmann::ordered_json::array();

@@ -37,7 +37,7 @@ void usage() {
                "                                one inference; prints the action chunk, the decoded text and\n"
                "                                stage timings\n"
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"
-               "      [--clients N [--max-batch B] [--telemetry-every N]]\n"
+               "      [--clients N [--max-batch B] [--telemetry-every N]] [--drift (call i: state + 0.01 i, frames shifted i px)]\n"
                "                                N client threads through a Scheduler (telemetry: a log\n"
                "                                line every N requests, at info: VLART_LOG_LEVEL=info)\n"
                "                                timed inference: p50/p99/max per stage, RSS; --json\n"

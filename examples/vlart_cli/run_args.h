@@ -24,6 +24,9 @@ struct RunArgs {
   int visual_tokens = 0;        // visual-token pruning: tokens kept per camera, 0 = off
   int threads = 0, steps = 0, warmup = 0;
   int iters = 10;               // bench only
+  // bench only: timed call i sees a drifted observation (state + 0.01 * i per dimension, alternating
+  // sign; every frame shifted i pixels right), as a moving robot would; per-call actions in --json
+  bool drift = false;
   bool profile = false;         // bench only
   int64_t vision_cache_mib = 0;
   int response_max_tokens = 0;  // text-decoding policies: decode-step cap (0 = checkpoint's)
