@@ -182,6 +182,24 @@ TEST(Reason, ReuseEveryNCallsPerRobotTaskAndScene) {
   q->clear_vision_cache();  // clears the kept responses too
 }
 
+// int8 decode weights (quantized at load, the decode graph only): on c_early_eos, whose top-2 logit
+// margins are >= 0.39, the response is the same and the actions stay close to f32's.
+TEST(Reason, Int8DecodeWeights) {
+  const Sample s = samples("c_early_eos").at(0);
+  PolicyOptions o;
+  o.threads = 1;
+  const ActionChunk f32 = run("c_early_eos", o, s.obs, s.noise);
+  o.decode_weights = "int8";
+  const ActionChunk q = run("c_early_eos", o, s.obs, s.noise);
+  EXPECT_EQ(q.tokens, f32.tokens);
+  const double d = max_abs(q.data, f32.data);
+  std::printf("int8 decode weights: actions max abs %.3g vs f32 decode\n", d);
+  EXPECT_GT(d, 0.0) << "the response K/V come from int8 weights";
+  EXPECT_LE(d, 0.05);
+  o.decode_weights = "int3";
+  EXPECT_THROW(Policy::load(kRoot + "c_early_eos/checkpoint", o), InvalidArgument);
+}
+
 TEST(Reason, ReasonOptionsAreRefusedByOtherFamilies) {
   PolicyOptions o;
   o.reason_every = 4;

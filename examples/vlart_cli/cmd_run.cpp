@@ -133,6 +133,10 @@ RunArgs parse_args(const char* cmd, int argc, char** argv) {
       a.vision_cache_mib = parse_int(o, next(), 0, 1 << 20);
     } else if (o == "--response-max-tokens") {
       a.response_max_tokens = static_cast<int>(parse_int(o, next(), 0, 1 << 20));
+    } else if (o == "--decode-weights") {
+      a.decode_weights = next();
+      VLART_CHECK(a.decode_weights == "int8", InvalidArgument, "--decode-weights expects int8, got '",
+                  a.decode_weights, "'");
     } else if (o == "--no-early-stop") {
       a.response_full_length = true;
     } else if (o == "--reason-every") {
@@ -248,6 +252,7 @@ std::unique_ptr<Policy> load_policy(const RunArgs& a) {
   opts.response_max_tokens = a.response_max_tokens;
   opts.response_stop_at_eos = !a.response_full_length;
   opts.reason_every = a.reason_every;
+  opts.decode_weights = a.decode_weights;
   opts.reason_scene_threshold = a.reason_scene_threshold;
   return Policy::load(a.model_dir, opts);
 }

@@ -33,7 +33,7 @@ void usage() {
                "      [--backend cpu|cuda|auto] [--vision-cache MiB] [--visual-tokens K] [--vlm-config DIR]\n"
                "      [--attention auto|f32|int16|int8]\n"
                "      text-decoding policies (opentau pi05 with predict_response): [--response-max-tokens N]\n"
-               "      [--no-early-stop] [--reason-every N] [--reason-scene-threshold X (0..255)]\n"
+               "      [--no-early-stop] [--decode-weights int8] [--reason-every N] [--reason-scene-threshold X (0..255)]\n"
                "                                one inference; prints the action chunk, the decoded text and\n"
                "                                stage timings\n"
                "  bench <model_dir> (run's options) [--iters N] [--warmup N (default 2)] [--profile]\n"

@@ -32,6 +32,7 @@ struct RunArgs {
   int response_max_tokens = 0;  // text-decoding policies: decode-step cap (0 = checkpoint's)
   bool response_full_length = false;  // --no-early-stop: decode every step up to the cap
   int reason_every = 0;
+  std::string decode_weights;   // text-decoding policies: "" or "int8"
   float reason_scene_threshold = 0.f;
   int clients = 0;              // bench only: > 0 serves that many client threads through a Scheduler
   int max_batch = 8;            // bench --clients: Scheduler max_batch

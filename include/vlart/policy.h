@@ -122,6 +122,12 @@ struct PolicyOptions {
   // cap, which nothing attends to, so the tokens and actions are the same either way; false runs
   // those steps too (to measure what the early stop saves).
   bool response_stop_at_eos = true;
+  // The decode's weights: "" = as the checkpoint stores them (in the compute dtype); "int8" = the
+  // language model's Linear weights and the tied head quantized per row to int8 at load, for the
+  // decode steps only (weight-only: a token streams 4x fewer bytes than in f32), while the prefix,
+  // the vision tower and the action expert keep the checkpoint's weights. Approximate: the decoded
+  // text may differ from f32 where two tokens' logits are close.
+  std::string decode_weights;
   // Reasoning reuse (0 or 1 = decode at every call). Per robot_id the last decoded response (its
   // tokens and K/V) is kept and later calls' action experts attend to it instead of a new decode,
   // until `reason_every` calls have used it (the next one decodes again), the task changes, or a

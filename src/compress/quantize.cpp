@@ -1,4 +1,5 @@
 #include "compress/quantize.h"
+#include "core/quant_weight.h"
 
 #include <algorithm>
 #include <cmath>
@@ -45,16 +46,7 @@ Int8Weight quantize_int8(const float* w, int64_t n, int64_t k) {
   Int8Weight r;
   r.q.resize(static_cast<size_t>(n * k));
   r.scales.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = w + i * k;
-    float amax = 0.f;
-    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(row[j]));
-    const float s = amax / 127.f;
-    r.scales[static_cast<size_t>(i)] = s;
-    int8_t* q = r.q.data() + i * k;
-    for (int64_t j = 0; j < k; ++j)
-      q[j] = s > 0.f ? static_cast<int8_t>(std::clamp(std::nearbyint(row[j] / s), -127.f, 127.f)) : int8_t{0};
-  }
+  quantize_int8_rows(w, n, k, r.q.data(), r.scales.data());
   return r;
 }
 

@@ -1,8 +1,35 @@
 #include "core/quant_weight.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "vlart/error.h"
 
 namespace vlart {
+
+void quantize_int8_rows(const float* w, int64_t n, int64_t k, int8_t* q, float* scales) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = w + i * k;
+    float amax = 0.f;
+    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(row[j]));
+    const float s = amax / 127.f;
+    scales[i] = s;
+    int8_t* qr = q + i * k;
+    for (int64_t j = 0; j < k; ++j)
+      qr[j] = s > 0.f ? static_cast<int8_t>(std::clamp(std::nearbyint(row[j] / s), -127.f, 127.f)) : int8_t{0};
+  }
+}
+
+QuantWeight make_int8_weight(const float* w, int64_t n, int64_t k) {
+  QuantWeight qw;
+  qw.kind = QuantWeight::Kind::kInt8;
+  qw.n = n;
+  qw.k = k;
+  qw.qweight = Tensor::empty(Shape{n, k}, DType::kI8);
+  qw.scales = Tensor::empty(Shape{n}, DType::kF32);
+  quantize_int8_rows(w, n, k, static_cast<int8_t*>(qw.qweight.raw()), qw.scales.data<float>());
+  return qw;
+}
 
 std::vector<float> QuantWeight::scales_f32() const {
   return scales.to_float_vector();

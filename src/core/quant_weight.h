@@ -36,4 +36,10 @@ struct QuantWeight {
   Tensor dequantize() const;
 };
 
+// Symmetric per-row int8 of a row-major f32 [n, k] (vlart quantize's int8 scheme): scale = max |w| / 127,
+// q = clamp(round(w / scale), -127, 127), a zero row gets scale 0 and q 0. Writes q [n * k], scales [n].
+void quantize_int8_rows(const float* w, int64_t n, int64_t k, int8_t* q, float* scales);
+// The same as a QuantWeight (I8 qweight, F32 scales), for weights quantized at load time.
+QuantWeight make_int8_weight(const float* w, int64_t n, int64_t k);
+
 }  // namespace vlart

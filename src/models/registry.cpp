@@ -100,7 +100,8 @@ void check_family_options(const ModelFamily& family, const PolicyOptions& o) {
                            o.vision_reuse_refresh != d.vision_reuse_refresh},
       {"tokenizer_path", o.tokenizer_path != d.tokenizer_path},
       {"vlm_config_dir", o.vlm_config_dir != d.vlm_config_dir},
-      {"response", o.response_max_tokens != d.response_max_tokens || o.response_stop_at_eos != d.response_stop_at_eos},
+      {"response", o.response_max_tokens != d.response_max_tokens || o.response_stop_at_eos != d.response_stop_at_eos ||
+                       o.decode_weights != d.decode_weights},
       {"reason_reuse", o.reason_every != d.reason_every || o.reason_scene_threshold != d.reason_scene_threshold},
   };
   std::string refused;

@@ -123,7 +123,20 @@ ValueId Pi0Model::embed_ids(Graph& g, ValueId ids) const {
 
 void Pi0Model::build_embed(Graph& g, int64_t lt) const { g.mark_output(embed_ids(g, g.input("lang", {1, lt}, DType::kI64))); }
 
-void Pi0Model::build_decode(Graph& g, int64_t cap) const {
+ValueId Pi0Model::decode_weight(Graph& g, const std::string& name, const Shape& shape) {
+  if (!decode_int8_ || weights_.is_quantized(name) || dequantize_) return wq(g, name, shape);
+  ValueId id = g.find(name);
+  if (id != kNoValue) return id;
+  std::shared_ptr<const QuantWeight>& q = decode_q_[name];
+  if (!q) {
+    Tensor t = weights_.get(name, shape);
+    if (t.dtype() != DType::kF32) t = t.to(DType::kF32);
+    q = std::make_shared<const QuantWeight>(make_int8_weight(t.data<float>(), shape[0], shape[1]));
+  }
+  return g.quant_weight(name, q);
+}
+
+void Pi0Model::build_decode(Graph& g, int64_t cap) {
   // One response token through the language model against the KV cache, then the final norm, the
   // tied head and its argmax.
   const GemmaDims& d = cfg_.vlm;
@@ -133,7 +146,9 @@ void Pi0Model::build_decode(Graph& g, int64_t cap) const {
   a.mask = g.input("mask", {1, 1, cap}, DType::kBool);
   a.write_pos = g.input("write_pos", {1}, DType::kI32);
   a.kv_len = g.input("kv_len", {1}, DType::kI32);
-  const blocks::WeightFn wf = weight_fn(g);
+  const blocks::WeightFn wf = [this, &g](const std::string& name, const Shape& shape, bool linear) {
+    return linear ? decode_weight(g, name, shape) : w(g, name, shape);
+  };
   for (int64_t i = 0; i < d.depth; ++i) {
     a.k_cache = g.input("k" + std::to_string(i), {1, cap, d.kv_heads, d.head_dim}, cdt_);
     a.v_cache = g.input("v" + std::to_string(i), {1, cap, d.kv_heads, d.head_dim}, cdt_);
@@ -141,7 +156,7 @@ void Pi0Model::build_decode(Graph& g, int64_t cap) const {
   }
   x = blocks::norm(g, x, kLm + "norm.weight", spec(d, 0, false), wf);
   const std::string table = cfg_.embed_name.substr(std::string(kPrefix).size());
-  ValueId logits = g.linear(x, wq(g, table, {cfg_.vocab, d.width}));
+  ValueId logits = g.linear(x, decode_weight(g, table, {cfg_.vocab, d.width}));
   if (cdt_ != DType::kF32) logits = g.cast(logits, DType::kF32);
   g.mark_output(g.argmax(logits), "next");
 }

@@ -5,6 +5,7 @@
 // from t = 1 to 0. Each stage is a graph run by an Executor, cached per shape bucket.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/backend.h"
 #include "core/executor.h"
 #include "core/graph.h"
+#include "core/quant_weight.h"
 #include "models/blocks/decoder.h"
 #include "models/kv_cache.h"
 #include "models/pi0/config.h"
@@ -66,6 +68,8 @@ class Pi0Model {
   const std::string& backend_names() const { return backend_names_; }
   const std::optional<compress::QuantConfig>& quantization() const { return weights_.quantization(); }
   void set_dequantize_weights(bool on) { dequantize_ = on; }
+  // The decode graph's Linear weights and tied head as int8 quantized at graph build (per row).
+  void set_decode_int8(bool on) { decode_int8_ = on; }
   void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
   // Per-op times by stage (PolicyOptions::profile); call before the first inference.
   void set_profiling(bool on);
@@ -101,8 +105,9 @@ class Pi0Model {
   void build_embed(Graph& g, int64_t lt) const;
   void build_prefix(Graph& g, int64_t nt, int64_t lt) const;
   void build_denoise(Graph& g, int64_t P) const;
-  void build_decode(Graph& g, int64_t cap) const;
+  void build_decode(Graph& g, int64_t cap);
   ValueId embed_ids(Graph& g, ValueId ids) const;  // table lookup * sqrt(width), compute dtype
+  ValueId decode_weight(Graph& g, const std::string& name, const Shape& shape);  // int8 at build when asked
   KVCache& cache_with_prefix(const PrefixState& p, int64_t cap);  // kv_ holding p's rows, the rest zero
   void extend(PrefixState& p, int64_t cap, const std::vector<uint8_t>& valid);  // p over kv_ rows [0, cap)
   ValueId w(Graph& g, const std::string& name, const Shape& shape = {}, std::optional<DType> dt = {}) const;
@@ -115,6 +120,8 @@ class Pi0Model {
   PolicyWeights weights_;
   DType cdt_ = DType::kF32;
   bool dequantize_ = false;
+  bool decode_int8_ = false;
+  std::map<std::string, std::shared_ptr<const QuantWeight>> decode_q_;  // int8 decode weights, built once
   ExecutorOptions exec_opts_;
   StageProfile profile_;
   std::vector<Backend*> placement_;

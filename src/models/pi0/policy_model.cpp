@@ -275,6 +275,9 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
                 opts.reason_scene_threshold, ") must be >= 0");
     decode_.max_len = opts.response_max_tokens > 0 ? opts.response_max_tokens : cfg_.response_max_length;
     decode_.stop_at_eos = opts.response_stop_at_eos;
+    VLART_CHECK(opts.decode_weights.empty() || opts.decode_weights == "int8", InvalidArgument,
+                "opentau pi05: decode_weights '", opts.decode_weights, "' is not one of '' (as stored), 'int8'");
+    model_->set_decode_int8(opts.decode_weights == "int8");
     reason_every_ = opts.reason_every;
     reason_scene_threshold_ = opts.reason_scene_threshold;
     decode_.bos = *bos;
@@ -288,7 +291,7 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
 
   const PolicyOptions defaults;
   VLART_CHECK(cfg_.predict_response ||
-                  (opts.response_max_tokens == defaults.response_max_tokens &&
+                  (opts.response_max_tokens == defaults.response_max_tokens && opts.decode_weights.empty() &&
                    opts.response_stop_at_eos == defaults.response_stop_at_eos && opts.reason_every == defaults.reason_every &&
                    opts.reason_scene_threshold == defaults.reason_scene_threshold),
               InvalidArgument, "opentau pi05: ", dir,
