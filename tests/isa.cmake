@@ -29,6 +29,11 @@ foreach(level avx2 portable)
     add_test(NAME test_pi0_isa_${level} COMMAND test_pi0 --gtest_filter=Fixtures/Pi0Parity.*)
     set_tests_properties(test_pi0_isa_${level} PROPERTIES ENVIRONMENT "${env}" LABELS "unit;isa")
   endif()
+  # opentau pi0.5 with its text response: token ids and actions against opentau, on the capped paths.
+  if(TARGET test_reason)
+    add_test(NAME test_reason_isa_${level} COMMAND test_reason --gtest_filter=Fixtures/ReasonParity.*:Reason.EarlyStop*)
+    set_tests_properties(test_reason_isa_${level} PROPERTIES ENVIRONMENT "${env}" LABELS "unit;isa")
+  endif()
   # vlart info names the capped paths (and says the cap is in force where the CPU has more).
   if(TARGET vlart_cli)
     add_test(NAME cli_info_isa_${level} COMMAND $<TARGET_FILE:vlart_cli> info)

@@ -2,7 +2,7 @@
 # the executor, the core types, quantized and pruned checkpoints, the scheduler, the chunk runner, the caches and telemetry. `vlart_sanitize_targets` builds just these.
 set(VLART_SANITIZE_SUITES test_tensor test_executor test_ops_basic test_ops_attention test_transformer_block test_c_api test_io_files
     test_tokenizer test_smolvla test_smolvla_config test_quantize test_quantize_policy test_qgemm test_scheduler test_chunk_runner test_prune test_caches test_telemetry test_pi0
-    test_serve)
+    test_serve test_reason)
 add_custom_target(vlart_sanitize_targets)
 foreach(t ${VLART_SANITIZE_SUITES})
   if(TARGET ${t})

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <random>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -198,6 +201,100 @@ TEST(Reason, Int8DecodeWeights) {
   EXPECT_LE(d, 0.05);
   o.decode_weights = "int3";
   EXPECT_THROW(Policy::load(kRoot + "c_early_eos/checkpoint", o), InvalidArgument);
+}
+
+// A copy of fixture `c`'s checkpoint whose config.json is `cfg` (the other files symlinked).
+std::string with_config(const std::string& c, const std::string& cfg, const std::string& tag) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("vlart_reason_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(kRoot + c + "/checkpoint"))
+    if (e.path().filename() != "config.json") fs::create_symlink(fs::absolute(e.path()), dir / e.path().filename());
+  std::ofstream(dir / "config.json") << cfg;
+  return dir.string();
+}
+
+// Settings opentau runs that change inference, and malformed fields: each refused at load with an
+// error naming the field (never ignored).
+TEST(Reason, ConfigErrorsNameTheField) {
+  std::ifstream f(kRoot + "b_two_cam/checkpoint/config.json");
+  const nlohmann::json base = nlohmann::json::parse(f);
+  struct Case {
+    const char* key;
+    nlohmann::json value;
+    const char* needle;
+  };
+  const std::vector<Case> cases = {
+      {"state_type", "continuous", "state_type"},
+      {"use_modality_embedding", true, "use_modality_embedding"},
+      {"max_delay", 2, "max_delay"},
+      {"n_candidates", 4, "n_candidates"},
+      {"delta_action_state_map", {{"0", 0}}, "delta_action_state_map"},
+      {"resize_imgs_with_padding", nullptr, "resize_imgs_with_padding"},
+      {"resize_imgs_with_padding", {56, 64}, "not square"},
+      {"chunk_size", "50", "chunk_size"},
+      {"response_max_length", 0, "response_max_length"},
+      {"prompt_max_length", -3, "prompt_max_length"},
+      {"normalization_mapping", {{"STATE", "LOG"}}, "normalization_mapping.STATE"},
+      {"normalization_mapping", {{"VISUAL", "MEAN_STD"}}, "VISUAL"},
+      {"input_features", nlohmann::json::object(), "input_features has no camera"},
+      {"output_features", nlohmann::json::object(), "ACTION"},
+      {"max_action_dim", 4, "max_action_dim"},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    nlohmann::json j = base;
+    j[c.key] = c.value;
+    const std::string dir = with_config("b_two_cam", j.dump(), "cfg" + std::to_string(i++));
+    try {
+      Policy::load(dir, PolicyOptions());
+      ADD_FAILURE() << c.key << " = " << c.value.dump() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << c.key << ": " << e.what();
+    }
+  }
+}
+
+// Random edits of config.json (fields deleted, retyped, bytes cut): load either succeeds or throws
+// a vlart::Error; nothing else escapes, nothing crashes (the ASan build runs this too).
+TEST(Reason, ConfigMutationsOnlyThrowVlartErrors) {
+  std::ifstream f(kRoot + "c_early_eos/checkpoint/config.json");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const nlohmann::json base = nlohmann::json::parse(text);
+  std::mt19937 rng(7);
+  const std::vector<nlohmann::json> values = {nullptr, -1, 0, 1, 1e300, "x", true, nlohmann::json::array(),
+                                              nlohmann::json::object(), {1, 2}};
+  int loaded = 0, refused = 0;
+  for (int it = 0; it < 120; ++it) {
+    std::string cfg;
+    if (it % 4 == 3) {
+      cfg = text.substr(0, rng() % text.size());  // cut JSON
+    } else {
+      nlohmann::json j = base;
+      std::vector<std::string> keys;
+      for (auto k = j.begin(); k != j.end(); ++k) keys.push_back(k.key());
+      for (int e = 0; e < 1 + static_cast<int>(rng() % 3); ++e) {
+        const std::string& k = keys[rng() % keys.size()];
+        if (rng() % 3 == 0) j.erase(k);
+        else j[k] = values[rng() % values.size()];
+      }
+      cfg = j.dump();
+    }
+    const std::string dir = with_config("c_early_eos", cfg, "mut");
+    try {
+      PolicyOptions o;
+      o.threads = 1;
+      Policy::load(dir, o);
+      ++loaded;
+    } catch (const Error&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "non-vlart exception " << e.what() << " for config " << cfg;
+    }
+  }
+  std::printf("config mutations: %d loaded, %d refused\n", loaded, refused);
+  EXPECT_GT(refused, 0);
 }
 
 TEST(Reason, ReasonOptionsAreRefusedByOtherFamilies) {

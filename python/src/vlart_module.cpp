@@ -124,7 +124,9 @@ class PyPolicy {
  public:
   PyPolicy(const std::string& path, int threads, const std::string& dtype, const std::string& backend, int flow_steps,
            const std::string& tokenizer, uint64_t noise_seed, size_t vision_cache_bytes, size_t task_cache_bytes,
-           const std::string& attention, const std::string& vlm_config) {
+           const std::string& attention, const std::string& vlm_config, int response_max_tokens,
+           bool response_stop_at_eos, const std::string& decode_weights, int reason_every,
+           float reason_scene_threshold) {
     vlart::PolicyOptions o;
     o.threads = threads;
     if (dtype == "f32" || dtype == "float32") o.compute_dtype = vlart::DType::kF32;
@@ -135,6 +137,11 @@ class PyPolicy {
     o.tokenizer_path = tokenizer;
     o.vlm_config_dir = vlm_config;
     o.noise_seed = noise_seed;
+    o.response_max_tokens = response_max_tokens;
+    o.response_stop_at_eos = response_stop_at_eos;
+    o.decode_weights = decode_weights;
+    o.reason_every = reason_every;
+    o.reason_scene_threshold = reason_scene_threshold;
     o.vision_cache_bytes = vision_cache_bytes;
     o.task_cache_bytes = task_cache_bytes;
     using AP = vlart::PolicyOptions::AttentionPrecision;
@@ -322,10 +329,12 @@ NB_MODULE(_vlart, m) {
 
   nb::class_<PyPolicy>(m, "_Policy")
       .def(nb::init<const std::string&, int, const std::string&, const std::string&, int, const std::string&, uint64_t,
-                    size_t, size_t, const std::string&, const std::string&>(),
+                    size_t, size_t, const std::string&, const std::string&, int, bool, const std::string&, int,
+                    float>(),
            "path"_a, "threads"_a = 0, "dtype"_a = "f32", "backend"_a = "cpu", "flow_steps"_a = 0, "tokenizer"_a = "",
            "noise_seed"_a = 0, "vision_cache_bytes"_a = 0, "task_cache_bytes"_a = size_t{4} << 20,
-           "attention"_a = "auto", "vlm_config"_a = "")
+           "attention"_a = "auto", "vlm_config"_a = "", "response_max_tokens"_a = 0, "response_stop_at_eos"_a = true,
+           "decode_weights"_a = "", "reason_every"_a = 0, "reason_scene_threshold"_a = 0.f)
       .def_prop_ro("info", &PyPolicy::info)
       .def("infer", &PyPolicy::infer, "images"_a, "state"_a, "task"_a, "noise"_a.none(),
            "token_ids"_a.none(), "robot_id"_a, "out"_a, "meta"_a)

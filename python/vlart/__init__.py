@@ -92,14 +92,22 @@ class Policy:
       vision_cache_bytes / task_cache_bytes: exact feature caches (0 = off).
       attention: "auto", "f32", "int16" or "int8" attention products.
       vlm_config: directory of the SmolVLM config.json (SmolVLA; default: searched).
+      response_max_tokens, response_stop_at_eos, decode_weights ("" or "int8"), reason_every,
+        reason_scene_threshold: text-decoding policies (opentau pi05 with predict_response; docs/reasoning.md):
+        decode-step cap, early stop at <eos>, int8 decode weights, reasoning reuse per robot_id.
     """
 
     def __init__(self, path: str, threads: int = 0, dtype: str = "f32", backend: str = "cpu", flow_steps: int = 0,
                  tokenizer: str = "", noise_seed: int = 0, vision_cache_bytes: int = 0,
-                 task_cache_bytes: int = 4 << 20, attention: str = "auto", vlm_config: str = ""):
+                 task_cache_bytes: int = 4 << 20, attention: str = "auto", vlm_config: str = "",
+                 response_max_tokens: int = 0, response_stop_at_eos: bool = True, decode_weights: str = "",
+                 reason_every: int = 0, reason_scene_threshold: float = 0.0):
         self._p = _Policy(str(path), threads=threads, dtype=dtype, backend=backend, flow_steps=flow_steps,
                           tokenizer=str(tokenizer), noise_seed=noise_seed, vision_cache_bytes=vision_cache_bytes,
-                          task_cache_bytes=task_cache_bytes, attention=attention, vlm_config=str(vlm_config))
+                          task_cache_bytes=task_cache_bytes, attention=attention, vlm_config=str(vlm_config),
+                          response_max_tokens=response_max_tokens, response_stop_at_eos=response_stop_at_eos,
+                          decode_weights=decode_weights, reason_every=reason_every,
+                          reason_scene_threshold=reason_scene_threshold)
         self.path = str(path)
         self.info: dict = self._p.info
         self._shape = (self.info["horizon"], self.info["action_dim"])

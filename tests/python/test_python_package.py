@@ -121,6 +121,26 @@ def main():
         check(err <= 1e-4, f"pi0 {n}: max abs {err} vs LeRobot")
         print(f"pi0 fixture {n}: max abs {err:.2e} vs LeRobot 0.6.1")
 
+    # ---- 2b. opentau's pi0.5 with its text response (reason, then act) ----
+    case = os.path.join(args.repo, "tests", "data", "pi05_reason", "c_early_eos")
+    meta = json.load(open(os.path.join(case, "case.json")))
+    ref = read_safetensors(os.path.join(case, "reference.safetensors"))
+    rp = vlart.Policy(os.path.join(case, "checkpoint"), threads=1)
+    check(rp.info["family"] == "opentau_pi05" and rp.info["emits_text"], f"opentau info {rp.info}")
+    s = meta["samples"][0]
+    n = s["name"]
+    imgs = {cam: np.ascontiguousarray(ref[f"{n}.input.image.{cam}"]) for cam in s["cameras_present"]}
+    ch = rp.infer_chunk(imgs, ref[f"{n}.input.state_padded"][0], s["task"], noise=ref[f"{n}.noise"])
+    fed, valid = ref[f"{n}.response.tokens"][0], ref[f"{n}.response.pad_mask"][0]
+    want = [int(t) for t, v in zip(fed[1:], valid[1:]) if v]
+    check(ch.tokens == want and ch.text != "", f"opentau tokens {ch.tokens} text {ch.text!r}, want {want}")
+    err = float(np.abs(ch.actions - ref[f"{n}.actions"][0]).max())
+    check(err <= 1e-4 and "decode" in ch.timings, f"opentau {n}: max abs {err}, timings {ch.timings}")
+    reuse = vlart.Policy(os.path.join(case, "checkpoint"), threads=1, reason_every=4, response_max_tokens=3)
+    r = reuse.infer_chunk(imgs, ref[f"{n}.input.state_padded"][0], s["task"], noise=ref[f"{n}.noise"])
+    check(r.tokens == want[:2], f"response_max_tokens=3 gives {r.tokens}, want {want[:2]}")
+    print(f"opentau fixture {n}: tokens identical ({len(want)}), text {ch.text!r}, max abs {err:.2e}")
+
     # ---- 3. borrowed frames with padded rows ----
     big = rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)
     crop = big[10:58, 20:84]  # 48 x 64 view, row stride 300 bytes
