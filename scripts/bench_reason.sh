@@ -13,11 +13,14 @@
 #      (--decode-weights int8: only the decode's weights quantized): the same stages;
 #   6. reasoning reuse (`vlart bench --drift`, a moving observation per call): f32 every call (the
 #      reference), f32 re-decoding every REUSE calls, f32 + int8 decode weights every call and every
-#      REUSE calls: per-call action error (rel L2) against the reference, amortised (mean) and p50 latency;
+#      REUSE calls, and the same with the action expert int8 too: per-call action error (rel L2) against
+#      the reference, amortised (mean) and p50 latency;
 #   7. prints the tables (tools/reason_bench_report.py -> $OUT/report.md).
 # Environment: ITERS (timed calls, default 3), WARMUP (1), THREADS (2), SEQ (calls of each reuse run, 10),
 # REUSE (10), VLART_REASON_MODEL (default models/pi05_reason_full), OUT (out/bench_reason),
-# SKIP_BUILD=1 (use build/ as it is), SKIP_OPENTAU=1 (reuse $OUT/opentau.json from an earlier run).
+# SKIP_BUILD=1 (use build/ as it is), SKIP_OPENTAU=1 (reuse $OUT/opentau.json from an earlier run),
+# STAGES (default "peers stages reuse"): which of the runs of steps 4-5 (peers = opentau, stages = the vlart
+# stage table) and 6 (reuse) to run, to finish an interrupted run into the same OUT.
 # Smoke test on a tiny fixture (seconds): SMOKE=1 OUT=/tmp/bench_reason_smoke bash scripts/bench_reason.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +78,13 @@ for S in int8 int4-g64; do
     ./build/bin/vlart quantize "$CKPT" "$QUANT_OUT/$S" --scheme "$S" --force
   fi
 done
+# int8 action expert only: the prefix keeps the checkpoint's weights (weight-only int8 is slower than f32 at
+# the prefix's M ~ 400 rows on AVX2, faster at the expert's 50); the decode takes --decode-weights int8.
+if [ ! -f "$QUANT_OUT/int8-expert/model.safetensors" ]; then
+  echo "=== vlart quantize --scheme int8, action expert only ==="
+  ./build/bin/vlart quantize "$CKPT" "$QUANT_OUT/int8-expert" --scheme int8 --force \
+    --keep-float '*.vision_tower.*,*.multi_modal_projector.*,*.language_model.*'
+fi
 
 STATE="$("$PY" -c 'import sys, numpy as np; print(",".join(f"{x:.9g}" for x in np.load(sys.argv[1]).reshape(-1)))' "$IN/state.npy")"
 TASK="$(cat "$IN/task.txt")"
@@ -91,23 +101,31 @@ peaks() {
   ./build/bench/bench_linear --benchmark_min_time=0.3 --benchmark_repetitions=3 --benchmark_format=json \
     --benchmark_filter='BM_DramRead/thr:2' > "$1"
 }
+STAGES="${STAGES:-peers stages reuse}"
+has() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 peaks "$OUT/peaks.json"
-if [ "${SKIP_OPENTAU:-0}" != 1 ] || [ ! -f "$OUT/opentau.json" ]; then
+if has peers && { [ "${SKIP_OPENTAU:-0}" != 1 ] || [ ! -f "$OUT/opentau.json" ]; }; then
   echo "=== opentau 0.14.0 f32 (torch CPU, $THREADS threads) ==="
   OMP_NUM_THREADS="$THREADS" HF_HUB_OFFLINE=1 "$PY" tools/bench_opentau.py --checkpoint "$CKPT" --inputs "$IN" \
     --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" --json "$OUT/opentau.json"
 fi
+if has stages; then
 echo "=== vlart f32 / bf16 / int8 / int4-g64 ==="
 vbench "$OUT/vlart_f32.json" "$CKPT" --iters "$ITERS" --warmup "$WARMUP"
 vbench "$OUT/vlart_bf16.json" "$CKPT" --iters "$ITERS" --warmup "$WARMUP" --dtype bf16
 vbench "$OUT/vlart_int8.json" "$QUANT_OUT/int8" --iters "$ITERS" --warmup "$WARMUP"
 vbench "$OUT/vlart_int4.json" "$QUANT_OUT/int4-g64" --iters "$ITERS" --warmup "$WARMUP"
 vbench "$OUT/vlart_f32_dq8.json" "$CKPT" --iters "$ITERS" --warmup "$WARMUP" --decode-weights int8
+fi
+if has reuse; then
 echo "=== reasoning reuse: $SEQ moving observations, re-decode every $REUSE calls ==="
 vbench "$OUT/drift_f32_every.json" "$CKPT" --iters "$SEQ" --warmup 1 --drift
 vbench "$OUT/drift_f32_reuse.json" "$CKPT" --iters "$SEQ" --warmup 1 --drift --reason-every "$REUSE"
 vbench "$OUT/drift_dq8_every.json" "$CKPT" --iters "$SEQ" --warmup 1 --drift --decode-weights int8
 vbench "$OUT/drift_dq8_reuse.json" "$CKPT" --iters "$SEQ" --warmup 1 --drift --decode-weights int8 --reason-every "$REUSE"
+vbench "$OUT/drift_dq8x_reuse.json" "$QUANT_OUT/int8-expert" --iters "$SEQ" --warmup 1 --drift --decode-weights int8 \
+  --reason-every "$REUSE"
+fi
 peaks "$OUT/peaks_end.json"
 echo "=== report ($OUT/report.md) ==="
 "$PY" tools/reason_bench_report.py "$OUT" --checkpoint "$CKPT" | tee "$OUT/report.md"

@@ -107,7 +107,7 @@ def main():
             ("f32 + int8 decode weights", "vlart_f32_dq8.json", 1, 1)]
     for label, f, wb, hb in rows:
         p = os.path.join(out, f)
-        if not os.path.exists(p):
+        if not os.path.exists(p) or os.path.getsize(p) == 0:
             continue
         j = load(p)
         steps = len(j.get("tokens", [])) + 1
@@ -130,9 +130,10 @@ def main():
         for label, f in [("f32, decode every call (reference)", "drift_f32_every.json"),
                          ("f32, re-decode every N", "drift_f32_reuse.json"),
                          ("f32 + int8 decode weights, decode every call", "drift_dq8_every.json"),
-                         ("f32 + int8 decode weights, re-decode every N", "drift_dq8_reuse.json")]:
+                         ("f32 + int8 decode weights, re-decode every N", "drift_dq8_reuse.json"),
+                         ("int8 expert + int8 decode weights, re-decode every N", "drift_dq8x_reuse.json")]:
             p = os.path.join(out, f)
-            if not os.path.exists(p):
+            if not os.path.exists(p) or os.path.getsize(p) == 0:
                 continue
             j = load(p)
             errs = [rel_l2(x, y) for x, y in zip(j["drift_actions"], ref["drift_actions"])]
