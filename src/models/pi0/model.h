@@ -70,6 +70,9 @@ class Pi0Model {
   void set_dequantize_weights(bool on) { dequantize_ = on; }
   // The decode graph's Linear weights and tied head as int8 quantized at graph build (per row).
   void set_decode_int8(bool on) { decode_int8_ = on; }
+  // At most `n` prefix graphs kept (each holds its own packed copy of the language model's weights
+  // when the checkpoint's dtype is not the compute dtype: 8 GB at full size in f32).
+  void set_prefix_stage_capacity(size_t n) { prefix_ = StageCache<std::pair<int64_t, int64_t>>(n); }
   void set_linear_observer(std::function<void(const std::string&, const Tensor&)> fn);
   // Per-op times by stage (PolicyOptions::profile); call before the first inference.
   void set_profiling(bool on);

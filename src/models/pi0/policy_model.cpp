@@ -220,6 +220,7 @@ class Pi0PolicyModel final : public PolicyModel {
   std::vector<int64_t> indicator_;  // opentau predict_response: "Response: " without special tokens
   DecodeSpec decode_;
   int64_t reason_every_ = 0;
+  size_t prompt_keep_ = 0;  // opentau: prompt tokens kept of prompt_max_length (largest so far)
   float reason_scene_threshold_ = 0.f;
   std::mutex reason_m_;  // reason_: used on the compute thread, cleared from any
   std::map<std::string, std::shared_ptr<ReasonEntry>> reason_;  // by robot_id + '\x1f' 
@@ -249,6 +250,7 @@ Pi0PolicyModel::Pi0PolicyModel(const std::string& dir, const ModelContext& ctx) 
   model_ = std::make_unique<Pi0Model>(cfg_, PolicyWeights::open(dir, kPrefix, "pi0"), opts.compute_dtype,
                                       ctx.placement, ctx.backend_names);
   if (opts.dequantize_weights) model_->set_dequantize_weights(true);
+  if (cfg_.opentau) model_->set_prefix_stage_capacity(1);
   if (opts.profile) model_->set_profiling(true);
   steps_ = opts.flow_steps > 0 ? opts.flow_steps : cfg_.num_steps;
 
@@ -396,6 +398,9 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
   } else {
     key = 't' + text;
   }
+  // opentau: the entry's length depends on the prompt length kept so far (it only grows).
+  const std::string base_key = key;
+  if (cfg_.opentau) key += '\x1f' + std::to_string(prompt_keep_);
   if (tcache)
     if (std::shared_ptr<TaskEntry> e = tcache->find(key)) {
       p.ids = e->ids;
@@ -423,7 +428,9 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
       // multiple of 32 tokens (a few prefix graphs instead of one per prompt length).
       size_t real = 0;
       while (real < p.mask.size() && p.mask[real]) ++real;
-      const size_t keep = std::min(p.mask.size(), (real + 31) / 32 * 32);
+      // The kept length only grows (one prefix graph, rebuilt when a longer prompt arrives).
+      const size_t keep = std::min(p.mask.size(), std::max(prompt_keep_, (real + 31) / 32 * 32));
+      prompt_keep_ = keep;
       if (std::all_of(p.mask.begin() + static_cast<std::ptrdiff_t>(real), p.mask.end(), [](uint8_t m) { return m == 0; })) {
         p.ids.resize(keep);
         p.mask.resize(keep);
@@ -436,6 +443,7 @@ Prepared Pi0PolicyModel::prepare(const Observation& obs, const float* noise, con
     if (tcache) {
       auto e = std::make_shared<TaskEntry>(TaskEntry{p.ids, p.mask, p.lang_emb});  // indicator included
       const size_t nb = key.size() + e->ids.size() * sizeof(int64_t) + e->mask.size() + e->emb.nbytes();
+      if (cfg_.opentau) key = base_key + '\x1f' + std::to_string(prompt_keep_);
       tcache->insert(key, std::move(e), nb);
     }
   }
