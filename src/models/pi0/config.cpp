@@ -105,6 +105,15 @@ GemmaDims gemma_dims(const PolicyWeights& ck, const std::string& model_prefix, b
   return d;
 }
 
+// A VISUAL feature: a camera, or one of the `empty` padding cameras LeRobot and opentau name
+// observation.images.empty_camera_<i> (never observed; masked by both).
+void add_camera(Pi0Config& c, const std::string& key, int64_t empty) {
+  bool padding = false;
+  for (int64_t i = 0; i < empty; ++i)
+    padding = padding || key == std::string(kImagePrefix) + "empty_camera_" + std::to_string(i);
+  (padding ? c.placeholder_cameras : c.cameras).push_back(key);
+}
+
 // Every width, depth and MLP size from the tensors (c's image size, type and features already set).
 void read_sizes(Pi0Config& c, const std::string& dir, const std::string& pf) {
   // Sizes from the tensors.
@@ -197,10 +206,7 @@ Pi0Config load_config(const std::string& dir) {
                   " channels, expected 3 (RGB)");
       VLART_CHECK(it.key().rfind(kImagePrefix, 0) == 0, FormatError, "pi0: ", pf, ": camera feature '", it.key(),
                   "' does not start with '", kImagePrefix, "'");
-      bool placeholder = false;
-      for (int64_t i = 0; i < empty; ++i)
-        placeholder = placeholder || it.key() == std::string(kImagePrefix) + "empty_camera_" + std::to_string(i);
-      (placeholder ? c.placeholder_cameras : c.cameras).push_back(it.key());
+      add_camera(c, it.key(), empty);
     } else if (t == "STATE") {
       VLART_CHECK(!have_state, UnsupportedError, "pi0: ", pf, ": input_features has two STATE features ('",
                   c.state_feature, "' and '", it.key(), "'); pi0 reads one");
@@ -316,10 +322,7 @@ Pi0Config load_opentau_config(const std::string& dir) {
           jsonf::feature_shape(who, it.value(), path, 3, pf, "[3, height, width] with sizes >= 1");
       VLART_CHECK(s[0] == 3, UnsupportedError, who, ": ", pf, ": field '", path, ".shape' has ", s[0],
                   " channels, expected 3 (RGB)");
-      bool placeholder = false;  // opentau's config names its padding cameras so (configuration_pi05.py)
-      for (int64_t i = 0; i < empty; ++i)
-        placeholder = placeholder || it.key() == std::string(kImagePrefix) + "empty_camera_" + std::to_string(i);
-      (placeholder ? c.placeholder_cameras : c.cameras).push_back(it.key());
+      add_camera(c, it.key(), empty);
     } else if (t == "STATE") {
       VLART_CHECK(!have_state, UnsupportedError, who, ": ", pf, ": input_features has two STATE features ('",
                   c.state_feature, "' and '", it.key(), "'); pi05 reads one");
