@@ -554,7 +554,9 @@ TEST(Attention, NeonTileKernelsMatchGeneric) {
 // additive masks, a broadcast mask, several key tiles with an odd last tile, Dv != D, batch 2,
 // bf16 inputs, fully masked rows. Also checks that the int16 tiles really ran (on AVX512_VNNI).
 TEST(Attention, Int16ProductsMatchReference) {
-  if (!kernels::attn_i16_kernels_avx512vnni()) GTEST_SKIP() << "no AVX512_VNNI: int16 attention tiles not built/usable";
+  if (!kernels::attention_reduced_precision_available())
+    GTEST_SKIP() << "no AVX512_VNNI under the ISA cap (" << kernels::cpu_isa_name(kernels::cpu_isa_max())
+                 << "): int16 attention tiles not built/usable";
   struct C {
     int64_t B, Lq, Lk, Hq, Hkv, D, Dv;
     bool causal;
@@ -601,7 +603,8 @@ TEST(Attention, Int16FallbackAndNaN) {
   const std::vector<float> ref =
       ref_attention(c, in.q.to_float_vector(), in.k.to_float_vector(), in.v.to_float_vector(), in.md);
   EXPECT_LE(nmse(run_attention(c, in, 2).to_float_vector(), ref), kF32Bound);
-  if (!kernels::attn_i16_kernels_avx512vnni()) GTEST_SKIP() << "no AVX512_VNNI: NaN check of the int16 tiles skipped";
+  if (!kernels::attention_reduced_precision_available())
+    GTEST_SKIP() << "no AVX512_VNNI under the ISA cap: NaN check of the int16 tiles skipped";
   AttnCase n;
   n.Lq = 8, n.Lk = 40, n.Hq = 1, n.Hkv = 1, n.D = 16;
   AttnInputs ni = make_inputs(n, 51);

@@ -223,7 +223,14 @@ def main():
         return 0.004  # the call's own duration (a wall time taken here could include a wait for the GIL)
 
     control = blocked_windows(holding)
-    released = blocked_windows(lambda: policy.infer_chunk(good, st, "x", noise=nz1).timings["call"] / 1e3)
+    # A held GIL blocks every window on every attempt; a released one can still lose windows when the
+    # host's cores are busy with other jobs (ctest -j, a build) and the sampler is not scheduled. So
+    # the measurement is retried: one attempt with few blocked windows shows the release.
+    for attempt in range(3):
+        released = blocked_windows(lambda: policy.infer_chunk(good, st, "x", noise=nz1).timings["call"] / 1e3)
+        if released <= 20:
+            break
+        print(f"GIL: attempt {attempt + 1}: {released} of 60 windows blocked (a busy host?), measuring again")
     print(f"GIL: the other Python thread was blocked through {released} of 60 inference calls "
           f"(control holding the GIL: {control} of 60)")
     check(control >= 40, f"the detector missed a GIL-holding call ({control} of 60)")
